@@ -1,0 +1,87 @@
+"""consent-center: create_app() alone wires configuration, extensions and blueprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request
+
+from app.config import Settings
+from app.domain.catalog import LOCALES, Catalog, load_catalog
+from app.domain.rules import Rules
+
+PACKAGE = Path(__file__).parent
+
+
+def _asset_folder(name: str) -> str:
+    """Top-level templates/ and static/ in a checkout; inside the package once installed."""
+    installed = PACKAGE / name
+    return str(installed if installed.is_dir() else PACKAGE.parent / name)
+
+
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    catalog = catalog or load_catalog(settings.catalog_path)
+    app = Flask(
+        __name__,
+        template_folder=_asset_folder("templates"),
+        static_folder=_asset_folder("static"),
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        MAX_CONTENT_LENGTH=settings.max_content_length,
+        JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        BABEL_DEFAULT_LOCALE="en",
+        BABEL_TRANSLATION_DIRECTORIES=str(PACKAGE / "translations"),
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        RATELIMIT_ENABLED=settings.ratelimit_enabled,
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    from app.database import configure_engine, engine_options
+    from app.errors import register_error_handlers
+    from app.extensions import babel, db, limiter
+
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.database_url)
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    babel.init_app(app, locale_selector=select_locale)
+    limiter.init_app(app)
+
+    app.extensions["settings"] = settings
+    app.extensions["catalog"] = catalog
+    app.extensions["rules"] = Rules(
+        catalog=catalog,
+        identifier_key=settings.identifier_key,
+        max_consent_age=settings.max_consent_age,
+        single_opt_in_countries=settings.single_opt_in_countries,
+    )
+
+    from app.auth import init_auth
+
+    init_auth(app, settings)
+
+    from app.api import audit, consent, meta, oauth, subjects, subscriptions
+    from app.web import health
+
+    for module in (consent, subjects, subscriptions, audit, meta):
+        app.register_blueprint(module.bp, url_prefix="/v1")
+    app.register_blueprint(oauth.bp)
+    app.register_blueprint(health.bp)
+    register_error_handlers(app)
+    return app
+
+
+def select_locale() -> str | None:
+    """?lang=, then the lang cookie, then the browser's Accept-Language."""
+    from flask import g
+
+    for candidate in (request.args.get("lang"), request.cookies.get("lang"), g.get("locale")):
+        if candidate in LOCALES:
+            return candidate
+    return request.accept_languages.best_match(LOCALES) or "en"

@@ -1,0 +1,39 @@
+"""Opting in through the API: records the request; double opt-in mail goes out by the outbox."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from app.api import api_act, dump, load_body, rules, session, settings
+from app.api.schemas import SubscriptionResultSchema, SubscriptionSchema
+from app.auth import require
+from app.domain.identifiers import identifier, validate_email_address
+from app.domain.vocabulary import IdentifierKind, Scope
+from app.services import subscriptions
+
+bp = Blueprint("subscriptions", __name__)
+
+_body = SubscriptionSchema()
+_result = SubscriptionResultSchema()
+
+
+@bp.post("/subscriptions")
+@require(Scope.CONSENT_WRITE)
+def subscribe() -> ResponseReturnValue:
+    body = load_body(_body)
+    if body["channel"] in ("sms", "phone"):
+        ident = identifier(IdentifierKind.PHONE, body["phone"], region=body.get("country"))
+    else:
+        ident = identifier(IdentifierKind.EMAIL, validate_email_address(body["email"]))
+    requested = subscriptions.request(
+        session(),
+        rules(),
+        ident,
+        body["channel"],
+        body["categories"],
+        api_act(body),
+        country=body.get("country"),
+        ttl=settings().confirm_link_ttl,
+    )
+    return dump(_result, {"subject_id": requested.subject_id, "status": requested.status}), 202

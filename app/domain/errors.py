@@ -1,0 +1,48 @@
+"""Domain exceptions: they say what went wrong, never which HTTP status it is."""
+
+from collections.abc import Mapping, Sequence
+
+
+class DomainError(Exception):
+    """Base of every rule violation the service reports to its caller."""
+
+    def __init__(self, detail: str, errors: Mapping[str, Sequence[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = dict(errors) if errors else None
+
+
+class NotFoundError(DomainError):
+    pass
+
+
+class SubjectErasedError(DomainError):
+    pass
+
+
+class UnknownTopicError(DomainError):
+    """A channel, category or purpose the catalog does not have, or a pair it does not allow."""
+
+
+class InvalidIdentifierError(DomainError):
+    pass
+
+
+class ConflictError(DomainError):
+    pass
+
+
+class InvalidTokenError(DomainError):
+    """A signed link that is forged, malformed or meant for something else."""
+
+
+class ExpiredTokenError(InvalidTokenError):
+    pass
+
+
+class UsedTokenError(InvalidTokenError):
+    pass
+
+
+class ServiceUnavailableError(DomainError):
+    """A dependency (the database, the mail server) cannot be reached right now."""

@@ -1,0 +1,75 @@
+"""Normalising identifiers and keying them: subjects are found by HMAC, never by plain value."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from app.domain.errors import InvalidIdentifierError
+from app.domain.vocabulary import IdentifierKind
+
+
+@dataclass(frozen=True)
+class Identifier:
+    kind: IdentifierKind
+    value: str  # normalised
+
+    def key(self, secret: bytes) -> str:
+        return identifier_hmac(secret, self.kind, self.value)
+
+
+def normalize_email(raw: str) -> str:
+    """Trimmed and lower-cased: the contract compares emails case-insensitively.
+
+    This is the hot-path form used by the check; `validate_email_address` is the strict
+    intake check used where an address is first recorded.
+    """
+    return raw.strip().lower()
+
+
+def validate_email_address(raw: str) -> str:
+    candidate = raw.strip()
+    try:
+        validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidIdentifierError(str(error), {"email": [str(error)]}) from error
+    return normalize_email(candidate)
+
+
+def normalize_phone(raw: str, region: str | None = None) -> str:
+    """E.164. Without a leading + a region (ISO country) must say where the number is from."""
+    try:
+        number = phonenumbers.parse(raw.strip(), region.upper() if region else None)
+    except phonenumbers.NumberParseException as error:
+        raise InvalidIdentifierError(
+            "Not a phone number.", {"phone": ["Not a phone number; use E.164 (+4915…)."]}
+        ) from error
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentifierError(
+            "Not a valid phone number.", {"phone": ["Not a valid number."]}
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_external_id(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise InvalidIdentifierError("Empty external id.", {"external_id": ["Must not be empty."]})
+    return value
+
+
+def identifier(kind: IdentifierKind, raw: str, *, region: str | None = None) -> Identifier:
+    if kind is IdentifierKind.EMAIL:
+        return Identifier(kind, normalize_email(raw))
+    if kind is IdentifierKind.PHONE:
+        return Identifier(kind, normalize_phone(raw, region))
+    return Identifier(kind, normalize_external_id(raw))
+
+
+def identifier_hmac(secret: bytes, kind: IdentifierKind | str, normalized: str) -> str:
+    message = f"{kind}:{normalized}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()

@@ -1,0 +1,12 @@
+"""Extension objects, created unbound; create_app() binds them."""
+
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_sqlalchemy import SQLAlchemy
+
+from app.models import Base
+
+db = SQLAlchemy(model_class=Base)
+babel = Babel()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

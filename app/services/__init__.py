@@ -1,0 +1,1 @@
+"""Use cases: each public function takes a Session and plain values and owns its transaction."""

@@ -1,0 +1,201 @@
+"""Reading the audit trail: pages, streamed exports, and verification of the chain."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain import chain
+from app.models import ChainHead, ConsentEvent, Evidence
+from app.services.ledger import CHAIN_ID
+
+PAGE = 2000
+EVENTS = ConsentEvent.__table__
+EVIDENCE = Evidence.__table__
+
+# The wire order of an event's fields (contract first, then the rest of the proof).
+EVENT_FIELDS = (
+    "seq",
+    "id",
+    "occurred_at",
+    "subject_id",
+    "channel",
+    "category",
+    "purpose",
+    "action",
+    "status",
+    "source",
+    "actor",
+    "notice_version",
+    "prev_hash",
+    "hash",
+    "chain_id",
+    "legal_basis",
+    "method",
+    "capture_point",
+    "locale",
+    "notice_sha256",
+    "evidence_hash",
+    "details",
+)
+EVIDENCE_FIELDS = ("ip", "user_agent", "country")
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    after: int = 0
+    subject_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    channel: str | None = None
+    category: str | None = None
+
+
+def page(
+    session: Session, filters: EventFilter, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """Up to `limit` events after `filters.after` in seq order, and the cursor for the next page."""
+    rows = session.execute(_query(filters).limit(limit)).mappings().all()
+    events = _with_evidence(session, rows)
+    next_after = rows[-1]["seq"] if len(rows) == limit else None
+    return events, next_after
+
+
+def iter_events(session: Session, filters: EventFilter) -> Iterator[dict[str, Any]]:
+    """Every matching event, read page by page by seq: constant memory however long the trail."""
+    after = filters.after
+    while True:
+        rows = session.execute(_query(_replace_after(filters, after)).limit(PAGE)).mappings().all()
+        if not rows:
+            return
+        yield from _with_evidence(session, rows)
+        after = rows[-1]["seq"]
+        if len(rows) < PAGE:
+            return
+
+
+def to_ndjson(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    for event in events:
+        yield (
+            json.dumps(event, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+            + "\n"
+        )
+
+
+def to_csv(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    columns = [*EVENT_FIELDS, *EVIDENCE_FIELDS]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    yield _drain(buffer)
+    for event in events:
+        evidence = event.get("evidence") or {}
+        writer.writerow(
+            [_csv_cell(event.get(c)) for c in EVENT_FIELDS]
+            + [_csv_cell(evidence.get(c)) for c in EVIDENCE_FIELDS]
+        )
+        yield _drain(buffer)
+
+
+def verify(session: Session, chain_id: str = CHAIN_ID) -> chain.Verification:
+    head = session.get(ChainHead, chain_id)
+    if head is None:
+        return chain.Verification(True, 0)
+    return chain.verify(
+        _records(session, chain_id, head.base_seq),
+        base_seq=head.base_seq,
+        base_hash=head.base_hash,
+        head_seq=head.last_seq,
+        head_hash=head.last_hash,
+    )
+
+
+def _records(session: Session, chain_id: str, after: int) -> Iterator[dict[str, Any]]:
+    """Rows straight from the table (Core, not the ORM's identity map): what is stored now."""
+    while True:
+        rows = (
+            session.execute(
+                select(EVENTS)
+                .where(EVENTS.c.chain_id == chain_id, EVENTS.c.seq > after)
+                .order_by(EVENTS.c.seq)
+                .limit(PAGE * 5)
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            return
+        for row in rows:
+            yield dict(row)
+        after = rows[-1]["seq"]
+
+
+def event_dict(row: Mapping[str, Any], evidence: Any = None) -> dict[str, Any]:
+    event = {name: row[name] for name in EVENT_FIELDS}
+    event["occurred_at"] = chain.format_time(row["occurred_at"])
+    event["details"] = json.loads(row["details"]) if row["details"] else None
+    event["evidence"] = (
+        {name: evidence[name] for name in EVIDENCE_FIELDS} if evidence is not None else None
+    )
+    return event
+
+
+def _query(filters: EventFilter) -> Any:
+    query = select(EVENTS).where(EVENTS.c.seq > filters.after).order_by(EVENTS.c.seq)
+    if filters.subject_id:
+        query = query.where(EVENTS.c.subject_id == filters.subject_id)
+    if filters.since:
+        query = query.where(EVENTS.c.occurred_at >= filters.since)
+    if filters.until:
+        query = query.where(EVENTS.c.occurred_at < filters.until)
+    if filters.channel:
+        query = query.where(EVENTS.c.channel == filters.channel)
+    if filters.category:
+        query = query.where(EVENTS.c.category == filters.category)
+    return query
+
+
+def _replace_after(filters: EventFilter, after: int) -> EventFilter:
+    return EventFilter(
+        after, filters.subject_id, filters.since, filters.until, filters.channel, filters.category
+    )
+
+
+def _with_evidence(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    hashes = {r["evidence_hash"] for r in rows if r["evidence_hash"]}
+    evidence = (
+        {
+            e["hash"]: e
+            for e in session.execute(select(EVIDENCE).where(EVIDENCE.c.hash.in_(hashes))).mappings()
+        }
+        if hashes
+        else {}
+    )
+    return [event_dict(r, evidence.get(r["evidence_hash"] or "")) for r in rows]
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return "" if value is None else value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return chain.format_time(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")

@@ -1,0 +1,224 @@
+"""The ledger: the one writer of consent events, their evidence and the current state.
+
+Every write use case calls `lock` first, appends with `append`, and commits once. The lock is
+the chain head's row (PostgreSQL `FOR UPDATE`; SQLite's write lock, taken by the first
+statement), so concurrent writers form one straight chain, and a use case that reads state
+after the lock sees every change committed before it: the same change sent twice at once
+writes one event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
+from app.domain.consent import Standing, Topic
+from app.domain.vocabulary import Action, LegalBasis, Method, Status
+from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, utcnow
+
+CHAIN_ID = "main"  # one chain for now; shard by subject later without changing the format
+
+
+@dataclass(frozen=True)
+class Act:
+    """Who did something, how, and where: the proof shared by every event of one act."""
+
+    actor: str
+    method: Method
+    source: str | None = None
+    capture_point: str | None = None
+    locale: str | None = None
+    notice_version: str | None = None
+    notice_sha256: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    country: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_evidence(self) -> bool:
+        return bool(self.ip or self.user_agent or self.country or self.evidence)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """An event about to be appended."""
+
+    action: Action
+    subject_id: str | None = None
+    topic: Topic | None = None
+    status: Status | None = None
+    legal_basis: LegalBasis | None = None
+    details: Mapping[str, Any] | None = None
+
+
+def lock(session: Session, chain_id: str = CHAIN_ID) -> ChainHead:
+    """Take the chain's write lock. Must be the first statement of the transaction."""
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("ledger.lock() must come before any write of the use case")
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite cannot turn a read transaction into a write one once another writer has
+        # committed, so end whatever was read before and make the write lock the first
+        # statement of a fresh transaction.
+        if session.in_transaction():
+            session.commit()
+        session.execute(
+            update(ChainHead)
+            .where(ChainHead.chain_id == chain_id)
+            .values(last_seq=ChainHead.last_seq)
+        )
+    head = session.get(ChainHead, chain_id, with_for_update=True, populate_existing=True)
+    if head is None:
+        head = ChainHead(
+            chain_id=chain_id,
+            last_seq=0,
+            last_hash=GENESIS_HASH,
+            base_seq=0,
+            base_hash=GENESIS_HASH,
+        )
+        session.add(head)
+        session.flush()
+    return head
+
+
+def record_evidence(
+    session: Session, subject_id: str | None, act: Act, now: datetime
+) -> str | None:
+    if not act.has_evidence:
+        return None
+    nonce = secrets.token_hex(16)
+    details = canonical_json(dict(act.evidence)) if act.evidence else None
+    body = {
+        "nonce": nonce,
+        "ip": act.ip,
+        "user_agent": act.user_agent,
+        "country": act.country,
+        "details": details,
+        "created_at": now.isoformat(),
+    }
+    digest = hashlib.sha256(canonical_json(body).encode()).hexdigest()
+    session.add(
+        Evidence(
+            hash=digest,
+            subject_id=subject_id,
+            nonce=nonce,
+            ip=act.ip,
+            user_agent=act.user_agent,
+            country=act.country,
+            details=details,
+            created_at=now,
+        )
+    )
+    return digest
+
+
+def append(
+    session: Session,
+    head: ChainHead,
+    act: Act,
+    drafts: Sequence[Draft],
+    *,
+    now: datetime | None = None,
+    evidence_hash: str | None = None,
+) -> list[ConsentEvent]:
+    """Append one event per draft to the locked chain and update current state with it."""
+    occurred_at = now or utcnow()
+    if act.notice_version and act.notice_sha256 is None:
+        from app.services.notices import resolve  # notices writes through the ledger too
+
+        notice = resolve(session, act.notice_version, act.locale)
+        act = replace(act, notice_sha256=notice.sha256 if notice else None)
+    subject_ids = {d.subject_id for d in drafts}
+    if evidence_hash is None and act.has_evidence:
+        evidence_hash = record_evidence(
+            session, next(iter(subject_ids)) if len(subject_ids) == 1 else None, act, occurred_at
+        )
+    events = []
+    for draft in drafts:
+        topic = draft.topic
+        record: dict[str, Any] = {
+            "chain_id": head.chain_id,
+            "seq": head.last_seq + 1,
+            "id": str(uuid.uuid4()),
+            "occurred_at": occurred_at,
+            "subject_id": draft.subject_id,
+            "channel": (topic.channel or None) if topic else None,
+            "category": (topic.category or None) if topic else None,
+            "purpose": (topic.purpose or None) if topic else None,
+            "action": str(draft.action),
+            "status": str(draft.status) if draft.status else None,
+            "legal_basis": str(draft.legal_basis) if draft.legal_basis else None,
+            "method": str(act.method),
+            "source": act.source,
+            "actor": act.actor,
+            "capture_point": act.capture_point,
+            "locale": act.locale,
+            "notice_version": act.notice_version,
+            "notice_sha256": act.notice_sha256,
+            "evidence_hash": evidence_hash,
+            "details": canonical_json(dict(draft.details)) if draft.details else None,
+            "prev_hash": head.last_hash,
+        }
+        record["hash"] = event_hash(record)
+        event = ConsentEvent(**record)
+        session.add(event)
+        events.append(event)
+        head.last_seq, head.last_hash = event.seq, event.hash
+        if topic is not None and draft.status is not None and draft.subject_id:
+            _set_state(session, draft.subject_id, topic, event)
+    session.flush()
+    return events
+
+
+def _set_state(session: Session, subject_id: str, topic: Topic, event: ConsentEvent) -> None:
+    key = (subject_id, topic.channel, topic.category, topic.purpose)
+    state = session.get(ConsentState, key)
+    if state is None:
+        state = ConsentState(
+            subject_id=subject_id,
+            channel=topic.channel,
+            category=topic.category,
+            purpose=topic.purpose,
+        )
+        session.add(state)
+    state.status = str(event.status)
+    state.event_seq = event.seq
+    state.event_id = event.id
+    state.occurred_at = event.occurred_at
+
+
+def standings(
+    session: Session, subject_id: str, topics: Iterable[Topic] | None = None
+) -> dict[Topic, Standing]:
+    """Current standings of a subject, for all topics or just those named."""
+    query = (
+        select(ConsentState)
+        .where(ConsentState.subject_id == subject_id)
+        .execution_options(populate_existing=True)
+    )
+    wanted = list(topics) if topics is not None else None
+    if wanted is not None:
+        query = query.where(
+            tuple_(ConsentState.channel, ConsentState.category, ConsentState.purpose).in_(
+                [(t.channel, t.category, t.purpose) for t in wanted]
+            )
+            if wanted
+            else or_(False)
+        )
+    return {
+        Topic(row.channel, row.category, row.purpose): standing_of(row)
+        for row in session.scalars(query)
+    }
+
+
+def standing_of(row: ConsentState) -> Standing:
+    return Standing(Status(row.status), row.event_seq, row.occurred_at, row.event_id)

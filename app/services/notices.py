@@ -1,0 +1,159 @@
+"""Notice versions: the exact wording a person was shown, published once and never changed."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+from sqlalchemy import case, select
+from sqlalchemy.orm import Session
+
+from app.domain.errors import ConflictError, NotFoundError
+from app.domain.vocabulary import Action, Method
+from app.models import NoticeVersion, utcnow
+from app.services import ledger
+
+CONSENT_NOTICE = "marketing-consent"
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def publish(
+    session: Session,
+    *,
+    key: str,
+    version: str,
+    locale: str,
+    title: str,
+    text: str,
+    actor: str = "system",
+    now: datetime | None = None,
+    commit: bool = True,
+) -> NoticeVersion:
+    """Publish a version; the same text again is a no-op, a different text a conflict."""
+    now = now or utcnow()
+    head = ledger.lock(session)
+    existing = session.scalar(
+        select(NoticeVersion).where(
+            NoticeVersion.key == key,
+            NoticeVersion.version == version,
+            NoticeVersion.locale == locale,
+        )
+    )
+    digest = sha256(text)
+    if existing is not None:
+        if existing.sha256 != digest or existing.title != title:
+            raise ConflictError(
+                f"Notice {key} {version} ({locale}) exists with other wording; use a new version."
+            )
+        if commit:
+            session.commit()
+        return existing
+    notice = NoticeVersion(
+        key=key,
+        version=version,
+        locale=locale,
+        title=title,
+        text=text,
+        sha256=digest,
+        published_at=now,
+    )
+    session.add(notice)
+    ledger.append(
+        session,
+        head,
+        ledger.Act(actor=actor, method=Method.ADMIN if actor != "system" else Method.SYSTEM),
+        [
+            ledger.Draft(
+                Action.NOTICE_PUBLISHED,
+                details={"key": key, "version": version, "locale": locale, "sha256": digest},
+            )
+        ],
+        now=now,
+    )
+    if commit:
+        session.commit()
+    return notice
+
+
+def publish_file(session: Session, path: Path) -> int:
+    """Publish every notice in a notices YAML file (the shipped defaults on `db upgrade`)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    count = 0
+    for item in raw.get("notices", []):
+        publish(
+            session,
+            key=item["key"],
+            version=str(item["version"]),
+            locale=item["locale"],
+            title=item["title"],
+            text=item["text"],
+            commit=False,
+        )
+        count += 1
+    session.commit()
+    return count
+
+
+def resolve(
+    session: Session, version: str | None, locale: str | None, key: str = CONSENT_NOTICE
+) -> NoticeVersion | None:
+    """The stored notice an event's notice_version points to: best match by key, then locale."""
+    if not version:
+        return None
+    return session.scalar(
+        select(NoticeVersion)
+        .where(NoticeVersion.version == version)
+        .order_by(
+            case((NoticeVersion.key == key, 0), else_=1),
+            case(
+                (NoticeVersion.locale == (locale or "en"), 0),
+                (NoticeVersion.locale == "en", 1),
+                else_=2,
+            ),
+        )
+        .limit(1)
+    )
+
+
+def current(session: Session, key: str, locale: str | None) -> NoticeVersion:
+    """The newest published version of a notice, in the locale if there is one."""
+    found = session.scalar(
+        select(NoticeVersion)
+        .where(NoticeVersion.key == key)
+        .order_by(
+            NoticeVersion.published_at.desc(),
+            case(
+                (NoticeVersion.locale == (locale or "en"), 0),
+                (NoticeVersion.locale == "en", 1),
+                else_=2,
+            ),
+        )
+        .limit(1)
+    )
+    if found is None:
+        raise NotFoundError(f"No notice {key} is published.")
+    if found.locale != (locale or "en"):
+        localized = session.scalar(
+            select(NoticeVersion).where(
+                NoticeVersion.key == key,
+                NoticeVersion.version == found.version,
+                NoticeVersion.locale == (locale or "en"),
+            )
+        )
+        return localized or found
+    return found
+
+
+def listing(session: Session) -> list[NoticeVersion]:
+    return list(
+        session.scalars(
+            select(NoticeVersion).order_by(
+                NoticeVersion.key, NoticeVersion.published_at, NoticeVersion.locale
+            )
+        )
+    )

@@ -1,0 +1,177 @@
+"""Changing a subject's choices: per pair, per whole channel, per purpose, or all marketing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.domain.consent import (
+    ALL_MARKETING,
+    PreferencesView,
+    Standing,
+    Topic,
+    channel_topic,
+    preferences_view,
+)
+from app.domain.errors import UnknownTopicError
+from app.domain.rules import Rules
+from app.domain.vocabulary import Action, LegalBasis, Status
+from app.models import utcnow
+from app.services import ledger, subjects
+
+
+@dataclass(frozen=True)
+class Change:
+    topic: Topic
+    status: Status
+
+
+def view(
+    session: Session, rules: Rules, subject_id: str, *, now: datetime | None = None
+) -> PreferencesView:
+    subjects.get(session, subject_id)
+    return preferences_view(
+        rules.catalog,
+        ledger.standings(session, subject_id),
+        is_suppressed=False,
+        now=now or utcnow(),
+        max_age=rules.max_consent_age,
+    )
+
+
+def validate_changes(rules: Rules, changes: Sequence[Change]) -> None:
+    """Every topic must be in the catalog and be something consent governs."""
+    for index, change in enumerate(changes):
+        topic = change.topic
+        if change.status is Status.PENDING:
+            raise UnknownTopicError(
+                "Only granted or withdrawn can be set.",
+                {f"changes.{index}.status": ["Must be granted or withdrawn."]},
+            )
+        if topic.purpose:
+            rules.catalog.require_purpose(topic.purpose)
+        elif topic.category:
+            category = rules.catalog.require_pair(topic.channel, topic.category)
+            if category.is_transactional:
+                message = f"{topic.category!r} is transactional: no consent governs it."
+                raise UnknownTopicError(message, {f"changes.{index}.category": [message]})
+        else:
+            rules.catalog.require_channel(topic.channel)
+
+
+def change(
+    session: Session,
+    rules: Rules,
+    subject_id: str,
+    changes: Sequence[Change],
+    act: ledger.Act,
+    *,
+    now: datetime | None = None,
+) -> PreferencesView:
+    """Record every change or none; a change to what already stands writes nothing."""
+    validate_changes(rules, changes)
+    now = now or utcnow()
+    head = ledger.lock(session)
+    subjects.get(session, subject_id)
+    current = ledger.standings(session, subject_id)
+    drafts = plan_changes(rules, subject_id, changes, current)
+    if drafts:
+        ledger.append(session, head, act, drafts, now=now)
+    session.commit()
+    return view(session, rules, subject_id, now=now)
+
+
+def plan_changes(
+    rules: Rules, subject_id: str, changes: Sequence[Change], current: Mapping[Topic, Standing]
+) -> list[ledger.Draft]:
+    """The events that make `changes` true, one per topic, skipping what already stands.
+
+    Granting a category on a channel that was never opted into, or was withdrawn, is an
+    explicit act on that channel too, so it also grants the channel.
+    """
+    drafts: list[ledger.Draft] = []
+    planned: dict[Topic, Status] = {t: s.status for t, s in current.items()}
+    global_withdrawal = current.get(ALL_MARKETING)
+
+    def add(topic: Topic, status: Status) -> None:
+        standing = current.get(topic)
+        lifted_by_grant = (
+            status is Status.GRANTED
+            and topic.category
+            and global_withdrawal is not None
+            and global_withdrawal.status is Status.WITHDRAWN
+            and (standing is None or standing.seq < global_withdrawal.seq)
+        )
+        if planned.get(topic) is status and not lifted_by_grant:
+            return
+        planned[topic] = status
+        drafts.append(
+            ledger.Draft(
+                Action.GRANT if status is Status.GRANTED else Action.WITHDRAW,
+                subject_id=subject_id,
+                topic=topic,
+                status=status,
+                legal_basis=_legal_basis(rules, topic),
+            )
+        )
+
+    for item in changes:
+        topic = item.topic
+        if item.status is Status.GRANTED and topic.category:
+            channel = channel_topic(topic.channel)
+            if planned.get(channel) in (None, Status.WITHDRAWN):
+                add(channel, Status.GRANTED)
+        add(topic, item.status)
+    return drafts
+
+
+def unsubscribe_all(
+    session: Session,
+    rules: Rules,
+    subject_id: str,
+    act: ledger.Act,
+    *,
+    details: Mapping[str, str] | None = None,
+    now: datetime | None = None,
+) -> PreferencesView:
+    """Withdraw all marketing at once. Idempotent: nothing new if nothing was granted since."""
+    now = now or utcnow()
+    head = ledger.lock(session)
+    subjects.get(session, subject_id)
+    current = ledger.standings(session, subject_id)
+    last = current.get(ALL_MARKETING)
+    granted_since = any(
+        s.status is not Status.WITHDRAWN and (last is None or s.seq > last.seq)
+        for t, s in current.items()
+        if not t.purpose and not t.is_all_marketing
+    )
+    if last is None or last.status is not Status.WITHDRAWN or granted_since:
+        ledger.append(
+            session,
+            head,
+            act,
+            [
+                ledger.Draft(
+                    Action.UNSUBSCRIBE_ALL,
+                    subject_id=subject_id,
+                    topic=ALL_MARKETING,
+                    status=Status.WITHDRAWN,
+                    legal_basis=LegalBasis.CONSENT,
+                    details=details,
+                )
+            ],
+            now=now,
+        )
+    session.commit()
+    return view(session, rules, subject_id, now=now)
+
+
+def _legal_basis(rules: Rules, topic: Topic) -> LegalBasis:
+    if topic.purpose:
+        return rules.catalog.purposes[topic.purpose].legal_basis
+    if topic.category:
+        return rules.catalog.categories[topic.category].legal_basis
+    return LegalBasis.CONSENT

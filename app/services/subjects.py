@@ -1,0 +1,244 @@
+"""Subjects: finding them by identifier, what is held on them, and erasing them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from app.domain.consent import preferences_view
+from app.domain.errors import NotFoundError, SubjectErasedError
+from app.domain.identifiers import Identifier, identifier
+from app.domain.rules import Rules
+from app.domain.vocabulary import Action, IdentifierKind
+from app.models import (
+    AccessLog,
+    AccessSession,
+    ConsentEvent,
+    ConsentState,
+    Evidence,
+    NoticeVersion,
+    OutboxMessage,
+    RightsRequest,
+    Subject,
+    SubjectIdentifier,
+    SubscriptionRequest,
+    Suppression,
+    utcnow,
+)
+from app.services import ledger
+
+
+def get(session: Session, subject_id: str, *, allow_erased: bool = False) -> Subject:
+    subject = session.get(Subject, subject_id)
+    if subject is None:
+        raise NotFoundError(f"No subject {subject_id}.")
+    if subject.erased_at is not None and not allow_erased:
+        raise SubjectErasedError(f"Subject {subject_id} was erased.")
+    return subject
+
+
+def find(
+    session: Session, rules: Rules, kind: IdentifierKind, raw: str, *, region: str | None = None
+) -> Subject:
+    key = identifier(kind, raw, region=region).key(rules.identifier_key)
+    subject_id = session.scalar(
+        select(SubjectIdentifier.subject_id).where(SubjectIdentifier.hmac == key)
+    )
+    if subject_id is None:
+        raise NotFoundError(f"No subject with that {kind}.")
+    return get(session, subject_id)
+
+
+def is_suppressed(session: Session, key: str) -> bool:
+    return bool(
+        session.scalar(
+            select(exists().where(Suppression.hmac == key, Suppression.lifted_at.is_(None)))
+        )
+    )
+
+
+def find_or_create(
+    session: Session,
+    rules: Rules,
+    ident: Identifier,
+    *,
+    now: datetime,
+    locale: str | None = None,
+    country: str | None = None,
+) -> tuple[Subject, bool]:
+    """The subject holding this identifier, or a new one. Runs inside the caller's transaction."""
+    key = ident.key(rules.identifier_key)
+    row = session.get(SubjectIdentifier, key)
+    if row is not None:
+        subject = get(session, row.subject_id)
+        if locale and not subject.locale:
+            subject.locale = locale
+        if country and not subject.country:
+            subject.country = country
+        return subject, False
+    subject = Subject(id=str(uuid.uuid4()), created_at=now, locale=locale, country=country)
+    session.add(subject)
+    session.flush()
+    session.add(
+        SubjectIdentifier(
+            hmac=key, subject_id=subject.id, kind=str(ident.kind), value=ident.value, created_at=now
+        )
+    )
+    return subject, True
+
+
+def add_identifier(session: Session, rules: Rules, subject: Subject, ident: Identifier) -> None:
+    """Attach another identifier (a phone to an email subscriber, say), if nobody else holds it."""
+    key = ident.key(rules.identifier_key)
+    row = session.get(SubjectIdentifier, key)
+    if row is None:
+        session.add(
+            SubjectIdentifier(
+                hmac=key,
+                subject_id=subject.id,
+                kind=str(ident.kind),
+                value=ident.value,
+                created_at=utcnow(),
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Erasure:
+    subject_id: str
+    erased_at: datetime
+    identifiers_suppressed: int
+    event_id: str
+
+
+def erase(
+    session: Session, rules: Rules, subject_id: str, act: ledger.Act, *, now: datetime | None = None
+) -> Erasure:
+    """Delete identifiers and personal evidence; keep HMAC suppressions and pseudonymous proof."""
+    now = now or utcnow()
+    head = ledger.lock(session)
+    subject = get(session, subject_id)
+    identifiers = list(
+        session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject_id))
+    )
+    for row in identifiers:
+        suppression = session.get(Suppression, row.hmac)
+        if suppression is None:
+            session.add(Suppression(hmac=row.hmac, kind=row.kind, created_at=now))
+        else:
+            suppression.created_at, suppression.lifted_at = now, None
+        session.delete(row)
+    for table in (Evidence, AccessLog, AccessSession, OutboxMessage, SubscriptionRequest):
+        session.execute(delete(table).where(table.subject_id == subject_id))
+    session.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
+    subject.locale = subject.country = None
+    subject.erased_at = now
+    # The erasure act's own evidence would be personal data about an erased person: none kept.
+    bare = ledger.Act(actor=act.actor, method=act.method, source=act.source)
+    (event,) = ledger.append(
+        session,
+        head,
+        bare,
+        [
+            ledger.Draft(
+                Action.ERASE, subject_id=subject_id, details={"identifiers": len(identifiers)}
+            )
+        ],
+        now=now,
+    )
+    session.commit()
+    return Erasure(subject_id, now, len(identifiers), event.id)
+
+
+def export(
+    session: Session, rules: Rules, subject_id: str, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """Everything held on a subject (GDPR Art. 15 and 20), as plain data."""
+    now = now or utcnow()
+    subject = get(session, subject_id)
+    identifiers = session.scalars(
+        select(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject_id)
+    ).all()
+    events = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
+    ).all()
+    evidence = {
+        row.hash: row
+        for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
+    }
+    versions = sorted({e.notice_version for e in events if e.notice_version})
+    notices = (
+        session.scalars(
+            select(NoticeVersion)
+            .where(NoticeVersion.version.in_(versions))
+            .order_by(NoticeVersion.key, NoticeVersion.version, NoticeVersion.locale)
+        ).all()
+        if versions
+        else []
+    )
+    view = preferences_view(
+        rules.catalog,
+        ledger.standings(session, subject_id),
+        is_suppressed=False,
+        now=now,
+        max_age=rules.max_consent_age,
+    )
+    requests = session.scalars(
+        select(RightsRequest)
+        .where(RightsRequest.subject_id == subject_id)
+        .order_by(RightsRequest.received_at)
+    ).all()
+    return {
+        "subject_id": subject.id,
+        "created_at": subject.created_at,
+        "locale": subject.locale,
+        "country": subject.country,
+        "identifiers": [
+            {"kind": i.kind, "value": i.value, "created_at": i.created_at} for i in identifiers
+        ],
+        "preferences": view,
+        "events": [
+            event.record() | {"evidence": _evidence_dict(evidence.get(event.evidence_hash or ""))}
+            for event in events
+        ],
+        "notices": [
+            {
+                "key": n.key,
+                "version": n.version,
+                "locale": n.locale,
+                "title": n.title,
+                "text": n.text,
+                "sha256": n.sha256,
+                "published_at": n.published_at,
+            }
+            for n in notices
+        ],
+        "rights_requests": [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "received_at": r.received_at,
+                "due_at": r.due_at,
+                "answered_at": r.answered_at,
+            }
+            for r in requests
+        ],
+    }
+
+
+def _evidence_dict(row: Evidence | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "ip": row.ip,
+        "user_agent": row.user_agent,
+        "country": row.country,
+        "details": json.loads(row.details) if row.details else None,
+        "captured_at": row.created_at,
+    }

@@ -1,0 +1,1 @@
+"""HTML pages for people, and the unauthenticated service endpoints."""

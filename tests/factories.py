@@ -1,0 +1,61 @@
+"""Test data made through the real services: keyword-only, with valid defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from app.domain.identifiers import identifier
+from app.domain.rules import Rules
+from app.domain.vocabulary import IdentifierKind, Method
+from app.services import subscriptions
+from app.services.ledger import Act
+
+
+def make_act(
+    *,
+    actor: str = "client:tests",
+    method: Method = Method.API,
+    source: str = "tests",
+    ip: str | None = "198.51.100.7",
+    user_agent: str | None = "pytest",
+    locale: str | None = "en",
+    notice_version: str | None = None,
+) -> Act:
+    return Act(
+        actor=actor,
+        method=method,
+        source=source,
+        ip=ip,
+        user_agent=user_agent,
+        locale=locale,
+        notice_version=notice_version,
+    )
+
+
+def make_subscriber(
+    session: Session,
+    rules: Rules,
+    *,
+    email: str = "ada@example.org",
+    categories: Sequence[str] = ("newsletter",),
+    confirmed: bool = True,
+    now: datetime | None = None,
+) -> str:
+    """A subject who asked for `categories` by email and, by default, confirmed."""
+    requested = subscriptions.request(
+        session,
+        rules,
+        identifier(IdentifierKind.EMAIL, email),
+        "email",
+        list(categories),
+        make_act(),
+        now=now,
+    )
+    if confirmed and requested.request is not None:
+        subscriptions.confirm(
+            session, rules, requested.request.id, make_act(actor="subject"), now=now
+        )
+    return requested.subject_id
