@@ -29,8 +29,10 @@ def test_a_token_is_issued_for_good_credentials(client: FlaskClient, clean_db: E
     )
     body = response.get_json()
     assert response.status_code == 200
-    assert body["token_type"] == "Bearer" and body["scope"] == "consent:read"
-    assert body["expires_in"] == 3600 and body["access_token"].count(".") == 2
+    assert body["token_type"] == "Bearer"
+    assert body["scope"] == "consent:read"
+    assert body["expires_in"] == 3600
+    assert body["access_token"].count(".") == 2
     assert response.headers["Cache-Control"] == "no-store"
 
 

@@ -116,7 +116,8 @@ def test_phone_checks_compare_in_e164(api: ApiClient) -> None:
         "/v1/subscriptions",
         json={"phone": "+49 151 1234 5678", "channel": "sms", "categories": ["offers"]},
     )
-    assert response.status_code == 202 and response.get_json()["status"] == "granted"
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "granted"
     assert check(api, "phone=%2B4915112345678&channel=sms&category=offers")["reason"] == "granted"
     assert (
         check(api, "phone=0151-12345678&country=DE&channel=sms&category=offers")["allowed"] is True
@@ -174,7 +175,9 @@ def test_bad_check_queries_are_422_problems(api: ApiClient, query: str) -> None:
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     body = response.get_json()
-    assert body["status"] == 422 and body["title"] and body["detail"]
+    assert body["status"] == 422
+    assert body["title"]
+    assert body["detail"]
 
 
 @pytest.mark.parametrize(
@@ -225,7 +228,8 @@ def test_unknown_subjects_are_404_problems(api: ApiClient) -> None:
     assert api.get(f"/v1/subjects/{missing}/preferences").status_code == 404
     assert api.get("/v1/subjects?email=nobody@example.org").status_code == 404
     response = api.get("/v1/subjects/not-a-uuid/preferences")
-    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
 
 
 def test_subject_lookup_and_export_hold_what_is_held(api: ApiClient) -> None:
@@ -253,7 +257,8 @@ def test_erasure_suppresses_and_leaves_no_personal_data_in_exports(api: ApiClien
     assert api.get(f"/v1/subjects/{subject_id}/preferences").status_code == 410
     for fmt in ("ndjson", "csv"):
         exported = api.get(f"/v1/audit/export?format={fmt}").get_data(as_text=True)
-        assert "gone@example.org" not in exported and "203.0.113.9" not in exported
+        assert "gone@example.org" not in exported
+        assert "203.0.113.9" not in exported
     assert api.get("/v1/audit/verify").get_json()["ok"] is True
     resubscribed = subscribe(api, "gone@example.org", country="US")
     assert resubscribed["status"] == "pending"
@@ -266,7 +271,8 @@ def test_audit_events_page_in_seq_order(api: ApiClient) -> None:
     assert [e["seq"] for e in first["events"]] == [1, 2, 3, 4]
     assert first["next_after"] == 4
     rest = api.get(f"/v1/audit/events?after={first['next_after']}&limit=100").get_json()
-    assert rest["events"][0]["seq"] == 5 and rest["next_after"] is None
+    assert rest["events"][0]["seq"] == 5
+    assert rest["next_after"] is None
     event = first["events"][0]
     for field in (
         "seq",
@@ -303,10 +309,13 @@ def test_audit_export_streams_ndjson_and_csv(api: ApiClient) -> None:
 def test_audit_verify_reports_the_chain(api: ApiClient) -> None:
     subscribe(api)
     body = api.get("/v1/audit/verify").get_json()
-    assert body["ok"] is True and body["first_bad_seq"] is None and body["events_checked"] >= 2
+    assert body["ok"] is True
+    assert body["first_bad_seq"] is None
+    assert body["events_checked"] >= 2
 
 
 def test_health_needs_no_auth(api: ApiClient) -> None:
     assert api.http.get("/healthz").status_code == 200
     ready = api.http.get("/readyz")
-    assert ready.status_code == 200 and ready.get_json()["database"] == "ok"
+    assert ready.status_code == 200
+    assert ready.get_json()["database"] == "ok"
