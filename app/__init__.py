@@ -62,6 +62,21 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         single_opt_in_countries=settings.single_opt_in_countries,
     )
 
+    from app.services.links import Links, Purpose
+    from app.services.mail import MailTemplates
+
+    app.extensions["links"] = Links(
+        settings.secret_key,
+        {
+            Purpose.CONFIRM: settings.confirm_link_ttl,
+            Purpose.PREFERENCES: settings.preference_link_ttl,
+            Purpose.UNSUBSCRIBE: settings.unsubscribe_link_ttl,
+            Purpose.ACCESS: settings.access_link_ttl,
+            Purpose.DPO: settings.access_session_idle,
+        },
+    )
+    app.extensions["mail_templates"] = MailTemplates(Path(_asset_folder("templates")) / "mail")
+
     from app.auth import init_auth
 
     init_auth(app, settings)

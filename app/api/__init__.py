@@ -5,29 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import current_app, request
+from flask import request
 from marshmallow import Schema
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from app.auth import current_client_id
-from app.config import Settings
-from app.domain.rules import Rules
 from app.domain.vocabulary import Method
 from app.extensions import db
 from app.services.ledger import Act
-
-
-def rules() -> Rules:
-    return current_app.extensions["rules"]  # type: ignore[no-any-return]
-
-
-def settings() -> Settings:
-    return current_app.extensions["settings"]  # type: ignore[no-any-return]
-
-
-def session() -> Session:
-    return db.session()
 
 
 def streamed(produce: Callable[[Session], Iterator[str]]) -> Iterator[str]:

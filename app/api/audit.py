@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 
-from app.api import dump, load_args, session, streamed
+from app.api import dump, load_args, streamed
 from app.api.schemas import (
     EventsPageSchema,
     EventsQuerySchema,
@@ -14,6 +14,7 @@ from app.api.schemas import (
 )
 from app.auth import require
 from app.domain.vocabulary import Scope
+from app.http import session
 from app.services import audit
 
 bp = Blueprint("audit", __name__)

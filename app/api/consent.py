@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from app.api import dump, load_args, load_body, rules, session
+from app.api import dump, load_args, load_body
 from app.api.schemas import BatchCheckSchema, CheckQuerySchema, CheckResultSchema
 from app.auth import require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Scope
+from app.http import rules, session
 from app.services import checks
 
 bp = Blueprint("consent", __name__)

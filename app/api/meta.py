@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from app.api import dump, load_body, rules, session
+from app.api import dump, load_body
 from app.api.schemas import NoticeOutSchema, NoticeSchema
 from app.auth import current_client_id, require
 from app.domain.vocabulary import Scope
+from app.http import rules, session
 from app.services import notices
 
 bp = Blueprint("meta", __name__)

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from app.api import api_act, dump, load_args, load_body, rules, session
+from app.api import api_act, dump, load_args, load_body
 from app.api.schemas import (
     ErasureSchema,
     PreferencesPatchSchema,
@@ -19,6 +19,7 @@ from app.api.schemas import (
 from app.auth import require
 from app.domain.consent import PreferencesView, Topic
 from app.domain.vocabulary import IdentifierKind, Method, Scope, Status
+from app.http import rules, session
 from app.services import preferences, subjects
 
 bp = Blueprint("subjects", __name__)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from app.api import api_act, dump, load_body, rules, session, settings
+from app.api import api_act, dump, load_body
 from app.api.schemas import SubscriptionResultSchema, SubscriptionSchema
 from app.auth import require
 from app.domain.identifiers import identifier, validate_email_address
 from app.domain.vocabulary import IdentifierKind, Scope
+from app.http import rules, session, settings
 from app.services import subscriptions
 
 bp = Blueprint("subscriptions", __name__)
