@@ -19,6 +19,13 @@ def _asset_folder(name: str) -> str:
     return str(installed if installed.is_dir() else PACKAGE.parent / name)
 
 
+def translation_directories() -> str:
+    """Each page area keeps its own catalog (app/translations/AREA/LOCALE/LC_MESSAGES)."""
+    root = PACKAGE / "translations"
+    areas = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return ";".join(str(p) for p in areas) or str(root)
+
+
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
     settings = settings or Settings.from_env()
     catalog = catalog or load_catalog(settings.catalog_path)
@@ -37,7 +44,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         BABEL_DEFAULT_LOCALE="en",
-        BABEL_TRANSLATION_DIRECTORIES=str(PACKAGE / "translations"),
+        BABEL_TRANSLATION_DIRECTORIES=translation_directories(),
         RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         RATELIMIT_HEADERS_ENABLED=True,
