@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     )
     from app.database import configure_engine, engine_options
     from app.errors import register_error_handlers
-    from app.extensions import babel, db, limiter
+    from app.extensions import babel, csrf, db, limiter
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.database_url)
     db.init_app(app)
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         configure_engine(db.engine)
     babel.init_app(app, locale_selector=select_locale)
     limiter.init_app(app)
+    csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 
     app.extensions["settings"] = settings
     app.extensions["catalog"] = catalog
@@ -92,10 +93,16 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     from app.web import health
 
     for module in (consent, subjects, subscriptions, audit, meta):
+        csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
         app.register_blueprint(module.bp, url_prefix="/v1")
+    csrf.exempt(oauth.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
     register_error_handlers(app)
+
+    from flask_babel import get_locale
+
+    app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
     return app
 
 

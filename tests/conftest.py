@@ -115,7 +115,7 @@ def make_app(clean_db: Engine, settings: Settings) -> Iterator[Callable[..., Fla
 
     def make(**overrides: Any) -> Flask:
         app = create_app(settings.with_overrides(**overrides) if overrides else settings)
-        app.config["TESTING"] = True
+        app.config["TESTING"] = True  # CSRF stays on: page tests post the token like a browser
         made.append(app)
         return app
 
