@@ -59,10 +59,9 @@ def _empty_tables(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             # Fail fast, never hang, if a test leaked an open transaction.
             connection.execute(text("SET LOCAL lock_timeout = '5s'"))
-            connection.execute(text(f"TRUNCATE {', '.join(tables)}"))
-        else:
-            for table in tables:
-                connection.execute(text(f"DELETE FROM {table}"))
+        # DELETE, not TRUNCATE: on tables this small it is many times faster on PostgreSQL.
+        for table in tables:
+            connection.execute(text(f"DELETE FROM {table}"))
         connection.execute(
             text(
                 "INSERT INTO chain_heads (chain_id, last_seq, last_hash, base_seq, base_hash) "
