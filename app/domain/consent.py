@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from app.domain.catalog import Catalog
-from app.domain.vocabulary import Reason, Status
+from app.domain.vocabulary import LegalBasis, Reason, Status
 
 
 @dataclass(frozen=True, order=True)
@@ -209,6 +209,15 @@ def preferences_view(
         pairs=pairs,
         purposes=purposes,
     )
+
+
+def legal_basis(catalog: Catalog, topic: Topic) -> LegalBasis:
+    """The legal basis an event on this topic records: the catalog's, consent for a channel."""
+    if topic.purpose:
+        return catalog.purposes[topic.purpose].legal_basis
+    if topic.category:
+        return catalog.categories[topic.category].legal_basis
+    return LegalBasis.CONSENT
 
 
 def latest_standings(history: Iterable[tuple[Topic, Standing]]) -> dict[Topic, Standing]:

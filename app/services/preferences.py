@@ -14,6 +14,7 @@ from app.domain.consent import (
     Standing,
     Topic,
     channel_topic,
+    legal_basis,
     preferences_view,
 )
 from app.domain.errors import UnknownTopicError
@@ -114,7 +115,7 @@ def plan_changes(
                 subject_id=subject_id,
                 topic=topic,
                 status=status,
-                legal_basis=_legal_basis(rules, topic),
+                legal_basis=legal_basis(rules.catalog, topic),
             )
         )
 
@@ -167,11 +168,3 @@ def unsubscribe_all(
         )
     session.commit()
     return view(session, rules, subject_id, now=now)
-
-
-def _legal_basis(rules: Rules, topic: Topic) -> LegalBasis:
-    if topic.purpose:
-        return rules.catalog.purposes[topic.purpose].legal_basis
-    if topic.category:
-        return rules.catalog.categories[topic.category].legal_basis
-    return LegalBasis.CONSENT

@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain.consent import Topic, channel_topic, pair_topic
+from app.domain.consent import Topic, channel_topic, legal_basis, pair_topic
 from app.domain.errors import NotFoundError, UnknownTopicError
 from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
-from app.domain.vocabulary import Action, LegalBasis, Method, Status
+from app.domain.vocabulary import Action, Method, Status
 from app.models import SubscriptionRequest, Suppression, utcnow
 from app.services import ledger, subjects
 
@@ -87,7 +87,7 @@ def request(
             subject_id=subject.id,
             topic=topic,
             status=status,
-            legal_basis=_legal_basis(rules, topic),
+            legal_basis=legal_basis(rules.catalog, topic),
         )
         for topic in wanted
         if current.get(topic) is None or current[topic].status is not status
@@ -158,7 +158,7 @@ def confirm(
             subject_id=pending.subject_id,
             topic=topic,
             status=Status.GRANTED,
-            legal_basis=_legal_basis(rules, topic),
+            legal_basis=legal_basis(rules.catalog, topic),
             details={"request_id": pending.id},
         )
         for topic in topics
@@ -193,9 +193,3 @@ def pending_for(session: Session, identifier_hmac: str) -> list[SubscriptionRequ
             .order_by(SubscriptionRequest.created_at)
         )
     )
-
-
-def _legal_basis(rules: Rules, topic: Topic) -> LegalBasis:
-    if topic.category:
-        return rules.catalog.categories[topic.category].legal_basis
-    return LegalBasis.CONSENT
