@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, request
+from flask.json.provider import DefaultJSONProvider
 
 from app.config import Settings
 from app.domain.catalog import LOCALES, Catalog, load_catalog
+from app.domain.chain import format_time
 from app.domain.rules import Rules
 
 PACKAGE = Path(__file__).parent
@@ -26,6 +29,16 @@ def translation_directories() -> str:
     return ";".join(str(p) for p in areas) or str(root)
 
 
+class JSONProvider(DefaultJSONProvider):
+    """Datetimes as RFC 3339 in UTC (Flask's default is an HTTP date)."""
+
+    @staticmethod
+    def default(o: object) -> object:
+        if isinstance(o, datetime):
+            return format_time(o)
+        return DefaultJSONProvider.default(o)
+
+
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
     settings = settings or Settings.from_env()
     catalog = catalog or load_catalog(settings.catalog_path)
@@ -35,6 +48,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         static_folder=_asset_folder("static"),
         instance_path=str(settings.instance_path),
     )
+    app.json = JSONProvider(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,

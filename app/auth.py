@@ -102,30 +102,35 @@ class TokenValidator(JWTBearerTokenValidator):  # type: ignore[misc]
     def validate_token(self, token: Any, scopes: Any, request: Any, **kwargs: Any) -> None:
         super().validate_token(token, scopes, request, **kwargs)
         if not self.active_clients.contains(str(token.get("client_id"))):
-            raise InvalidTokenError(description="The client was revoked.")
+            raise InvalidTokenError(description="The client is revoked or unknown.")
 
 
 class ActiveClients:
-    """The ids of clients that may use the API, re-read from the database every `ttl` seconds."""
+    """The ids of clients that may use the API, re-read from the database every `ttl` seconds.
 
-    def __init__(self, load: Callable[[], set[str]], ttl: float) -> None:
-        self._load, self._ttl = load, ttl
+    An id not in the set (a client created since the last read) is looked up on its own, so a
+    new client works at once while a revoked one is refused within `ttl`.
+    """
+
+    def __init__(
+        self, load: Callable[[], set[str]], is_active: Callable[[str], bool], ttl: float
+    ) -> None:
+        self._load, self._is_active, self._ttl = load, is_active, ttl
         self._ids: set[str] = set()
         self._loaded_at = float("-inf")
         self._lock = threading.Lock()
 
     def contains(self, client_id: str) -> bool:
-        now = time.monotonic()
-        if now - self._loaded_at > self._ttl or (
-            client_id not in self._ids and now - self._loaded_at > 1
-        ):
-            # A client created a moment ago is seen within a second; a revoked one within ttl.
+        if time.monotonic() - self._loaded_at > self._ttl:
             with self._lock:
-                self._ids, self._loaded_at = self._load(), now
-        return client_id in self._ids
-
-    def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
+                self._ids, self._loaded_at = self._load(), time.monotonic()
+        if client_id in self._ids:
+            return True
+        if self._is_active(client_id):
+            with self._lock:
+                self._ids = self._ids | {client_id}
+            return True
+        return False
 
 
 def init_auth(app: Flask, settings: Settings) -> AuthorizationServer:
@@ -145,11 +150,15 @@ def init_auth(app: Flask, settings: Settings) -> AuthorizationServer:
         with Session(db.engine) as session:
             return clients.active_ids(session)
 
+    def is_active(client_id: str) -> bool:
+        with Session(db.engine) as session:
+            return clients.is_active(session, client_id)
+
     server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
     server.register_grant(ClientCredentialsGrant)
     ttl = int(settings.access_token_ttl.total_seconds())
     server.register_token_generator("default", TokenGenerator(key, issuer, ttl))
-    active = ActiveClients(load_active, settings.revocation_refresh.total_seconds())
+    active = ActiveClients(load_active, is_active, settings.revocation_refresh.total_seconds())
     protector = ResourceProtector()  # one per app: Authlib keeps the first validator it is given
     protector.register_token_validator(TokenValidator(key, issuer, active))
     app.extensions["oauth_server"] = server

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import (
@@ -23,8 +24,38 @@ IDENTIFIER_FIELDS = ("email", "phone", "external_id", "subject_id")
 
 
 class StrictSchema(Schema):
+    """Every request schema: unknown fields are errors, and no text may hold a NUL character
+    (PostgreSQL cannot store one, and SQLite must not store what PostgreSQL refuses)."""
+
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def refuse_nul(self, data: Any, **_: Any) -> Any:
+        if _has_nul(data):
+            raise ValidationError("Text must not contain NUL characters.", "_schema")
+        return data
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """An aware datetime, turned to UTC; one outside the representable range is invalid."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError as error:
+            raise ValidationError("Out of range.") from error
 
 
 class TrimmedEmail(fields.Email):
@@ -244,8 +275,8 @@ class EventsQuerySchema(StrictSchema):
 
 class ExportQuerySchema(StrictSchema):
     format = fields.String(load_default="ndjson", validate=validate.OneOf(["ndjson", "csv"]))
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
+    since = UTCDateTime()
+    until = UTCDateTime()
     subject_id = fields.UUID()
     channel = fields.String(validate=NAME)
     category = fields.String(validate=NAME)

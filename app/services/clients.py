@@ -103,3 +103,8 @@ def active_ids(session: Session) -> set[str]:
     return set(
         session.scalars(select(OAuthClient.client_id).where(OAuthClient.revoked_at.is_(None)))
     )
+
+
+def is_active(session: Session, client_id: str) -> bool:
+    client = session.get(OAuthClient, client_id)
+    return client is not None and client.revoked_at is None

@@ -31,7 +31,7 @@ from app.models import (
     Suppression,
     utcnow,
 )
-from app.services import ledger
+from app.services import audit, ledger
 
 
 def get(session: Session, subject_id: str, *, allow_erased: bool = False) -> Subject:
@@ -204,7 +204,8 @@ def export(
         ],
         "preferences": view,
         "events": [
-            event.record() | {"evidence": _evidence_dict(evidence.get(event.evidence_hash or ""))}
+            audit.event_dict(event.record())
+            | {"evidence": _evidence_dict(evidence.get(event.evidence_hash or ""))}
             for event in events
         ],
         "notices": [
