@@ -27,7 +27,7 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         parsed = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append(parsed)  # type: ignore[arg-type]
+        self.messages.append(parsed)
         return "250 Message accepted for delivery"
 
 
@@ -38,13 +38,13 @@ def smtp_server(inbox: Inbox, port: int) -> Controller:
 def text_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def html_of(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content())
 
 
 def confirm_link(body: str) -> str:

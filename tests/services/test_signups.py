@@ -15,7 +15,7 @@ from app.domain.errors import InvalidTokenError
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Status
-from app.models import OutboxMessage, SubscriptionRequest, utcnow
+from app.models import ConsentEvent, OutboxMessage, SubscriptionRequest, utcnow
 from app.services import ledger, links, mail, notices, signups
 from tests.factories import make_act
 from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
@@ -135,13 +135,11 @@ def test_confirming_grants_once_and_twice_is_harmless(published: Session, rules:
     act = make_act(actor="subject", ip="203.0.113.9", user_agent="Mozilla/5.0 test")
     assert signups.inspect(published, mailer.links, token).state is signups.State.PENDING
     first = signups.confirm(published, rules, mailer.links, token, act)
-    events_after_first = published.scalar(select(func.count()).select_from(ledger.ConsentEvent))
+    events_after_first = published.scalar(select(func.count()).select_from(ConsentEvent))
     second = signups.confirm(published, rules, mailer.links, token, act)
     assert first.state is signups.State.CONFIRMED
     assert second.state is signups.State.ALREADY_CONFIRMED
-    assert published.scalar(select(func.count()).select_from(ledger.ConsentEvent)) == (
-        events_after_first
-    )
+    assert published.scalar(select(func.count()).select_from(ConsentEvent)) == (events_after_first)
     standings = ledger.standings(published, signup.subject_id)
     assert {s.status for s in standings.values()} == {Status.GRANTED}
 
