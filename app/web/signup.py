@@ -87,7 +87,6 @@ def subscribe() -> ResponseReturnValue:
     except ValidationError as error:
         return _render_form(raw, _messages(error.messages)), 422
     except (InvalidIdentifierError, UnknownTopicError) as error:
-        session().rollback()
         return _render_form(raw, dict(error.errors or {})), 422
     return redirect(url_for(".sent", lang=locale()), code=303)
 

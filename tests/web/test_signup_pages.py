@@ -229,3 +229,15 @@ def test_an_expired_link_offers_a_new_mail_within_the_daily_limit(
     assert "a new confirmation link is on its way" in renewed.get_data(as_text=True)
     assert len(mails(published)) == 1  # the first mail went out less than 24 h ago
     assert check(api) == "pending_confirmation"
+
+
+def test_a_tampered_topic_or_notice_is_refused_and_nothing_recorded(
+    published: Engine, client: FlaskClient
+) -> None:
+    status, _, page = submit(client, categories=("bogus",))
+    assert status == 422
+    assert "Something went wrong" in page
+    status, _, page = submit(client, notice_version="1999-01-01")
+    assert status == 422
+    assert count(published, SubscriptionRequest) == 0
+    assert mails(published) == []
