@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -219,3 +220,26 @@ def test_mail_queued_while_smtp_is_down_goes_out_when_it_is_back(
     [received] = inbox.messages
     assert received["Message-ID"] == queued.message_id
     assert confirm_link(text_of(received)).endswith(token_in(queued))
+
+
+def test_posts_at_the_same_moment_still_send_one_mail(published: Session, rules: Rules) -> None:
+    engine = published.get_bind()
+    mailer = make_mailer()
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def post() -> None:
+        try:
+            barrier.wait(timeout=10)
+            with Session(engine) as own:
+                sign_up(own, rules, mailer, email="Same@Example.org")
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(outbox(published)) == 1
