@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
+from flask_babel import get_locale, refresh
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from app.domain.errors import InvalidIdentifierError, UnknownTopicError
@@ -100,7 +100,7 @@ def sent() -> ResponseReturnValue:
 def confirm_page(token: str) -> ResponseReturnValue:
     """Changes nothing: mail scanners follow links. The page's script POSTs for a person."""
     found = signups.inspect(session(), links(), token)
-    return render_template(PAGE_BY_STATE[found.state], token=token)
+    return _page(PAGE_BY_STATE, found, token)
 
 
 @bp.post("/confirm/<token>")
@@ -109,14 +109,21 @@ def confirm(token: str) -> ResponseReturnValue:
     found = signups.confirm(
         session(), rules(), links(), token, _act("web:/confirm", Method.DOUBLE_OPT_IN)
     )
-    return render_template(PAGE_BY_STATE[found.state], token=token)
+    return _page(PAGE_BY_STATE, found, token)
 
 
 @bp.post("/confirm/<token>/renew")
 @limiter.limit(public_form_rate, methods=["POST"])
 def renew(token: str) -> ResponseReturnValue:
     found = signups.renew(session(), rules(), mailer(), token)
-    return render_template(RENEWED_PAGE_BY_STATE[found.state], token=token)
+    return _page(RENEWED_PAGE_BY_STATE, found, token)
+
+
+def _page(pages: dict[signups.State, str], found: signups.Outcome, token: str) -> str:
+    """The outcome's page, in the language of the request unless ?lang= says otherwise."""
+    g.locale = found.locale
+    refresh()
+    return render_template(pages[found.state], token=token)
 
 
 def _act(capture_point: str, method: Method, notice_version: str | None = None) -> Act:

@@ -241,3 +241,26 @@ def test_a_tampered_topic_or_notice_is_refused_and_nothing_recorded(
     assert status == 422
     assert count(published, SubscriptionRequest) == 0
     assert mails(published) == []
+
+
+def test_the_confirm_page_speaks_the_requests_language(
+    published: Engine, client: FlaskClient
+) -> None:
+    client.get("/subscribe?lang=it")
+    form = {
+        "csrf_token": csrf_of(client, "/subscribe?lang=it"),
+        "email": "ada@example.org",
+        "categories": ["newsletter"],
+        "notice_version": "2026-11-01",
+    }
+    assert client.post("/subscribe?lang=it", data=form).status_code == 303
+    token = token_of(published)
+    english_browser = {"Accept-Language": "en-GB,en;q=0.9"}
+    page = client.get(f"/confirm/{token}", headers=english_browser).get_data(as_text=True)
+    assert "Conferma la tua iscrizione" in page
+    csrf = CSRF.search(page)
+    assert csrf is not None
+    done = client.post(
+        f"/confirm/{token}", data={"csrf_token": csrf.group(1)}, headers=english_browser
+    )
+    assert "Iscrizione confermata" in done.get_data(as_text=True)
