@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     init_auth(app, settings)
 
     from app.api import audit, consent, meta, oauth, subjects, subscriptions
-    from app.web import health
+    from app.web import health, signup
 
     for module in (consent, subjects, subscriptions, audit, meta):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
@@ -112,7 +112,13 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     csrf.exempt(oauth.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(signup.bp)
     register_error_handlers(app)
+    if settings.send_mail_inline:
+        from app.worker import start_inline
+
+        with app.app_context():
+            app.extensions["inline_mail_stop"] = start_inline(db.engine, settings)
 
     from flask_babel import get_locale
 

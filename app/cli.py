@@ -169,5 +169,32 @@ def demo(count: int) -> None:
     click.echo(json.dumps(summary, indent=2))
 
 
+@main.command()
+@click.option("--once", is_flag=True, help="Deliver what is due once, then exit.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
+def worker(once: bool, interval: float) -> None:
+    """Deliver the mail outbox over SMTP (or to .eml files), with retries and back-off."""
+    import signal
+    import threading
+
+    from app import worker as outbox
+
+    settings = Settings.from_env()
+    engine = make_engine(settings.database_url)
+    try:
+        if once:
+            delivery = outbox.deliver_once(engine, settings)
+            click.echo(json.dumps({"sent": delivery.sent, "deferred": delivery.deferred}))
+            return
+        stop = threading.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+        click.echo("worker: delivering the outbox; SIGTERM or Ctrl-C stops", err=True)
+        sent = outbox.run(engine, settings, stop, interval=interval)
+        click.echo(f"worker: stopped after sending {sent} message(s)", err=True)
+    finally:
+        engine.dispose()
+
+
 if __name__ == "__main__":
     main()

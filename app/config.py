@@ -57,6 +57,7 @@ class Settings:
     ratelimit_storage_url: str = "memory://"
     ratelimit_enabled: bool = True
     max_content_length: int = 2 * 1024 * 1024
+    public_form_rate: str = "5/minute;30/hour"  # per IP, on the public opt-in and confirm forms
     audit_signing_key_path: Path | None = None
     checkpoint_every: int = 1000
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -110,6 +111,7 @@ class Settings:
             proof_retention=timedelta(days=_int(env, "PROOF_RETENTION_DAYS", 3 * 365)),
             ratelimit_storage_url=env.get("RATELIMIT_STORAGE_URL", "memory://"),
             ratelimit_enabled=_bool(env, "RATELIMIT_ENABLED", True),
+            public_form_rate=env.get("PUBLIC_FORM_RATE", "5/minute;30/hour"),
             audit_signing_key_path=_path(
                 env, "AUDIT_SIGNING_KEY_PATH", instance / "audit-signing-key.json"
             ),

@@ -10,6 +10,7 @@ from app.domain.rules import Rules
 from app.extensions import db
 from app.services.links import Links
 from app.services.mail import MailTemplates
+from app.services.signups import Mailer
 
 
 def rules() -> Rules:
@@ -26,6 +27,10 @@ def links() -> Links:
 
 def mail_templates() -> MailTemplates:
     return current_app.extensions["mail_templates"]  # type: ignore[no-any-return]
+
+
+def mailer() -> Mailer:
+    return Mailer(mail_templates(), links(), settings().base_url, settings().mail_from)
 
 
 def session() -> Session:

@@ -1,4 +1,4 @@
-"""Opting in through the API: records the request; double opt-in mail goes out by the outbox."""
+"""Opting in through the API: records the request and queues the double opt-in mail with it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from app.api.schemas import SubscriptionResultSchema, SubscriptionSchema
 from app.auth import require
 from app.domain.identifiers import identifier, validate_email_address
 from app.domain.vocabulary import IdentifierKind, Scope
-from app.http import rules, session, settings
-from app.services import subscriptions
+from app.http import mailer, rules, session
+from app.services import signups
 
 bp = Blueprint("subscriptions", __name__)
 
@@ -27,14 +27,14 @@ def subscribe() -> ResponseReturnValue:
         ident = identifier(IdentifierKind.PHONE, body["phone"], region=body.get("country"))
     else:
         ident = identifier(IdentifierKind.EMAIL, validate_email_address(body["email"]))
-    requested = subscriptions.request(
+    requested = signups.subscribe(
         session(),
         rules(),
+        mailer(),
         ident,
         body["channel"],
         body["categories"],
         api_act(body),
         country=body.get("country"),
-        ttl=settings().confirm_link_ttl,
     )
     return dump(_result, {"subject_id": requested.subject_id, "status": requested.status}), 202

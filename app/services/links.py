@@ -69,6 +69,11 @@ class Links:
             raise InvalidTokenError("This link is not valid.")
         return Opened(payload, issued.replace(tzinfo=UTC) if issued.tzinfo is None else issued)
 
+    def open_expired(self, purpose: Purpose, token: str) -> dict[str, Any] | None:
+        """The payload of a genuine token whatever its age (to offer a new link); else None."""
+        is_genuine, payload = self._serializer(purpose).loads_unsafe(token)
+        return payload if is_genuine and isinstance(payload, dict) else None
+
 
 def spend(
     session: Session,

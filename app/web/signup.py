@@ -1,0 +1,155 @@
+"""The public opt-in page (/subscribe) and the double opt-in confirmation pages (/confirm)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale, refresh
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
+
+from app.domain.errors import InvalidIdentifierError, UnknownTopicError
+from app.domain.identifiers import identifier, validate_email_address
+from app.domain.vocabulary import IdentifierKind, Method
+from app.extensions import limiter
+from app.http import client_ip, links, mailer, rules, session, settings, user_agent
+from app.services import signups
+from app.services.ledger import Act
+
+bp = Blueprint("signup", __name__)
+
+FORM_ID = "subscribe"
+PAGE_BY_STATE = {
+    signups.State.PENDING: "signup/confirm.html",
+    signups.State.CONFIRMED: "signup/confirmed.html",
+    signups.State.ALREADY_CONFIRMED: "signup/already.html",
+    signups.State.EXPIRED: "signup/expired.html",
+}
+
+RENEWED_PAGE_BY_STATE = PAGE_BY_STATE | {signups.State.PENDING: "signup/renewed.html"}
+
+
+class SubscribeFormSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE  # csrf_token and the submit button
+
+    email = fields.String(required=True, validate=validate.Length(min=3, max=320))
+    categories = fields.List(fields.String(validate=validate.Length(max=64)), load_default=list)
+    notice_version = fields.String(required=True, validate=validate.Length(max=64))
+    # The honeypot: hidden from people by CSS, filled in by form-filling bots.
+    website = fields.String(load_default="")
+
+    @post_load
+    def flag_bots(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["is_bot"] = bool(data.pop("website").strip())
+        return data
+
+
+_form = SubscribeFormSchema()
+
+
+def public_form_rate() -> str:
+    return settings().public_form_rate
+
+
+def locale() -> str:
+    return str(get_locale() or "en")
+
+
+@bp.get("/subscribe")
+def subscribe_page() -> ResponseReturnValue:
+    return _render_form({}, {})
+
+
+@bp.post("/subscribe")
+@limiter.limit(public_form_rate, methods=["POST"])
+def subscribe() -> ResponseReturnValue:
+    raw = {
+        "email": request.form.get("email", ""),
+        "categories": request.form.getlist("categories"),
+        "notice_version": request.form.get("notice_version", ""),
+        "website": request.form.get("website", ""),
+    }
+    try:
+        body = _form.load(raw)
+        if not body["is_bot"]:  # a bot gets the same page as a person, and nothing is recorded
+            signups.subscribe(
+                session(),
+                rules(),
+                mailer(),
+                identifier(IdentifierKind.EMAIL, validate_email_address(body["email"])),
+                "email",
+                body["categories"],
+                _act("web:/subscribe", Method.FORM, body["notice_version"]),
+                is_notice_required=True,
+            )
+    except ValidationError as error:
+        return _render_form(raw, _messages(error.messages)), 422
+    except (InvalidIdentifierError, UnknownTopicError) as error:
+        return _render_form(raw, dict(error.errors or {})), 422
+    return redirect(url_for(".sent", lang=locale()), code=303)
+
+
+@bp.get("/subscribe/sent")
+def sent() -> ResponseReturnValue:
+    return render_template("signup/sent.html")
+
+
+@bp.get("/confirm/<token>")
+def confirm_page(token: str) -> ResponseReturnValue:
+    """Changes nothing: mail scanners follow links. The page's script POSTs for a person."""
+    found = signups.inspect(session(), links(), token)
+    return _page(PAGE_BY_STATE, found, token)
+
+
+@bp.post("/confirm/<token>")
+@limiter.limit(public_form_rate, methods=["POST"])
+def confirm(token: str) -> ResponseReturnValue:
+    found = signups.confirm(
+        session(), rules(), links(), token, _act("web:/confirm", Method.DOUBLE_OPT_IN)
+    )
+    return _page(PAGE_BY_STATE, found, token)
+
+
+@bp.post("/confirm/<token>/renew")
+@limiter.limit(public_form_rate, methods=["POST"])
+def renew(token: str) -> ResponseReturnValue:
+    found = signups.renew(session(), rules(), mailer(), token)
+    return _page(RENEWED_PAGE_BY_STATE, found, token)
+
+
+def _page(pages: dict[signups.State, str], found: signups.Outcome, token: str) -> str:
+    """The outcome's page, in the language of the request unless ?lang= says otherwise."""
+    g.locale = found.locale
+    refresh()
+    return render_template(pages[found.state], token=token)
+
+
+def _act(capture_point: str, method: Method, notice_version: str | None = None) -> Act:
+    return Act(
+        actor="subject",
+        method=method,
+        source="web",
+        capture_point=capture_point,
+        locale=locale(),
+        notice_version=notice_version,
+        ip=client_ip(),
+        user_agent=user_agent(),
+        evidence={"form": FORM_ID} if method is Method.FORM else {},
+    )
+
+
+def _render_form(values: dict[str, Any], errors: dict[str, Any]) -> str:
+    page = signups.form(session(), rules(), locale())
+    return render_template(
+        "signup/subscribe.html",
+        page=page,
+        values=values,
+        errors=errors,
+        locales=[("en", "English"), ("es", "Español"), ("it", "Italiano"), ("de", "Deutsch")],
+    )
+
+
+def _messages(messages: Any) -> dict[str, Any]:
+    return messages if isinstance(messages, dict) else {"_schema": messages}
