@@ -98,6 +98,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     csrf.exempt(oauth.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
+    from app.api import rights
+    from app.web import dpo, jwks
+
+    app.register_blueprint(rights.bp, url_prefix="/v1")
+    app.register_blueprint(jwks.bp)
+    app.register_blueprint(dpo.bp)
     register_error_handlers(app)
 
     from flask_babel import get_locale
