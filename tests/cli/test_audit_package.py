@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import Result
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.domain.rules import Rules
-from app.services import checkpoints
-from tests.factories import make_subscriber
+from app.models import ChainHead, ConsentEvent
+from app.services import checkpoints, retention, rights, subjects
+from tests.factories import make_act, make_subscriber
 
 
 @pytest.fixture
@@ -178,3 +181,64 @@ def test_verify_with_a_file_needs_the_key(
     cli: Callable[..., Result], exported: tuple[Path, Path]
 ) -> None:
     assert cli("audit", "verify", "--file", str(exported[0])).exit_code == 2
+
+
+def test_a_package_made_after_retention_verifies_and_a_hidden_deletion_is_caught(
+    session: Session, rules: Rules, settings: Settings, cli: Callable[..., Result], tmp_path: Path
+) -> None:
+    t0 = datetime(2026, 1, 5, tzinfo=UTC)
+    gone = make_subscriber(session, rules, email="gone@example.org", now=t0)
+    subjects.erase(session, rules, gone, make_act(), now=t0 + timedelta(days=1))
+    make_subscriber(session, rules, email="kept@example.org", now=t0 + timedelta(days=500))
+    periods = retention.Periods(timedelta(days=30), timedelta(days=1095), timedelta(days=1095))
+    assert settings.audit_signing_key_path is not None
+    key = checkpoints.signing_key(settings.audit_signing_key_path)
+    report = retention.run(session, periods, key=key, now=t0 + timedelta(days=1100))
+    assert report.events_removed > 0
+    key_file, package_file = tmp_path / "jwks.json", tmp_path / "after.ndjson"
+    key_file.write_text(json.dumps(checkpoints.public_jwks(key)))
+    cli("audit", "package", "--output", str(package_file))
+    assert verify(cli, package_file, key_file)["exit_code"] == 0
+    first = report.base_seq + 1
+    victim = session.get(ConsentEvent, first)
+    assert victim is not None
+    session.execute(delete(ConsentEvent).where(ConsentEvent.seq == first))
+    session.execute(update(ChainHead).values(base_seq=first, base_hash=victim.hash))
+    session.commit()
+    cli("audit", "package", "--output", str(package_file))
+    report_after = verify(cli, package_file, key_file)
+    assert report_after["exit_code"] == 1
+    assert report_after["first_bad_seq"] == first
+    assert cli("audit", "verify").exit_code == 1
+
+
+def test_checkpoint_if_due_waits_for_checkpoint_every_events(
+    session: Session, rules: Rules, cli: Callable[..., Result]
+) -> None:
+    make_subscriber(session, rules)  # four events
+    assert json.loads(cli("audit", "checkpoint", "--if-due").stdout) == {"checkpoint": None}
+    made = json.loads(cli("audit", "checkpoint").stdout)
+    assert made["signed_seq"] == 4
+    assert cli("audit", "verify").exit_code == 0
+
+
+def test_retention_run_prints_its_counts(cli: Callable[..., Result]) -> None:
+    result = cli("retention", "run")
+    assert result.exit_code == 0
+    report = json.loads(result.stdout)
+    assert report["events_removed"] == 0
+    assert report["event_seq"] == 1
+    assert cli("audit", "verify").exit_code == 0
+
+
+def test_rights_overdue_lists_late_requests_and_exits_1(
+    session: Session, rules: Rules, cli: Callable[..., Result]
+) -> None:
+    subject_id = make_subscriber(session, rules)
+    assert cli("rights", "overdue").exit_code == 0
+    late = rights.record(
+        session, subject_id, "erasure", received_at=datetime.now(UTC) - timedelta(days=45)
+    )
+    result = cli("rights", "overdue")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["id"] == late.id
