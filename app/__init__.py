@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     from app.api import rights
     from app.web import dpo, jwks
 
+    csrf.exempt(rights.bp)
     app.register_blueprint(rights.bp, url_prefix="/v1")
     app.register_blueprint(jwks.bp)
     app.register_blueprint(dpo.bp)

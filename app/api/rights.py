@@ -8,7 +8,6 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from app.api import dump, load_args, load_body
-from app.http import session
 from app.api.audit_schemas import (
     DoubleOptInEvidenceSchema,
     RightsQuerySchema,
@@ -17,6 +16,7 @@ from app.api.audit_schemas import (
 )
 from app.auth import require
 from app.domain.vocabulary import Scope
+from app.http import session
 from app.services import evidence, rights
 
 bp = Blueprint("rights", __name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from flask.typing import ResponseReturnValue
 
+from app.http import settings
 from app.services import checkpoints
 
 bp = Blueprint("jwks", __name__)
@@ -12,9 +13,9 @@ bp = Blueprint("jwks", __name__)
 
 @bp.get("/.well-known/jwks.json")
 def jwks() -> ResponseReturnValue:
-    settings = current_app.extensions["settings"]
+    config = settings()
     key = checkpoints.signing_key(
-        checkpoints.key_path(settings.audit_signing_key_path, settings.instance_path)
+        checkpoints.key_path(config.audit_signing_key_path, config.instance_path)
     )
     response = current_app.json.response(checkpoints.public_jwks(key))
     response.mimetype = "application/jwk-set+json"

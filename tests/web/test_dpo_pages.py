@@ -134,7 +134,7 @@ def test_signing_out_needs_the_session_csrf_token(
 ) -> None:
     dpo = make_api("audit:read")
     sign_in(client, dpo.client_id, dpo.client_secret)
-    client.post("/dpo/logout", data={"csrf_token": "forged"})
+    assert client.post("/dpo/logout", data={"csrf_token": "forged"}).status_code == 400
     page = client.get("/dpo")
     assert page.status_code == 200
     client.post("/dpo/logout", data={"csrf_token": csrf_of(page.get_data(as_text=True))})
