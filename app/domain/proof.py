@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from joserfc import jws
@@ -257,7 +257,10 @@ def verify_package(lines: Iterable[str], keys: KeySet) -> PackageReport:
         else:
             result = _verify_each(records)
         if not result.is_ok:
-            return _report(reader, complete, result.first_bad_seq, result.problem)
+            return replace(
+                _report(reader, complete, result.first_bad_seq, result.problem),
+                events_checked=result.events_checked,
+            )
         for _ in reader.events:  # pragma: no cover - chain.verify reads every event
             pass
         if reader.trailer is None:
