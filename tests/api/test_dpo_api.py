@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.domain import proof
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
@@ -208,3 +209,12 @@ def test_double_opt_in_evidence_of_a_subject_without_requests_is_404(
 ) -> None:
     response = api.get("/v1/subjects/6a0b8f8e-3f3c-4a43-9d44-0d5a1f0c9e11/evidence/double-opt-in")
     assert response.status_code == 404
+
+
+def test_the_signing_key_is_made_once_and_readable_only_by_its_owner(
+    api: ApiClient, settings: Settings
+) -> None:
+    first = api.http.get("/.well-known/jwks.json").get_json()
+    assert settings.audit_signing_key_path is not None
+    assert settings.audit_signing_key_path.stat().st_mode & 0o777 == 0o600
+    assert api.http.get("/.well-known/jwks.json").get_json() == first
