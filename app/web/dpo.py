@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from app.domain.errors import InvalidTokenError
 from app.domain.vocabulary import Action
+from app.extensions import limiter
 from app.http import links, session, settings
 from app.services import audit, dashboard, evidence
 from app.services.links import Purpose
@@ -110,6 +111,7 @@ def login() -> ResponseReturnValue:
 
 
 @bp.post("/login")
+@limiter.limit("10 per minute")  # each try costs a PBKDF2 hash: no guessing, no load
 def login_post() -> ResponseReturnValue:
     form = _login_form.load(request.form.to_dict())
     try:

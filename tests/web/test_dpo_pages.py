@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -139,3 +140,13 @@ def test_signing_out_needs_the_session_csrf_token(
     assert page.status_code == 200
     client.post("/dpo/logout", data={"csrf_token": csrf_of(page.get_data(as_text=True))})
     assert client.get("/dpo").status_code == 302
+
+
+def test_sign_in_attempts_are_rate_limited(
+    make_app: Callable[..., Flask], make_api: Callable[..., ApiClient]
+) -> None:
+    dpo = make_api("audit:read")
+    browser = make_app(ratelimit_enabled=True).test_client()
+    codes = [sign_in(browser, dpo.client_id, "wrong") for _ in range(11)]
+    assert codes[:10] == [401] * 10
+    assert codes[10] == 429
