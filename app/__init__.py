@@ -113,6 +113,13 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(signup.bp)
+    from app.api import rights
+    from app.web import dpo, jwks
+
+    csrf.exempt(rights.bp)
+    app.register_blueprint(rights.bp, url_prefix="/v1")
+    app.register_blueprint(jwks.bp)
+    app.register_blueprint(dpo.bp)
     register_error_handlers(app)
     if settings.send_mail_inline:
         from app.worker import start_inline

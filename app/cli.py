@@ -6,7 +6,9 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy.orm import Session
@@ -121,8 +123,30 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Verify the hash chain; exit 1 and name the first bad event if it is broken."""
+@click.option(
+    "--file",
+    "package_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Verify an exported package instead of the database (no database needed).",
+)
+@click.option(
+    "--key",
+    "key_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The service's public key: the JWK set from /.well-known/jwks.json (with --file).",
+)
+def audit_verify(package_file: Path | None, key_file: Path | None) -> None:
+    """Verify the hash chain (or, with --file, a DPO package); exit 1 naming the first bad event."""
+    if package_file is not None:
+        if key_file is None:
+            raise click.UsageError("--file needs --key, the service's public key (JWK set).")
+        from app.domain import proof
+
+        keys = proof.key_set(json.loads(key_file.read_text(encoding="utf-8")))
+        with package_file.open(encoding="utf-8", errors="replace") as lines:
+            outcome = proof.verify_package(lines, keys)
+        click.echo(json.dumps(outcome.as_dict()))
+        sys.exit(0 if outcome.is_ok else 1)
     from app.services import audit as audit_service
 
     with db_session(Settings.from_env()) as session:
@@ -194,6 +218,131 @@ def worker(once: bool, interval: float) -> None:
         click.echo(f"worker: stopped after sending {sent} message(s)", err=True)
     finally:
         engine.dispose()
+
+
+def _signing_key(settings: Settings) -> Any:
+    from app.services import checkpoints
+
+    return checkpoints.signing_key(
+        checkpoints.key_path(settings.audit_signing_key_path, settings.instance_path)
+    )
+
+
+@audit.command("checkpoint")
+@click.option(
+    "--if-due",
+    is_flag=True,
+    help="Only when CHECKPOINT_EVERY events were written since the last one (for cron).",
+)
+def audit_checkpoint(if_due: bool) -> None:
+    """Sign the chain's head and store the signature as a checkpoint event."""
+    from app.services import checkpoints
+
+    settings = Settings.from_env()
+    key = _signing_key(settings)
+    with db_session(settings) as session:
+        made = (
+            checkpoints.create_if_due(session, key, settings.checkpoint_every)
+            if if_due
+            else checkpoints.create(session, key)
+        )
+    if made is None:
+        click.echo(json.dumps({"checkpoint": None}))
+        return
+    click.echo(
+        json.dumps({"seq": made.seq, "signed_seq": made.signed_seq, "hash": made.signed_hash})
+    )
+
+
+@audit.command("public-key")
+def audit_public_key() -> None:
+    """Print the JWK set that verifies checkpoints and packages (give it to the auditor)."""
+    from app.services import checkpoints
+
+    click.echo(json.dumps(checkpoints.public_jwks(_signing_key(Settings.from_env())), indent=2))
+
+
+@audit.command("package")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--since", type=click.DateTime(), help="UTC, inclusive.")
+@click.option("--until", type=click.DateTime(), help="UTC, exclusive.")
+@click.option("--subject-id", default=None)
+@click.option("--channel", default=None)
+@click.option("--category", default=None)
+def audit_package(
+    output: Path,
+    since: datetime | None,
+    until: datetime | None,
+    subject_id: str | None,
+    channel: str | None,
+    category: str | None,
+) -> None:
+    """Write the DPO package (events, notices, Art. 30 record, checkpoints, signed head)."""
+    from app.services import audit as audit_service
+    from app.services import package
+
+    settings = Settings.from_env()
+    filters = audit_service.EventFilter(
+        subject_id=subject_id,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+        channel=channel,
+        category=category,
+    )
+    catalog = load_catalog(settings.catalog_path).as_dict()
+    with db_session(settings) as session, output.open("w", encoding="utf-8") as target:
+        for line in package.stream(session, filters, _signing_key(settings), catalog):
+            target.write(line)
+    click.echo(f"wrote {output}", err=True)
+
+
+@main.group()
+def retention() -> None:
+    """Removing what is kept past its need."""
+
+
+@retention.command("run")
+def retention_run() -> None:
+    """Remove expired requests, evidence and proof by the configured periods; logs the run."""
+    from app.services import retention as retention_service
+
+    settings = Settings.from_env()
+    periods = retention_service.Periods(
+        pending=settings.pending_retention,
+        evidence=settings.evidence_retention,
+        proof=settings.proof_retention,
+    )
+    with db_session(settings) as session:
+        report = retention_service.run(session, periods, key=_signing_key(settings))
+    click.echo(json.dumps(report.as_dict()))
+
+
+@main.group()
+def rights() -> None:
+    """The rights-request log."""
+
+
+@rights.command("overdue")
+def rights_overdue() -> None:
+    """List unanswered rights requests past their due date (NDJSON); exit 1 if there are any."""
+    from app.services import rights as rights_service
+
+    with db_session(Settings.from_env()) as session:
+        found = rights_service.listing(session, overdue=True)
+        for row in found:
+            click.echo(
+                json.dumps(
+                    {
+                        "id": row.id,
+                        "subject_id": row.subject_id,
+                        "kind": row.kind,
+                        "received_at": row.received_at.isoformat(),
+                        "due_at": row.due_at.isoformat(),
+                        "channel": row.channel,
+                    }
+                )
+            )
+    sys.exit(1 if found else 0)
 
 
 if __name__ == "__main__":

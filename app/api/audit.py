@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
+from joserfc.jwk import ECKey
 
 from app.api import dump, load_args, streamed
+from app.api.audit_schemas import CheckpointSchema, PackageQuerySchema
 from app.api.schemas import (
     EventsPageSchema,
     EventsQuerySchema,
@@ -14,8 +16,8 @@ from app.api.schemas import (
 )
 from app.auth import require
 from app.domain.vocabulary import Scope
-from app.http import session
-from app.services import audit
+from app.http import rules, session, settings
+from app.services import audit, checkpoints, package
 
 bp = Blueprint("audit", __name__)
 
@@ -62,3 +64,45 @@ def export() -> ResponseReturnValue:
 @require(Scope.AUDIT_READ)
 def verify() -> ResponseReturnValue:
     return dump(_verification, audit.verify(session()))
+
+
+_package_query = PackageQuerySchema()
+_checkpoint = CheckpointSchema()
+
+
+def signing_key() -> ECKey:
+    config = settings()
+    return checkpoints.signing_key(
+        checkpoints.key_path(config.audit_signing_key_path, config.instance_path)
+    )
+
+
+@bp.get("/audit/package")
+@require(Scope.AUDIT_READ)
+def dpo_package() -> ResponseReturnValue:
+    args = load_args(_package_query)
+    filters = audit.EventFilter(
+        subject_id=str(args["subject_id"]) if "subject_id" in args else None,
+        since=args.get("since"),
+        until=args.get("until"),
+        channel=args.get("channel"),
+        category=args.get("category"),
+    )
+    key, catalog = signing_key(), rules().catalog.as_dict()
+    return Response(
+        streamed(lambda own: package.stream(own, filters, key, catalog)),
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="audit-package.ndjson"'},
+    )
+
+
+@bp.post("/audit/checkpoints")
+@require(Scope.AUDIT_READ)
+def create_checkpoint() -> ResponseReturnValue:
+    return dump(_checkpoint, checkpoints.create(session(), signing_key())), 201
+
+
+@bp.get("/audit/checkpoints")
+@require(Scope.AUDIT_READ)
+def list_checkpoints() -> ResponseReturnValue:
+    return {"checkpoints": [dump(_checkpoint, c) for c in checkpoints.listing(session())]}

@@ -6,14 +6,15 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain import chain
+from app.domain import chain, proof
+from app.domain.vocabulary import Action
 from app.models import ChainHead, ConsentEvent, Evidence
 from app.services.ledger import CHAIN_ID
 
@@ -57,6 +58,21 @@ class EventFilter:
     until: datetime | None = None
     channel: str | None = None
     category: str | None = None
+    action: str | None = None
+    upto: int | None = None  # the last seq to read (a package stops at the head it signed)
+
+    @property
+    def is_complete(self) -> bool:
+        """No filter but the head: every event of the chain."""
+        return not (
+            self.subject_id
+            or self.since
+            or self.until
+            or self.channel
+            or self.category
+            or self.action
+            or self.after
+        )
 
 
 def page(
@@ -80,6 +96,12 @@ def iter_events(session: Session, filters: EventFilter) -> Iterator[dict[str, An
         after = rows[-1]["seq"]
         if len(rows) < PAGE:
             return
+
+
+def notice_versions(session: Session, filters: EventFilter) -> set[str]:
+    """The notice versions the matching events point to."""
+    query = _query(filters).with_only_columns(EVENTS.c.notice_version).order_by(None).distinct()
+    return {version for version in session.scalars(query) if version}
 
 
 def to_ndjson(events: Iterator[dict[str, Any]]) -> Iterator[str]:
@@ -109,13 +131,25 @@ def verify(session: Session, chain_id: str = CHAIN_ID) -> chain.Verification:
     head = session.get(ChainHead, chain_id)
     if head is None:
         return chain.Verification(True, 0)
-    return chain.verify(
+    result = chain.verify(
         _records(session, chain_id, head.base_seq),
         base_seq=head.base_seq,
         base_hash=head.base_hash,
         head_seq=head.last_seq,
         head_hash=head.last_hash,
     )
+    if not result.is_ok:
+        return result
+    last_run = session.scalar(
+        select(EVENTS.c.details)
+        .where(EVENTS.c.chain_id == chain_id, EVENTS.c.action == str(Action.RETENTION_RUN))
+        .order_by(EVENTS.c.seq.desc())
+        .limit(1)
+    )
+    moved = proof.base_problem(
+        head.base_seq, head.base_hash, proof.retention_base(last_run) if last_run else None
+    )
+    return moved or result
 
 
 def _records(session: Session, chain_id: str, after: int) -> Iterator[dict[str, Any]]:
@@ -160,13 +194,15 @@ def _query(filters: EventFilter) -> Any:
         query = query.where(EVENTS.c.channel == filters.channel)
     if filters.category:
         query = query.where(EVENTS.c.category == filters.category)
+    if filters.action:
+        query = query.where(EVENTS.c.action == filters.action)
+    if filters.upto is not None:
+        query = query.where(EVENTS.c.seq <= filters.upto)
     return query
 
 
 def _replace_after(filters: EventFilter, after: int) -> EventFilter:
-    return EventFilter(
-        after, filters.subject_id, filters.since, filters.until, filters.channel, filters.category
-    )
+    return replace(filters, after=after)
 
 
 def _with_evidence(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:

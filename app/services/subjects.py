@@ -31,7 +31,7 @@ from app.models import (
     Suppression,
     utcnow,
 )
-from app.services import audit, ledger
+from app.services import audit, ledger, rights
 
 
 def get(session: Session, subject_id: str, *, allow_erased: bool = False) -> Subject:
@@ -152,6 +152,7 @@ def erase(
         ],
         now=now,
     )
+    rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel="api")
     session.commit()
     return Erasure(subject_id, now, len(identifiers), event.id)
 
@@ -189,12 +190,15 @@ def export(
         now=now,
         max_age=rules.max_consent_age,
     )
+    # Answered as it is asked: logged so the rights-request log is complete.
+    rights.add(session, subject_id, "access", received_at=now, answered_at=now, channel="api")
+    session.flush()
     requests = session.scalars(
         select(RightsRequest)
         .where(RightsRequest.subject_id == subject_id)
         .order_by(RightsRequest.received_at)
     ).all()
-    return {
+    exported = {
         "subject_id": subject.id,
         "created_at": subject.created_at,
         "locale": subject.locale,
@@ -231,6 +235,8 @@ def export(
             for r in requests
         ],
     }
+    session.commit()
+    return exported
 
 
 def _evidence_dict(row: Evidence | None) -> dict[str, Any] | None:

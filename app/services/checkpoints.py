@@ -1,0 +1,127 @@
+"""Signed checkpoints: the service's key, the public JWK set, and signing the chain's head."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from joserfc.jwk import ECKey
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.domain import chain, proof
+from app.domain.vocabulary import Action, Method
+from app.models import ConsentEvent, utcnow
+from app.services import ledger
+
+SYSTEM_ACT = ledger.Act(actor="system:audit", method=Method.SYSTEM)
+
+
+def key_path(configured: Path | None, instance_path: Path) -> Path:
+    return configured or instance_path / "audit-signing-key.json"
+
+
+def signing_key(path: Path) -> ECKey:
+    """The private P-256 key at `path`, made there (mode 0600) the first time it is needed."""
+    if path.exists():
+        return ECKey.import_key(json.loads(path.read_text()))
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(json.dumps(key.as_dict(private=True)))
+    return key
+
+
+def public_jwks(key: ECKey) -> dict[str, Any]:
+    """The verification key as a JWK set (what /.well-known/jwks.json serves)."""
+    public = key.as_dict(private=False) | {"use": "sig", "alg": proof.ALGORITHM}
+    return {"keys": [public]}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int  # the checkpoint event's own seq
+    signed_seq: int
+    signed_hash: str
+    occurred_at: datetime
+    jws: str
+
+
+def create(session: Session, key: ECKey, *, now: datetime | None = None) -> Checkpoint:
+    """Sign the head as it is now and append that signature as a checkpoint event."""
+    now = now or utcnow()
+    head = ledger.lock(session)
+    checkpoint = _append(session, head, key, now)
+    session.commit()
+    return checkpoint
+
+
+def create_if_due(
+    session: Session, key: ECKey, every: int, *, now: datetime | None = None
+) -> Checkpoint | None:
+    """A checkpoint once `every` events have been written since the last one, else None."""
+    now = now or utcnow()
+    head = ledger.lock(session)
+    last = session.scalar(
+        select(func.max(ConsentEvent.seq)).where(
+            ConsentEvent.chain_id == head.chain_id, ConsentEvent.action == str(Action.CHECKPOINT)
+        )
+    )
+    if head.last_seq - (last or head.base_seq) < max(every, 1):
+        session.commit()
+        return None
+    checkpoint = _append(session, head, key, now)
+    session.commit()
+    return checkpoint
+
+
+def append_in(session: Session, head: Any, key: ECKey, now: datetime) -> Checkpoint:
+    """A checkpoint inside another use case's transaction (retention signs its new base)."""
+    return _append(session, head, key, now)
+
+
+def _append(session: Session, head: Any, key: ECKey, now: datetime) -> Checkpoint:
+    claims = proof.checkpoint_claims(
+        head.chain_id,
+        head.last_seq,
+        head.last_hash,
+        head.base_seq,
+        head.base_hash,
+        chain.format_time(now),
+    )
+    token = proof.sign(claims, key)
+    signed_seq, signed_hash = head.last_seq, head.last_hash
+    (event,) = ledger.append(
+        session,
+        head,
+        SYSTEM_ACT,
+        [
+            ledger.Draft(
+                Action.CHECKPOINT,
+                details={"seq": signed_seq, "hash": signed_hash, "jws": token},
+            )
+        ],
+        now=now,
+    )
+    return Checkpoint(event.seq, signed_seq, signed_hash, now, token)
+
+
+def listing(session: Session, limit: int = 100) -> list[Checkpoint]:
+    rows = session.scalars(
+        select(ConsentEvent)
+        .where(ConsentEvent.action == str(Action.CHECKPOINT))
+        .order_by(ConsentEvent.seq.desc())
+        .limit(limit)
+    )
+    found = []
+    for row in rows:
+        details = json.loads(row.details or "{}")
+        found.append(
+            Checkpoint(row.seq, details["seq"], details["hash"], row.occurred_at, details["jws"])
+        )
+    return found

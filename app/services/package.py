@@ -1,0 +1,114 @@
+"""The DPO export package: events, notices, the Art. 30 record and the proof, streamed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from joserfc.jwk import ECKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain import chain, proof
+from app.domain.vocabulary import Action
+from app.models import ChainHead, NoticeVersion, utcnow
+from app.services import audit
+from app.services.checkpoints import public_jwks
+from app.services.ledger import CHAIN_ID
+
+
+def stream(
+    session: Session,
+    filters: audit.EventFilter,
+    key: ECKey,
+    catalog: Mapping[str, Any],
+    *,
+    now: datetime | None = None,
+) -> Iterator[str]:
+    """NDJSON lines of the package; events are read page by page, so memory stays constant."""
+    now = now or utcnow()
+    head = session.get(ChainHead, CHAIN_ID)
+    base_seq, base_hash = (head.base_seq, head.base_hash) if head else (0, chain.GENESIS_HASH)
+    head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, chain.GENESIS_HASH)
+    complete = filters.is_complete
+    filters = replace(filters, upto=head_seq)
+    header = {
+        "format": proof.PACKAGE_FORMAT,
+        "chain_id": CHAIN_ID,
+        "created_at": chain.format_time(now),
+        "complete": complete,
+        "filters": _filters(filters),
+        "base_seq": base_seq,
+        "base_hash": base_hash,
+        "head_seq": head_seq,
+        "head_hash": head_hash,
+    }
+    yield _line({"type": "header", **header, "jws": proof.sign(header, key)})
+    yield _line({"type": "key", "jwks": public_jwks(key)})
+    yield _line({"type": "catalog", "catalog": dict(catalog)})
+    for notice in _notices(session, filters):
+        yield _line(notice)
+    digest = proof.Digest()
+    for event in audit.iter_events(session, filters):
+        digest.add(event["hash"])
+        yield _line({"type": "event", **event})
+    if not complete:
+        for event in audit.iter_events(
+            session, audit.EventFilter(action=str(Action.CHECKPOINT), upto=head_seq)
+        ):
+            yield _line(
+                {
+                    "type": "checkpoint",
+                    "seq": event["seq"],
+                    "occurred_at": event["occurred_at"],
+                    "hash": event["hash"],
+                    "jws": (event["details"] or {}).get("jws"),
+                }
+            )
+    trailer = {
+        "format": proof.PACKAGE_FORMAT,
+        "events": digest.count,
+        "digest": digest.hexdigest(),
+        "head_seq": head_seq,
+        "head_hash": head_hash,
+    }
+    yield _line({"type": "trailer", **trailer, "jws": proof.sign(trailer, key)})
+
+
+def _notices(session: Session, filters: audit.EventFilter) -> Iterator[dict[str, Any]]:
+    versions = audit.notice_versions(session, filters)
+    if not versions:
+        return
+    rows = session.scalars(
+        select(NoticeVersion)
+        .where(NoticeVersion.version.in_(versions))
+        .order_by(NoticeVersion.key, NoticeVersion.version, NoticeVersion.locale)
+    )
+    for n in rows:
+        yield {
+            "type": "notice",
+            "key": n.key,
+            "version": n.version,
+            "locale": n.locale,
+            "title": n.title,
+            "text": n.text,
+            "sha256": n.sha256,
+            "published_at": chain.format_time(n.published_at),
+        }
+
+
+def _filters(filters: audit.EventFilter) -> dict[str, Any]:
+    return {
+        "subject_id": filters.subject_id,
+        "since": chain.format_time(filters.since) if filters.since else None,
+        "until": chain.format_time(filters.until) if filters.until else None,
+        "channel": filters.channel,
+        "category": filters.category,
+    }
+
+
+def _line(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"

@@ -1,0 +1,172 @@
+"""The DPO's pages: a login with an audit:read client, counts over time, the trail search,
+and the printable double opt-in record.
+
+The login sets its own cookie (HttpOnly, SameSite=Strict, path /dpo): a signed token of the
+`dpo` link purpose that expires after ACCESS_SESSION_IDLE without a request (each page renews
+it) and is checked against the database on every request, so revoking the client, taking its
+audit:read scope, or rotating its secret ends every session at once. Every form carries the
+app's CSRF token (Flask-WTF).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, TypeVar
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
+from werkzeug.wrappers import Response as BaseResponse
+
+from app.domain.errors import InvalidTokenError
+from app.domain.vocabulary import Action
+from app.extensions import limiter
+from app.http import links, session, settings
+from app.services import audit, dashboard, evidence
+from app.services.links import Purpose
+
+bp = Blueprint("dpo", __name__, url_prefix="/dpo")
+
+SESSION_COOKIE = "dpo_session"
+NAME = validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Form(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    @pre_load
+    def drop_blanks(self, data: Any, **kwargs: Any) -> Any:
+        return {k: v.strip() for k, v in data.items() if isinstance(v, str) and v.strip()}
+
+
+class LoginForm(_Form):
+    client_id = fields.String(required=True, validate=validate.Length(max=64))
+    client_secret = fields.String(required=True, validate=validate.Length(max=200))
+
+
+class SearchForm(_Form):
+    subject_id = fields.UUID()
+    action = fields.String(validate=validate.OneOf([str(a) for a in Action]))
+    channel = fields.String(validate=NAME)
+    category = fields.String(validate=NAME)
+    since = fields.Date()
+    until = fields.Date()
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+_login_form, _search_form = LoginForm(), SearchForm()
+
+
+def _set_session(response: BaseResponse, payload: dict[str, Any]) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        links().make(Purpose.DPO, payload),
+        max_age=int(links().ttl(Purpose.DPO).total_seconds()),
+        path="/dpo",
+        httponly=True,
+        samesite="Strict",
+        secure=settings().base_url.startswith("https://"),
+    )
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def login_required(view: F) -> F:
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            data = links().open(Purpose.DPO, request.cookies.get(SESSION_COOKIE, "")).payload
+        except InvalidTokenError:
+            return redirect(url_for("dpo.login"))
+        if not dashboard.still_allowed(session(), str(data["c"]), str(data["s"])):
+            return redirect(url_for("dpo.login"))
+        g.dpo = data
+        response = current_app.make_response(view(*args, **kwargs))
+        if request.endpoint != "dpo.logout":
+            _set_session(response, data)  # idle timeout: every page renews the session
+        return response
+
+    return wrapped  # type: ignore[return-value]
+
+
+@bp.get("/login")
+def login() -> ResponseReturnValue:
+    return _no_store(Response(render_template("dpo/login.html", error=None)))
+
+
+@bp.post("/login")
+@limiter.limit("10 per minute")  # each try costs a PBKDF2 hash: no guessing, no load
+def login_post() -> ResponseReturnValue:
+    form = _login_form.load(request.form.to_dict())
+    try:
+        stamp = dashboard.login(session(), form["client_id"], form["client_secret"])
+    except dashboard.LoginError as error:
+        page = render_template("dpo/login.html", error=error.detail)
+        return _no_store(Response(page, status=401))
+    response = redirect(url_for("dpo.home"), code=303)
+    _set_session(response, {"c": form["client_id"], "s": stamp})
+    return response
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> ResponseReturnValue:
+    response = redirect(url_for("dpo.login"), code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/dpo")
+    return response
+
+
+@bp.get("")
+@login_required
+def home() -> ResponseReturnValue:
+    args = _search_form.load(request.args.to_dict())
+    filters = audit.EventFilter(
+        after=args["after"],
+        subject_id=str(args["subject_id"]) if "subject_id" in args else None,
+        action=args.get("action"),
+        channel=args.get("channel"),
+        category=args.get("category"),
+        since=datetime.combine(args["since"], time(), UTC) if "since" in args else None,
+        until=(
+            datetime.combine(args["until"] + timedelta(days=1), time(), UTC)
+            if "until" in args
+            else None
+        ),
+    )
+    found = dashboard.overview(session(), filters)
+    query: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after" and v}
+    next_url = url_for("dpo.home", **query, after=found.next_after) if found.next_after else None
+    page = render_template(
+        "dpo/home.html",
+        overview=found,
+        query=query,
+        actions=[str(a) for a in Action],
+        next_url=next_url,
+        first_url=url_for("dpo.home", **query) if args["after"] else None,
+        client_id=g.dpo["c"],
+    )
+    return _no_store(Response(page))
+
+
+@bp.get("/subjects/<uuid:subject_id>/double-opt-in")
+@login_required
+def double_opt_in(subject_id: Any) -> ResponseReturnValue:
+    record = evidence.double_opt_in(session(), str(subject_id))
+    page = render_template("dpo/double_opt_in.html", record=record)
+    return _no_store(Response(page))

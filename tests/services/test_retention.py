@@ -1,0 +1,145 @@
+"""Retention with a fake clock: what goes, what stays, and that the chain still verifies."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.domain.rules import Rules
+from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, SubscriptionRequest
+from app.services import audit, ledger, retention, subjects
+from tests.factories import make_act, make_subscriber
+
+T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+PERIODS = retention.Periods(
+    pending=timedelta(days=30), evidence=timedelta(days=3 * 365), proof=timedelta(days=3 * 365)
+)
+
+
+def count(session: Session, model: type[Any], *where: Any) -> int:
+    return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def test_unconfirmed_requests_go_after_the_pending_period_with_their_evidence(
+    session: Session, rules: Rules
+) -> None:
+    old = make_subscriber(session, rules, email="old@example.org", confirmed=False, now=T0)
+    fresh_time = T0 + timedelta(days=20)
+    make_subscriber(session, rules, email="new@example.org", confirmed=False, now=fresh_time)
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=31))
+    assert report.requests_removed == 1
+    assert report.evidence_removed == 1
+    assert count(session, SubscriptionRequest) == 1
+    assert count(session, Evidence, Evidence.subject_id == old) == 0
+    states = session.scalars(select(ConsentState.status).where(ConsentState.subject_id == old))
+    assert set(states) == {"withdrawn"}
+    closing = session.scalars(
+        select(ConsentEvent).where(
+            ConsentEvent.subject_id == old, ConsentEvent.action == "withdraw"
+        )
+    ).all()
+    assert len(closing) == report.pending_closed
+    assert all(json.loads(e.details or "{}")["reason"] == "confirmation_expired" for e in closing)
+
+
+def test_a_request_inside_the_pending_period_is_kept(session: Session, rules: Rules) -> None:
+    make_subscriber(session, rules, confirmed=False, now=T0)
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=29))
+    assert report.requests_removed == 0
+    assert count(session, SubscriptionRequest) == 1
+
+
+def test_each_run_is_logged_as_an_event_with_its_counts(session: Session, rules: Rules) -> None:
+    make_subscriber(session, rules, confirmed=False, now=T0)
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=40))
+    event = session.get(ConsentEvent, report.event_seq)
+    assert event is not None
+    assert event.action == "retention_run"
+    details = json.loads(event.details or "{}")
+    assert details["requests_removed"] == 1
+    assert details["base_seq"] == 0
+    assert details["periods_days"] == {"pending": 30, "evidence": 1095, "proof": 1095}
+
+
+def erased_subscriber(session: Session, rules: Rules, email: str, when: datetime) -> str:
+    subject_id = make_subscriber(session, rules, email=email, now=when)
+    subjects.erase(session, rules, subject_id, make_act(), now=when + timedelta(days=1))
+    return subject_id
+
+
+def test_proof_goes_three_years_after_processing_ended_and_the_chain_still_verifies(
+    session: Session, rules: Rules
+) -> None:
+    gone = erased_subscriber(session, rules, "gone@example.org", T0)
+    later = T0 + timedelta(days=400)
+    kept = make_subscriber(session, rules, email="kept@example.org", now=later)
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=3 * 365 + 5))
+    assert report.events_removed > 0
+    assert count(session, ConsentEvent, ConsentEvent.subject_id == gone) == 0
+    assert count(session, ConsentEvent, ConsentEvent.subject_id == kept) > 0
+    head = session.get(ChainHead, "main")
+    assert head is not None
+    assert head.base_seq == report.base_seq > 0
+    assert audit.verify(session).is_ok
+
+
+def test_proof_of_a_subject_still_subscribed_is_kept_and_pins_the_chain(
+    session: Session, rules: Rules
+) -> None:
+    active = make_subscriber(session, rules, email="active@example.org", now=T0)
+    erased_subscriber(session, rules, "gone@example.org", T0 + timedelta(days=1))
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=5 * 365))
+    assert report.events_removed == 0
+    assert count(session, ConsentEvent, ConsentEvent.subject_id == active) > 0
+
+
+def test_proof_inside_the_period_is_kept(session: Session, rules: Rules) -> None:
+    erased_subscriber(session, rules, "gone@example.org", T0)
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=3 * 365 - 10))
+    assert report.events_removed == 0
+
+
+def test_deleting_the_first_remaining_event_by_hand_is_caught(
+    session: Session, rules: Rules
+) -> None:
+    erased_subscriber(session, rules, "gone@example.org", T0)
+    make_subscriber(session, rules, email="kept@example.org", now=T0 + timedelta(days=400))
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=3 * 365 + 5))
+    first = report.base_seq + 1
+    victim = session.get(ConsentEvent, first)
+    assert victim is not None
+    session.execute(delete(ConsentEvent).where(ConsentEvent.seq == first))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.is_ok
+    assert result.first_bad_seq == first
+    # Hiding it by moving the base too is caught by the base the retention run recorded.
+    session.execute(update(ChainHead).values(base_seq=victim.seq, base_hash=victim.hash))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.is_ok
+    assert result.first_bad_seq == first
+
+
+def test_moving_the_base_without_a_retention_run_is_caught(session: Session, rules: Rules) -> None:
+    make_subscriber(session, rules, now=T0)
+    first = session.get(ConsentEvent, 1)
+    assert first is not None
+    session.execute(delete(ConsentEvent).where(ConsentEvent.seq == 1))
+    session.execute(update(ChainHead).values(base_seq=1, base_hash=first.hash))
+    session.commit()
+    result = audit.verify(session)
+    assert not result.is_ok
+    assert result.first_bad_seq == 1
+
+
+def test_orphaned_evidence_goes_after_the_pending_period(session: Session, rules: Rules) -> None:
+    with session.begin():
+        ledger.record_evidence(session, None, make_act(), T0)
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=31))
+    assert report.evidence_removed == 1
+    assert count(session, Evidence) == 0
