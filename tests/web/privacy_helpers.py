@@ -43,6 +43,7 @@ def csrf(html: str) -> str:
 
 
 def access_url_in_outbox(session: Session) -> str:
+    session.rollback()  # end any earlier read: the app under test committed since
     body = session.scalars(
         select(OutboxMessage.body_text).where(OutboxMessage.template == "access_link")
     ).one()
@@ -89,6 +90,7 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
 
 def deliver(session: Session, port: int) -> int:
     """Send what the outbox holds to the test SMTP server, as the mail worker would."""
+    session.rollback()  # see what the app under test committed since the last read
     transport = SmtpTransport("127.0.0.1", port, timeout=5)
     return mail.deliver_due(session, transport, mail_from="cc@example.org").sent
 

@@ -32,6 +32,7 @@ from tests.web.privacy_helpers import (
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).parent.parent.parent
 SCHEMA = json.loads((ROOT / "app/data/privacy-export.schema.json").read_text())
+# UPDATE_SCREENSHOTS=1 refreshes the pictures in docs/; otherwise they go to a temporary folder.
 SCREENSHOTS = ROOT / "docs/screenshots"
 
 pytestmark = [
@@ -75,8 +76,9 @@ def served(make_app: Callable[..., Flask]) -> Iterator[tuple[Flask, str]]:
 
 
 def test_a_person_sees_downloads_and_deletes_their_data_and_nothing_opens_after(
-    browser: Browser, served: tuple[Flask, str], session: Session, rules: Rules
+    browser: Browser, served: tuple[Flask, str], session: Session, rules: Rules, tmp_path: Path
 ) -> None:
+    shots = SCREENSHOTS if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path
     app, base_url = served
     email = "ada.lovelace@example.org"
     subject_id = make_person(session, rules, email=email)
@@ -111,10 +113,10 @@ def test_a_person_sees_downloads_and_deletes_their_data_and_nothing_opens_after(
             "Strict",
             "/privacy",
         )
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "privacy-en.png"), full_page=True)
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "privacy-en.png"), full_page=True)
         page.set_viewport_size({"width": 390, "height": 844})
-        page.screenshot(path=str(SCREENSHOTS / "privacy-phone-en.png"))
+        page.screenshot(path=str(shots / "privacy-phone-en.png"))
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.set_viewport_size({"width": 1280, "height": 900})
 
