@@ -165,7 +165,7 @@ def open_session(
         )
     )
     _log(session, subject_id, Page.ACCESS_LINK, visit, now)
-    rights.served(session, subject_id, rights.Kind.ACCESS, now=now)
+    rights.add(session, subject_id, "access", received_at=now, answered_at=now, channel="web")
     session.commit()
     return OpenedSession(session_id, subject_id, now + idle)
 
@@ -259,7 +259,9 @@ def download(
     now = now or utcnow()
     access = _resume(session, session_id, idle=idle, now=now)
     _log(session, access.subject_id, Page.DOWNLOAD, visit, now)
-    rights.served(session, access.subject_id, rights.Kind.DOWNLOAD, now=now)
+    rights.add(
+        session, access.subject_id, "download", received_at=now, answered_at=now, channel="web"
+    )
     session.commit()
     data = subjects.export(session, rules, access.subject_id, now=now)
     data["preferences"] = _preferences_data(data["preferences"])
@@ -369,7 +371,7 @@ def erase(
     subjects.erase(session, rules, subject.id, act, now=now, commit=False)
     if address is not None:
         mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=None, now=now)
-    rights.served(session, subject.id, rights.Kind.ERASURE, now=now)
+    rights.add(session, subject.id, "erasure", received_at=now, answered_at=now, channel="web")
     session.commit()
     return ErasureReport(now, kept, address is not None)
 

@@ -1,70 +1,96 @@
-"""Data-subject requests (GDPR Art. 12(3)): each one recorded with the month it must be answered in.
-
-Both functions write in the caller's transaction and never commit.
-"""
+"""The rights-request log: access, download and erasure requests and their statutory dates."""
 
 from __future__ import annotations
 
 import calendar
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.domain.errors import ConflictError, NotFoundError
 from app.models import RightsRequest, utcnow
 
-
-class Kind(StrEnum):
-    ACCESS = "access"
-    DOWNLOAD = "download"
-    ERASURE = "erasure"
+KINDS = ("access", "download", "erasure")
 
 
-def one_month_after(moment: datetime) -> datetime:
-    """The same day of the next month, or its last day when that month is shorter (Art. 12(3))."""
-    year, month = (moment.year + 1, 1) if moment.month == 12 else (moment.year, moment.month + 1)
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
+def due_date(received_at: datetime) -> datetime:
+    """One month after receipt (GDPR Art. 12(3)), the same day next month or its last day."""
+    year, month = (
+        (received_at.year + 1, 1)
+        if received_at.month == 12
+        else (
+            received_at.year,
+            received_at.month + 1,
+        )
+    )
+    day = min(received_at.day, calendar.monthrange(year, month)[1])
+    return received_at.replace(year=year, month=month, day=day)
+
+
+def add(
+    session: Session,
+    subject_id: str,
+    kind: str,
+    *,
+    received_at: datetime,
+    answered_at: datetime | None = None,
+    channel: str | None = None,
+    note: str | None = None,
+) -> RightsRequest:
+    """A request row in the caller's transaction (erasure and export log theirs this way)."""
+    row = RightsRequest(
+        id=str(uuid.uuid4()),
+        subject_id=subject_id,
+        kind=kind,
+        received_at=received_at,
+        due_at=due_date(received_at),
+        answered_at=answered_at,
+        channel=channel,
+        note=note,
+    )
+    session.add(row)
+    return row
 
 
 def record(
     session: Session,
     subject_id: str,
-    kind: Kind,
+    kind: str,
     *,
-    channel: str = "web",
+    received_at: datetime | None = None,
+    channel: str | None = None,
     note: str | None = None,
-    now: datetime | None = None,
 ) -> RightsRequest:
-    now = now or utcnow()
-    request = RightsRequest(
-        id=str(uuid.uuid4()),
-        subject_id=subject_id,
-        kind=str(kind),
-        received_at=now,
-        due_at=one_month_after(now),
-        answered_at=None,
-        channel=channel,
-        note=note,
+    """Log a request that came in (by mail, say) and is yet to be answered."""
+    row = add(
+        session, subject_id, kind, received_at=received_at or utcnow(), channel=channel, note=note
     )
-    session.add(request)
-    return request
+    session.commit()
+    return row
 
 
-def answer(request: RightsRequest, *, now: datetime | None = None) -> RightsRequest:
-    request.answered_at = now or utcnow()
-    return request
+def answer(session: Session, request_id: str, *, now: datetime | None = None) -> RightsRequest:
+    row = session.get(RightsRequest, request_id)
+    if row is None:
+        raise NotFoundError(f"No rights request {request_id}.")
+    if row.answered_at is not None:
+        raise ConflictError(f"Rights request {request_id} was already answered.")
+    row.answered_at = now or utcnow()
+    session.commit()
+    return row
 
 
-def served(
-    session: Session,
-    subject_id: str,
-    kind: Kind,
-    *,
-    channel: str = "web",
-    now: datetime | None = None,
-) -> RightsRequest:
-    """A request answered the moment it came in (self-service pages)."""
-    now = now or utcnow()
-    return answer(record(session, subject_id, kind, channel=channel, now=now), now=now)
+def listing(
+    session: Session, *, overdue: bool = False, now: datetime | None = None, limit: int = 500
+) -> list[RightsRequest]:
+    """Requests, newest first; with `overdue`, the unanswered ones past their due date."""
+    query = select(RightsRequest)
+    if overdue:
+        query = query.where(
+            RightsRequest.answered_at.is_(None), RightsRequest.due_at < (now or utcnow())
+        ).order_by(RightsRequest.due_at)
+    else:
+        query = query.order_by(RightsRequest.received_at.desc())
+    return list(session.scalars(query.limit(limit)))
