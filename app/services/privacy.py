@@ -219,6 +219,8 @@ class Overview:
     requests: list[RightsRequest]
     expires_at: datetime
     generated_at: datetime
+    events: list[ConsentEvent]
+    evidence: Mapping[str | None, Evidence]
 
 
 def overview(
@@ -253,8 +255,8 @@ def download(
 ) -> dict[str, Any]:
     """The machine-readable copy (Art. 15(3), Art. 20), as JSON-ready data.
 
-    It is subjects.export() (the same data the API's export gives) plus the inventory, the derived
-    data and the access log; app/data/privacy-export.schema.json documents it.
+    The shape of the API's subject export, plus the inventory, the derived data and the access
+    log; app/data/privacy-export.schema.json documents it.
     """
     now = now or utcnow()
     access = _resume(session, session_id, idle=idle, now=now)
@@ -263,15 +265,47 @@ def download(
         session, access.subject_id, "download", received_at=now, answered_at=now, channel="web"
     )
     session.commit()
-    data = subjects.export(session, rules, access.subject_id, now=now)
-    data["preferences"] = _preferences_data(data["preferences"])
     held = _gather(session, rules, inventory, access, now)
+    notices_shown = {(n.key, n.version, n.locale): n for e in held.timeline if (n := e.notice)}
     data = {
         "$schema": EXPORT_SCHEMA,
         "generated_at": now,
         "language": locale,
         "controller": dict(rules.catalog.controller),
-        **data,
+        "subject_id": held.subject.id,
+        "created_at": held.subject.created_at,
+        "locale": held.subject.locale,
+        "country": held.subject.country,
+        "identifiers": [
+            {"kind": i.kind, "value": i.value, "created_at": i.created_at} for i in held.identifiers
+        ],
+        "preferences": _preferences_data(held.preferences),
+        "events": [
+            event.record() | {"evidence": _evidence_data(held.evidence.get(event.evidence_hash))}
+            for event in held.events
+        ],
+        "notices": [
+            {
+                "key": n.key,
+                "version": n.version,
+                "locale": n.locale,
+                "title": n.title,
+                "text": n.text,
+                "sha256": n.sha256,
+                "published_at": n.published_at,
+            }
+            for _, n in sorted(notices_shown.items())
+        ],
+        "rights_requests": [
+            {
+                "id": r.id,
+                "kind": r.kind,
+                "received_at": r.received_at,
+                "due_at": r.due_at,
+                "answered_at": r.answered_at,
+            }
+            for r in reversed(held.requests)
+        ],
         "derived": [
             {"key": d.item.key, "label": d.item.label.get(locale), "value": d.value}
             for d in held.derived
@@ -371,9 +405,24 @@ def erase(
     subjects.erase(session, rules, subject.id, act, now=now, commit=False)
     if address is not None:
         mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=None, now=now)
-    rights.add(session, subject.id, "erasure", received_at=now, answered_at=now, channel="web")
+    _erasure_request(session, subject.id, now)
     session.commit()
     return ErasureReport(now, kept, address is not None)
+
+
+def _erasure_request(session: Session, subject_id: str, now: datetime) -> None:
+    """Log the erasure as a request from the web, once, even if subjects.erase logged it too."""
+    logged = session.scalar(
+        select(RightsRequest).where(
+            RightsRequest.subject_id == subject_id,
+            RightsRequest.kind == "erasure",
+            RightsRequest.received_at == now,
+        )
+    )
+    if logged is None:
+        rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel="web")
+    else:
+        logged.channel = "web"
 
 
 def _access_subject(links: Links, token: str) -> str:
@@ -454,13 +503,13 @@ def _gather(
     events = session.scalars(
         select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
     ).all()
-    evidence = {
+    evidence: dict[str | None, Evidence] = {
         row.hash: row
         for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
     }
     timeline = []
     for event in reversed(events):
-        proof = evidence.get(event.evidence_hash or "")
+        proof = evidence.get(event.evidence_hash)
         timeline.append(
             Entry(
                 occurred_at=event.occurred_at,
@@ -515,6 +564,8 @@ def _gather(
         ),
         expires_at=access.expires_at,
         generated_at=now,
+        events=list(events),
+        evidence=evidence,
     )
 
 
@@ -570,6 +621,18 @@ def _preferences_data(view: PreferencesView) -> dict[str, Any]:
             }
             for p in view.purposes
         ],
+    }
+
+
+def _evidence_data(row: Evidence | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "ip": row.ip,
+        "user_agent": row.user_agent,
+        "country": row.country,
+        "details": json.loads(row.details) if row.details else None,
+        "captured_at": row.created_at,
     }
 
 

@@ -16,6 +16,7 @@ from app.domain.errors import (
     UsedTokenError,
 )
 from app.domain.inventory import Inventory, load_inventory
+from app.extensions import limiter
 from app.http import client_ip, links, mail_templates, rules, session, settings, user_agent
 from app.services import privacy
 
@@ -23,6 +24,7 @@ bp = Blueprint("privacy", __name__)
 
 COOKIE = "cc_privacy"
 COOKIE_PATH = "/privacy"
+SEND_LIMIT = "10 per hour"
 
 
 @bp.record_once
@@ -88,6 +90,7 @@ def ask(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/privacy/request/<token>")
+@limiter.limit(SEND_LIMIT)  # per IP; the service also sends one mail per subject per few minutes
 def send(token: str) -> ResponseReturnValue:
     privacy.request_access(
         session(),

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
-from app.models import AccessLog, RightsRequest
+from app.models import AccessLog, OutboxMessage, RightsRequest
 from tests.web.privacy_helpers import access_url_in_outbox, csrf, make_person, preference_token
 
 EMAIL = "ada@example.org"
@@ -61,6 +61,20 @@ def test_asking_for_access_needs_the_form_token(
 ) -> None:
     token = preference_token(app, make_person(session, rules))
     assert client.post(f"/privacy/request/{token}").status_code == 400
+
+
+def test_asking_for_access_over_and_over_from_one_address_is_refused(
+    make_app: Callable[..., Flask], session: Session, rules: Rules
+) -> None:
+    app = make_app(ratelimit_enabled=True)
+    client = app.test_client()
+    token = preference_token(app, make_person(session, rules))
+    form = {"csrf_token": csrf(client.get(f"/privacy/request/{token}").text)}
+    codes = [client.post(f"/privacy/request/{token}", data=form).status_code for _ in range(11)]
+    assert codes == [200] * 10 + [429]
+    session.rollback()
+    assert session.scalars(select(OutboxMessage)).all()[0].template == "access_link"
+    assert len(session.scalars(select(OutboxMessage)).all()) == 1
 
 
 def test_the_session_cookie_is_httponly_strict_and_scoped_to_the_privacy_pages(
@@ -155,7 +169,8 @@ def test_the_printable_page_carries_print_styles_and_the_full_wording(
     page = client.get("/privacy/print")
     assert page.status_code == 200
     assert "<details open>" in page.text
-    assert "@media print" in client.get("/static/privacy.css").text
+    with client.get("/static/privacy.css") as css:
+        assert "@media print" in css.text
 
 
 def test_deleting_asks_first_then_says_what_was_kept_and_closes_the_session(
