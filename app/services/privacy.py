@@ -45,6 +45,8 @@ FINAL_MAIL = "erasure_done"
 # One access mail per subject per this gap, however often the button is pressed.
 MAIL_GAP = timedelta(minutes=5)
 KEPT_AFTER_ERASURE = ("suppression_entry", "pseudonymous_proof")
+# Inventory items that are identifiers: listed for deletion only when the person has one.
+IDENTIFIER_ITEMS = {"email": "email_address", "phone": "phone_number", "external_id": "external_id"}
 EXPORT_SCHEMA = "https://consent-center.example/schemas/privacy-export/1"
 
 
@@ -347,10 +349,17 @@ def erasure_plan(
     access = _resume(session, session_id, idle=idle, now=now)
     _log(session, access.subject_id, Page.DELETE, visit, now)
     session.commit()
+    identifiers = _identifiers(session, access.subject_id)
+    held = {IDENTIFIER_ITEMS[i.kind] for i in identifiers if i.kind in IDENTIFIER_ITEMS}
     return ErasurePlan(
-        [i for i in inventory.items if i.key not in KEPT_AFTER_ERASURE],
+        [
+            i
+            for i in inventory.items
+            if i.key not in KEPT_AFTER_ERASURE
+            and (i.key not in IDENTIFIER_ITEMS.values() or i.key in held)
+        ],
         _kept(inventory, now + proof_retention),
-        _identifiers(session, access.subject_id),
+        identifiers,
     )
 
 

@@ -170,7 +170,7 @@ def test_the_printable_page_carries_print_styles_and_the_full_wording(
     assert page.status_code == 200
     assert "<details open>" in page.text
     with client.get("/static/privacy.css") as css:
-        assert "@media print" in css.text
+        assert "@media print" in css.get_data(as_text=True)
 
 
 def test_deleting_asks_first_then_says_what_was_kept_and_closes_the_session(
@@ -181,6 +181,7 @@ def test_deleting_asks_first_then_says_what_was_kept_and_closes_the_session(
     confirm = client.get("/privacy/delete")
     assert "What we keep, why, and until when" in confirm.text
     assert EMAIL in confirm.text
+    assert "Phone number" not in confirm.text  # only what this person has
     done = client.post("/privacy/delete", data={"csrf_token": csrf(confirm.text)})
     assert done.status_code == 200
     assert "Your data has been deleted" in done.text
@@ -193,12 +194,27 @@ def test_deleting_asks_first_then_says_what_was_kept_and_closes_the_session(
 
 
 @pytest.mark.parametrize(
-    ("lang", "heading", "record"),
+    ("lang", "heading", "record", "logged"),
     [
-        ("en", "Your personal data", "Why we hold each kind of data"),
-        ("es", "Tus datos personales", "Por qué guardamos cada tipo de dato"),
-        ("it", "I tuoi dati personali", "Perché conserviamo ogni tipo di dato"),
-        ("de", "Ihre personenbezogenen Daten", "Warum wir welche Daten speichern"),
+        ("en", "Your personal data", "Why we hold each kind of data", "Secure link opened"),
+        (
+            "es",
+            "Tus datos personales",
+            "Por qué guardamos cada tipo de dato",
+            "Enlace seguro abierto",
+        ),
+        (
+            "it",
+            "I tuoi dati personali",
+            "Perché conserviamo ogni tipo di dato",
+            "Link sicuro aperto",
+        ),
+        (
+            "de",
+            "Ihre personenbezogenen Daten",
+            "Warum wir welche Daten speichern",
+            "Sicherer Link geöffnet",
+        ),
     ],
 )
 def test_the_pages_speak_four_languages(
@@ -209,13 +225,16 @@ def test_the_pages_speak_four_languages(
     lang: str,
     heading: str,
     record: str,
+    logged: str,
 ) -> None:
     subject_id = make_person(session, rules)
     request_page = client.get(f"/privacy/request/{preference_token(app, subject_id)}?lang={lang}")
     assert f'<html lang="{lang}">' in request_page.text
     open_session(app, client, session, subject_id)
+    client.get("/privacy?lang=en")  # words must not stick to the first language rendered
     page = client.get(f"/privacy?lang={lang}")
     assert f"<h1>{heading}</h1>" in page.text
     assert record in page.text
+    assert logged in page.text
     delete = client.get(f"/privacy/delete?lang={lang}")
     assert delete.status_code == 200
