@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     init_auth(app, settings)
 
     from app.api import audit, consent, meta, oauth, subjects, subscriptions
-    from app.web import health, signup
+    from app.web import health, privacy, signup
 
     for module in (consent, subjects, subscriptions, audit, meta):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.register_blueprint(rights.bp, url_prefix="/v1")
     app.register_blueprint(jwks.bp)
     app.register_blueprint(dpo.bp)
+    app.register_blueprint(privacy.bp)
     register_error_handlers(app)
     if settings.send_mail_inline:
         from app.worker import start_inline

@@ -118,9 +118,19 @@ class Erasure:
 
 
 def erase(
-    session: Session, rules: Rules, subject_id: str, act: ledger.Act, *, now: datetime | None = None
+    session: Session,
+    rules: Rules,
+    subject_id: str,
+    act: ledger.Act,
+    *,
+    now: datetime | None = None,
+    commit: bool = True,
 ) -> Erasure:
-    """Delete identifiers and personal evidence; keep HMAC suppressions and pseudonymous proof."""
+    """Delete identifiers and personal evidence; keep HMAC suppressions and pseudonymous proof.
+
+    commit=False leaves the transaction open for a caller that writes more with it (the final
+    mail of a self-service erasure).
+    """
     now = now or utcnow()
     head = ledger.lock(session)
     subject = get(session, subject_id)
@@ -153,7 +163,8 @@ def erase(
         now=now,
     )
     rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel="api")
-    session.commit()
+    if commit:
+        session.commit()
     return Erasure(subject_id, now, len(identifiers), event.id)
 
 

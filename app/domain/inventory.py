@@ -1,0 +1,79 @@
+"""The data inventory: each kind of data held, why, on what basis, how long, and who gets it.
+
+Loaded from a YAML file (Settings.inventory_path); it is the person-facing half of the Art. 30
+record, shown on the privacy pages and put into the download.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.domain.catalog import DEFAULT_LOCALE, Text, _text
+from app.domain.vocabulary import LegalBasis
+
+
+class InventoryError(ValueError):
+    """The inventory file is malformed; raised at start-up."""
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+    is_derived: bool
+    legal_basis: LegalBasis
+    label: Text
+    purpose: Text
+    retention: Text
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    items: tuple[Item, ...]
+    security_measures: Mapping[str, tuple[str, ...]]
+
+    def item(self, key: str) -> Item | None:
+        return next((i for i in self.items if i.key == key), None)
+
+    def measures(self, locale: str | None) -> tuple[str, ...]:
+        if locale and locale in self.security_measures:
+            return self.security_measures[locale]
+        return self.security_measures.get(DEFAULT_LOCALE, ())
+
+
+def load_inventory(path: Path) -> Inventory:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise InventoryError(f"cannot read inventory {path}: {error}") from error
+    return parse_inventory(raw)
+
+
+def parse_inventory(raw: Any) -> Inventory:
+    if not isinstance(raw, dict) or not isinstance(raw.get("items"), list):
+        raise InventoryError("the inventory must be a mapping with a list of items")
+    try:
+        items = tuple(
+            Item(
+                key=str(spec["key"]),
+                is_derived=bool(spec.get("derived", False)),
+                legal_basis=LegalBasis(spec["legal_basis"]),
+                label=_text(spec.get("labels")),
+                purpose=_text(spec.get("purpose")),
+                retention=_text(spec.get("retention")),
+                recipients=tuple(str(r) for r in spec.get("recipients") or ()),
+            )
+            for spec in raw["items"]
+        )
+        measures = {
+            str(locale): tuple(str(line) for line in lines)
+            for locale, lines in (raw.get("security_measures") or {}).items()
+        }
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise InventoryError(f"malformed inventory: {error}") from error
+    return Inventory(items, measures)

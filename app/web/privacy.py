@@ -1,0 +1,213 @@
+"""The privacy security center pages: ask for access, open it, see, download and delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+
+from app.domain.errors import (
+    ExpiredTokenError,
+    InvalidTokenError,
+    SubjectErasedError,
+    UsedTokenError,
+)
+from app.domain.inventory import Inventory, load_inventory
+from app.extensions import limiter
+from app.http import client_ip, links, mail_templates, rules, session, settings, user_agent
+from app.services import privacy
+
+bp = Blueprint("privacy", __name__)
+
+COOKIE = "cc_privacy"
+COOKIE_PATH = "/privacy"
+SEND_LIMIT = "10 per hour"
+
+
+@bp.record_once
+def _load_inventory(state: BlueprintSetupState) -> None:
+    # Read once at start-up, so a malformed inventory file stops the app from starting.
+    state.app.extensions["inventory"] = load_inventory(
+        state.app.extensions["settings"].inventory_path
+    )
+
+
+def inventory() -> Inventory:
+    from flask import current_app
+
+    return current_app.extensions["inventory"]  # type: ignore[no-any-return]
+
+
+def locale() -> str:
+    return str(get_locale() or "en")
+
+
+def visit() -> privacy.Visit:
+    return privacy.Visit(client_ip(), user_agent())
+
+
+def session_id() -> str | None:
+    return request.cookies.get(COOKIE)
+
+
+@bp.after_request
+def _no_store(response: Response) -> Response:
+    # Personal data: never kept by a shared computer's cache or a proxy.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    return response
+
+
+@bp.errorhandler(privacy.AccessSessionError)
+def _no_session(error: privacy.AccessSessionError) -> ResponseReturnValue:
+    response = Response(render_template("privacy/ended.html"), status=401)
+    response.delete_cookie(COOKIE, path=COOKIE_PATH)
+    return response
+
+
+@bp.errorhandler(InvalidTokenError)
+def _bad_link(error: InvalidTokenError) -> ResponseReturnValue:
+    if isinstance(error, UsedTokenError):
+        return render_template("privacy/link.html", reason="used"), 410
+    if isinstance(error, ExpiredTokenError):
+        return render_template("privacy/link.html", reason="expired"), 410
+    return render_template("privacy/link.html", reason="invalid"), 400
+
+
+@bp.errorhandler(SubjectErasedError)
+def _erased(error: SubjectErasedError) -> ResponseReturnValue:
+    return render_template("privacy/link.html", reason="erased"), 410
+
+
+@bp.get("/privacy/request/<token>")
+def ask(token: str) -> ResponseReturnValue:
+    privacy.subject_for_preference_link(session(), links(), token)
+    minutes = int(settings().access_link_ttl.total_seconds() // 60)
+    return render_template("privacy/request.html", token=token, minutes=minutes)
+
+
+@bp.post("/privacy/request/<token>")
+@limiter.limit(SEND_LIMIT)  # per IP; the service also sends one mail per subject per few minutes
+def send(token: str) -> ResponseReturnValue:
+    privacy.request_access(
+        session(),
+        links(),
+        mail_templates(),
+        token,
+        base_url=settings().base_url,
+        mail_from=settings().mail_from,
+        locale=locale(),
+    )
+    minutes = int(settings().access_link_ttl.total_seconds() // 60)
+    return render_template("privacy/sent.html", minutes=minutes)
+
+
+@bp.get("/access/<token>")
+def access(token: str) -> ResponseReturnValue:
+    privacy.check_access_link(session(), links(), token)
+    return render_template("privacy/access.html", token=token)
+
+
+@bp.post("/access/<token>")
+def open_access(token: str) -> ResponseReturnValue:
+    opened = privacy.open_session(
+        session(), links(), token, visit(), idle=settings().access_session_idle
+    )
+    response = redirect(url_for("privacy.overview"), code=303)
+    response.set_cookie(
+        COOKIE,
+        opened.session_id,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=settings().base_url.startswith("https://"),
+    )
+    return response
+
+
+def _overview(page: privacy.Page) -> dict[str, Any]:
+    held = privacy.overview(
+        session(),
+        rules(),
+        inventory(),
+        session_id(),
+        visit(),
+        idle=settings().access_session_idle,
+        page=page,
+    )
+    return {
+        "held": held,
+        "names": privacy.labels(rules().catalog, locale()),
+        "locale": locale(),
+        "idle_minutes": int(settings().access_session_idle.total_seconds() // 60),
+    }
+
+
+@bp.get("/privacy")
+def overview() -> ResponseReturnValue:
+    return render_template("privacy/overview.html", **_overview(privacy.Page.OVERVIEW))
+
+
+@bp.get("/privacy/print")
+def printable() -> ResponseReturnValue:
+    return render_template("privacy/print.html", printable=True, **_overview(privacy.Page.PRINT))
+
+
+@bp.get("/privacy/download.json")
+def download() -> ResponseReturnValue:
+    data = privacy.download(
+        session(),
+        rules(),
+        inventory(),
+        session_id(),
+        visit(),
+        idle=settings().access_session_idle,
+        locale=locale(),
+    )
+    return Response(
+        privacy.dumps(data),
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
+    )
+
+
+@bp.get("/privacy/delete")
+def confirm_delete() -> ResponseReturnValue:
+    plan = privacy.erasure_plan(
+        session(),
+        inventory(),
+        session_id(),
+        visit(),
+        idle=settings().access_session_idle,
+        proof_retention=settings().proof_retention,
+    )
+    return render_template("privacy/delete.html", plan=plan, locale=locale())
+
+
+@bp.post("/privacy/delete")
+def delete() -> ResponseReturnValue:
+    report = privacy.erase(
+        session(),
+        rules(),
+        inventory(),
+        mail_templates(),
+        session_id(),
+        idle=settings().access_session_idle,
+        proof_retention=settings().proof_retention,
+        mail_from=settings().mail_from,
+        locale=locale(),
+    )
+    response = Response(render_template("privacy/deleted.html", report=report, locale=locale()))
+    response.delete_cookie(COOKIE, path=COOKIE_PATH)
+    return response
+
+
+@bp.post("/privacy/logout")
+def logout() -> ResponseReturnValue:
+    privacy.end_session(session(), session_id())
+    response = Response(render_template("privacy/ended.html", is_logout=True))
+    response.delete_cookie(COOKIE, path=COOKIE_PATH)
+    return response

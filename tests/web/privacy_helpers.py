@@ -1,0 +1,120 @@
+"""Shared steps of the privacy page tests: a subscriber, their preference link, form tokens."""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.domain.identifiers import identifier
+from app.domain.rules import Rules
+from app.domain.vocabulary import IdentifierKind, Method
+from app.models import OutboxMessage
+from app.services import mail, notices, subscriptions
+from app.services.links import Links, Purpose
+from app.services.mail import SmtpTransport
+from tests.factories import make_act
+
+NOTICE_VERSION = "2026-11-01"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+ACCESS_URL = re.compile(r"https?://\S+/access/[\w.\-]+")
+
+
+def preference_token(app: Flask, subject_id: str) -> str:
+    links: Links = app.extensions["links"]
+    return links.make(Purpose.PREFERENCES, {"s": subject_id})
+
+
+def csrf(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def access_url_in_outbox(session: Session) -> str:
+    session.rollback()  # end any earlier read: the app under test committed since
+    body = session.scalars(
+        select(OutboxMessage.body_text).where(OutboxMessage.template == "access_link")
+    ).one()
+    found = ACCESS_URL.search(body or "")
+    assert found, body
+    return found.group(0)
+
+
+class Inbox:
+    """Messages received by a real SMTP server on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        parsed = message_from_bytes(envelope.content, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
+        return "250 OK"
+
+    def text_of(self, index: int) -> str:
+        part = self.messages[index].get_body(preferencelist=("plain",))
+        assert part is not None
+        return str(part.get_content())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def smtp_server() -> Iterator[tuple[Inbox, int]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+def deliver(session: Session, port: int) -> int:
+    """Send what the outbox holds to the test SMTP server, as the mail worker would."""
+    session.rollback()  # see what the app under test committed since the last read
+    transport = SmtpTransport("127.0.0.1", port, timeout=5)
+    return mail.deliver_due(session, transport, mail_from="cc@example.org").sent
+
+
+def make_person(
+    session: Session, rules: Rules, *, email: str = "ada@example.org", country: str = "DE"
+) -> str:
+    """A confirmed subscriber who saw the shipped consent wording, with a country on file."""
+    notices.publish_file(session, Settings.__dataclass_fields__["notices_path"].default)  # type: ignore[arg-type]
+    act = replace(make_act(method=Method.FORM, notice_version=NOTICE_VERSION), country=country)
+    requested = subscriptions.request(
+        session,
+        rules,
+        identifier(IdentifierKind.EMAIL, email),
+        "email",
+        ["newsletter", "offers"],
+        act,
+        country=country,
+    )
+    assert requested.request is not None
+    subscriptions.confirm(
+        session,
+        rules,
+        requested.request.id,
+        make_act(actor="subject", method=Method.DOUBLE_OPT_IN, user_agent="Mozilla/5.0 (phone)"),
+    )
+    return requested.subject_id

@@ -1,0 +1,240 @@
+"""The privacy pages over HTTP: what a forwarded link shows, cookies, single use, languages."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jsonschema_rs
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain.rules import Rules
+from app.models import AccessLog, OutboxMessage, RightsRequest
+from tests.web.privacy_helpers import access_url_in_outbox, csrf, make_person, preference_token
+
+EMAIL = "ada@example.org"
+SCHEMA = json.loads(
+    (Path(__file__).parent.parent.parent / "app/data/privacy-export.schema.json").read_text()
+)
+
+
+def open_session(app: Flask, client: FlaskClient, session: Session, subject_id: str) -> str:
+    """Ask for access with the preference link, then open the mailed link: the access path."""
+    token = preference_token(app, subject_id)
+    page = client.get(f"/privacy/request/{token}")
+    sent = client.post(f"/privacy/request/{token}", data={"csrf_token": csrf(page.text)})
+    assert sent.status_code == 200
+    path = urlsplit(access_url_in_outbox(session)).path
+    landing = client.get(path)
+    opened = client.post(path, data={"csrf_token": csrf(landing.text)})
+    assert (opened.status_code, opened.headers["Location"]) == (303, "/privacy")
+    return path
+
+
+def test_a_preference_link_alone_shows_no_personal_data(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    subject_id = make_person(session, rules, email=EMAIL)
+    token = preference_token(app, subject_id)
+    page = client.get(f"/privacy/request/{token}")
+    assert page.status_code == 200
+    assert "Email me a secure link" in page.text
+    sent = client.post(f"/privacy/request/{token}", data={"csrf_token": csrf(page.text)})
+    for url in ("/privacy", "/privacy/print", "/privacy/download.json", "/privacy/delete"):
+        response = client.get(url)
+        assert response.status_code == 401, url
+        assert EMAIL not in response.text
+        assert "198.51.100.7" not in response.text
+    assert EMAIL not in page.text + sent.text
+    assert session.scalars(select(AccessLog)).all() == []
+
+
+def test_asking_for_access_needs_the_form_token(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    token = preference_token(app, make_person(session, rules))
+    assert client.post(f"/privacy/request/{token}").status_code == 400
+
+
+def test_asking_for_access_over_and_over_from_one_address_is_refused(
+    make_app: Callable[..., Flask], session: Session, rules: Rules
+) -> None:
+    app = make_app(ratelimit_enabled=True)
+    client = app.test_client()
+    token = preference_token(app, make_person(session, rules))
+    form = {"csrf_token": csrf(client.get(f"/privacy/request/{token}").text)}
+    codes = [client.post(f"/privacy/request/{token}", data=form).status_code for _ in range(11)]
+    assert codes == [200] * 10 + [429]
+    session.rollback()
+    assert session.scalars(select(OutboxMessage)).all()[0].template == "access_link"
+    assert len(session.scalars(select(OutboxMessage)).all()) == 1
+
+
+def test_the_session_cookie_is_httponly_strict_and_scoped_to_the_privacy_pages(
+    make_app: Callable[..., Flask], session: Session, rules: Rules
+) -> None:
+    app = make_app(base_url="https://privacy.example")
+    client = app.test_client()
+    subject_id = make_person(session, rules, email=EMAIL)
+    token = preference_token(app, subject_id)
+    page = client.get(f"/privacy/request/{token}")
+    client.post(f"/privacy/request/{token}", data={"csrf_token": csrf(page.text)})
+    path = urlsplit(access_url_in_outbox(session)).path
+    opened = client.post(path, data={"csrf_token": csrf(client.get(path).text)})
+    cookie = opened.headers["Set-Cookie"]
+    for part in ("cc_privacy=", "HttpOnly", "SameSite=Strict", "Path=/privacy", "Secure"):
+        assert part in cookie
+
+
+def test_an_idle_session_opens_nothing(
+    make_app: Callable[..., Flask], session: Session, rules: Rules
+) -> None:
+    app = make_app(access_session_idle=timedelta(0))
+    client = app.test_client()
+    open_session(app, client, session, make_person(session, rules, email=EMAIL))
+    ended = client.get("/privacy")
+    assert ended.status_code == 401
+    assert EMAIL not in ended.text
+    assert "Your secure session has ended" in ended.text
+
+
+def test_an_access_link_works_once_and_a_forged_one_gets_a_clear_page(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    path = open_session(app, client, session, make_person(session, rules))
+    assert client.get("/privacy").status_code == 200
+    again = client.get(path)
+    assert again.status_code == 410
+    assert "already used" in again.text
+    reused = client.post(path, data={"csrf_token": csrf(client.get("/privacy").text)})
+    assert reused.status_code == 410
+    forged = client.get("/access/not-a-real-token")
+    assert forged.status_code == 400
+    assert "not valid" in forged.text
+    assert client.get("/privacy/request/not-a-real-token").status_code == 400
+
+
+def test_the_page_shows_identifiers_history_wording_derived_data_and_the_record(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    open_session(app, client, session, make_person(session, rules, email=EMAIL))
+    page = client.get("/privacy")
+    assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "no-store"
+    for text in (
+        EMAIL,
+        "Consent to marketing messages",  # the notice title of the version shown
+        "Example Shop GmbH, Musterstraße 1",  # its wording, verbatim
+        "198.51.100.7",  # evidence of the sign-up
+        "Secure link opened",  # the access log
+        "Why we hold each kind of data",
+        "A legal obligation (GDPR Art. 6(1)(c))",
+        "Email delivery provider (processor, EU)",
+        "All connections to this service are encrypted (TLS).",
+    ):
+        assert text in page.text, text
+    assert (
+        '<span class="tag">derived</span></dt>\n    <dd><span class="value">DE</span>' in page.text
+    )
+
+
+def test_the_download_is_an_attachment_that_matches_its_schema(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    subject_id = make_person(session, rules, email=EMAIL)
+    open_session(app, client, session, subject_id)
+    response = client.get("/privacy/download.json")
+    assert response.headers["Content-Disposition"] == 'attachment; filename="my-data.json"'
+    data = response.get_json()
+    jsonschema_rs.validator_for(SCHEMA, validate_formats=True).validate(data)
+    assert data["subject_id"] == subject_id
+    assert data["derived"] == [{"key": "country", "label": "Country", "value": "DE"}]
+    assert {n["version"] for n in data["notices"]} == {"2026-11-01"}
+    session.rollback()
+    kinds = session.scalars(select(RightsRequest.kind).order_by(RightsRequest.kind)).all()
+    assert kinds == ["access", "download"]
+
+
+def test_the_printable_page_carries_print_styles_and_the_full_wording(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    open_session(app, client, session, make_person(session, rules))
+    page = client.get("/privacy/print")
+    assert page.status_code == 200
+    assert "<details open>" in page.text
+    with client.get("/static/privacy.css") as css:
+        assert "@media print" in css.get_data(as_text=True)
+
+
+def test_deleting_asks_first_then_says_what_was_kept_and_closes_the_session(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    subject_id = make_person(session, rules, email=EMAIL)
+    open_session(app, client, session, subject_id)
+    confirm = client.get("/privacy/delete")
+    assert "What we keep, why, and until when" in confirm.text
+    assert EMAIL in confirm.text
+    assert "Phone number" not in confirm.text  # only what this person has
+    done = client.post("/privacy/delete", data={"csrf_token": csrf(confirm.text)})
+    assert done.status_code == 200
+    assert "Your data has been deleted" in done.text
+    assert "Pseudonymous proof of consent" in done.text
+    assert "cc_privacy=;" in done.headers["Set-Cookie"]
+    assert client.get("/privacy").status_code == 401
+    gone = client.get(f"/privacy/request/{preference_token(app, subject_id)}")
+    assert gone.status_code == 410
+    assert EMAIL not in gone.text
+
+
+@pytest.mark.parametrize(
+    ("lang", "heading", "record", "logged"),
+    [
+        ("en", "Your personal data", "Why we hold each kind of data", "Secure link opened"),
+        (
+            "es",
+            "Tus datos personales",
+            "Por qué guardamos cada tipo de dato",
+            "Enlace seguro abierto",
+        ),
+        (
+            "it",
+            "I tuoi dati personali",
+            "Perché conserviamo ogni tipo di dato",
+            "Link sicuro aperto",
+        ),
+        (
+            "de",
+            "Ihre personenbezogenen Daten",
+            "Warum wir welche Daten speichern",
+            "Sicherer Link geöffnet",
+        ),
+    ],
+)
+def test_the_pages_speak_four_languages(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    rules: Rules,
+    lang: str,
+    heading: str,
+    record: str,
+    logged: str,
+) -> None:
+    subject_id = make_person(session, rules)
+    request_page = client.get(f"/privacy/request/{preference_token(app, subject_id)}?lang={lang}")
+    assert f'<html lang="{lang}">' in request_page.text
+    open_session(app, client, session, subject_id)
+    client.get("/privacy?lang=en")  # words must not stick to the first language rendered
+    page = client.get(f"/privacy?lang={lang}")
+    assert f"<h1>{heading}</h1>" in page.text
+    assert record in page.text
+    assert logged in page.text
+    delete = client.get(f"/privacy/delete?lang={lang}")
+    assert delete.status_code == 200
