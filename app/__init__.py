@@ -59,20 +59,16 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         BABEL_DEFAULT_LOCALE="en",
         BABEL_TRANSLATION_DIRECTORIES=translation_directories(),
-        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
-        RATELIMIT_ENABLED=settings.ratelimit_enabled,
-        RATELIMIT_HEADERS_ENABLED=True,
     )
     from app.database import configure_engine, engine_options
     from app.errors import register_error_handlers
-    from app.extensions import babel, csrf, db, limiter
+    from app.extensions import babel, csrf, db
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.database_url)
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
     babel.init_app(app, locale_selector=select_locale)
-    limiter.init_app(app)
     csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 
     app.extensions["settings"] = settings
@@ -113,6 +109,11 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(signup.bp)
+    from app.limits import init_rate_limits
+    from app.security import init_security
+
+    init_rate_limits(app, settings)  # after the blueprints: it limits every one serving /v1
+    init_security(app, settings)
     register_error_handlers(app)
     if settings.send_mail_inline:
         from app.worker import start_inline
