@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 from flask import Flask, Response, request
+from werkzeug.exceptions import BadRequest
 
 from app.config import Settings
 from app.logs import TOKEN_PREFIXES, install_redaction, redact
@@ -48,6 +51,7 @@ ALWAYS = {
 # Never stored by a browser or a proxy: API answers and pages reached by a token link.
 NO_STORE_PREFIXES = ("/v1/", "/oauth/", *(f"/{p}/" for p in TOKEN_PREFIXES))
 CACHEABLE_PREFIXES = ("/static/",)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def init_security(app: Flask, settings: Settings) -> None:
@@ -69,6 +73,16 @@ def init_security(app: Flask, settings: Settings) -> None:
             # Pages may show personal data; a view that knows better sets its own header.
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    @app.before_request
+    def refuse_nul_characters() -> None:
+        """U+0000 in a query or a form field: 400 here rather than a database error later."""
+        fields = [*request.args.keys(), *itertools.chain(*request.args.listvalues())]
+        if request.mimetype in FORM_TYPES:
+            request.get_data(cache=True)  # form parsing then reads this copy: views still can
+            fields += [*request.form.keys(), *itertools.chain(*request.form.listvalues())]
+        if any("\x00" in value for value in fields):
+            raise BadRequest("The request holds a NUL character, which no field accepts.")
 
     install_redaction(app.logger)
 
