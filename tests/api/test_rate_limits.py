@@ -93,12 +93,12 @@ def test_the_token_endpoint_is_limited_per_ip(
         http.post("/oauth/token", data=form, environ_base={"REMOTE_ADDR": "203.0.113.5"})
         for _ in range(3)
     ]
-    assert [r.status_code for r in statuses][:2] == [400, 400]  # invalid_client, not limited
+    assert [r.status_code for r in statuses][:2] == [401, 401]  # invalid_client, not limited
     assert statuses[-1].status_code == 429
     assert statuses[-1].mimetype == "application/problem+json"
     assert "Retry-After" in statuses[-1].headers
     other = http.post("/oauth/token", data=form, environ_base={"REMOTE_ADDR": "203.0.113.6"})
-    assert other.status_code == 400
+    assert other.status_code == 401
 
 
 def _app_with_a_public_form(make_app: Callable[..., Flask], **overrides: object) -> Flask:
