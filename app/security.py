@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
-
-from flask import Flask, Response, request
-from werkzeug.exceptions import BadRequest
+from flask import Flask, Response, jsonify, request
+from marshmallow import ValidationError
 
 from app.config import Settings
 from app.logs import TOKEN_PREFIXES, install_redaction, redact
@@ -75,14 +73,29 @@ def init_security(app: Flask, settings: Settings) -> None:
         return response
 
     @app.before_request
-    def refuse_nul_characters() -> None:
-        """U+0000 in a query or a form field: 400 here rather than a database error later."""
-        fields = [*request.args.keys(), *itertools.chain(*request.args.listvalues())]
+    def refuse_nul_characters() -> Response | None:
+        """U+0000 in a query or form field: a 422 here rather than a database error later."""
+        sources = [request.args]
         if request.mimetype in FORM_TYPES:
             request.get_data(cache=True)  # form parsing then reads this copy: views still can
-            fields += [*request.form.keys(), *itertools.chain(*request.form.listvalues())]
-        if any("\x00" in value for value in fields):
-            raise BadRequest("The request holds a NUL character, which no field accepts.")
+            sources.append(request.form)
+        bad = sorted(
+            {
+                name.replace("\x00", "\\0")
+                for fields in sources
+                for name, values in fields.lists()
+                if "\x00" in name or any("\x00" in v for v in values)
+            }
+        )
+        if not bad:
+            return None
+        message = "Must not contain a NUL character."
+        if request.path.startswith("/oauth/"):
+            # The token endpoint answers as OAuth clients expect (RFC 6749 §5.2).
+            answer = jsonify(error="invalid_request", error_description=message)
+            answer.status_code = 400
+            return answer
+        raise ValidationError({name: [message] for name in bad})
 
     install_redaction(app.logger)
 
