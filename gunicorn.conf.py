@@ -18,3 +18,5 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss'
 errorlog = "-"
+# ...and even the path is redacted where it holds a token (/confirm/<token>, /p/<token>, …).
+logger_class = "app.logs.RedactingGunicornLogger"

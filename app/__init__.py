@@ -59,20 +59,16 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
         BABEL_DEFAULT_LOCALE="en",
         BABEL_TRANSLATION_DIRECTORIES=translation_directories(),
-        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
-        RATELIMIT_ENABLED=settings.ratelimit_enabled,
-        RATELIMIT_HEADERS_ENABLED=True,
     )
     from app.database import configure_engine, engine_options
     from app.errors import register_error_handlers
-    from app.extensions import babel, csrf, db, limiter
+    from app.extensions import babel, csrf, db
 
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.database_url)
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
     babel.init_app(app, locale_selector=select_locale)
-    limiter.init_app(app)
     csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 
     app.extensions["settings"] = settings
@@ -103,24 +99,21 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
     init_auth(app, settings)
 
-    from app.api import audit, consent, meta, oauth, subjects, subscriptions
-    from app.web import health, privacy, signup
+    from app.api import audit, consent, meta, oauth, rights, subjects, subscriptions
+    from app.web import dpo, health, jwks, privacy, signup
 
-    for module in (consent, subjects, subscriptions, audit, meta):
+    for module in (consent, subjects, subscriptions, audit, meta, rights):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
         app.register_blueprint(module.bp, url_prefix="/v1")
     csrf.exempt(oauth.bp)
-    app.register_blueprint(oauth.bp)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(signup.bp)
-    from app.api import rights
-    from app.web import dpo, jwks
+    for blueprint in (oauth.bp, health.bp, jwks.bp, signup.bp, privacy.bp, dpo.bp):
+        app.register_blueprint(blueprint)
 
-    csrf.exempt(rights.bp)
-    app.register_blueprint(rights.bp, url_prefix="/v1")
-    app.register_blueprint(jwks.bp)
-    app.register_blueprint(dpo.bp)
-    app.register_blueprint(privacy.bp)
+    from app.limits import init_rate_limits
+    from app.security import init_security
+
+    init_rate_limits(app, settings)  # after the blueprints: it limits every one serving /v1
+    init_security(app, settings)
     register_error_handlers(app)
     if settings.send_mail_inline:
         from app.worker import start_inline

@@ -68,6 +68,20 @@ class Client(ClientMixin):  # type: ignore[misc]
         return bool(grant_type == "client_credentials")
 
 
+class UnknownClient(Client):
+    """Stands in for a client id that does not exist or was revoked: its secret check costs
+    what a real one does and always fails, so neither the answer nor its timing tells an
+    attacker whether the id exists."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(
+            OAuthClient(client_id=client_id, name="", secret_hash="", scopes="", created_at=None)
+        )
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return clients.check_unknown_secret(client_secret)
+
+
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
 
@@ -137,10 +151,10 @@ def init_auth(app: Flask, settings: Settings) -> AuthorizationServer:
     key = OctKey.import_key(derive_key(settings.secret_key, "access-tokens"))
     issuer = settings.base_url
 
-    def query_client(client_id: str) -> Client | None:
+    def query_client(client_id: str) -> Client:
         row = db.session.get(OAuthClient, client_id)
         if row is None or row.revoked_at is not None:
-            return None
+            return UnknownClient(client_id)
         return Client(row)
 
     def save_token(token: dict[str, Any], request: Any) -> None:

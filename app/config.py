@@ -56,6 +56,11 @@ class Settings:
     # Limits.
     ratelimit_storage_url: str = "memory://"
     ratelimit_enabled: bool = True
+    ratelimit_key_prefix: str = "consent-center"
+    # Limits in Flask-Limiter's notation ("6000/minute", "10/minute;50/hour").
+    api_rate_limit: str = "6000/minute"  # per API client on /v1
+    token_rate_limit: str = "60/minute"  # per IP on /oauth/token
+    public_page_rate_limit: str = "120/minute"  # per IP, pages reached by emailed links
     max_content_length: int = 2 * 1024 * 1024
     public_form_rate: str = "5/minute;30/hour"  # per IP, on the public opt-in and confirm forms
     audit_signing_key_path: Path | None = None
@@ -112,6 +117,10 @@ class Settings:
             ratelimit_storage_url=env.get("RATELIMIT_STORAGE_URL", "memory://"),
             ratelimit_enabled=_bool(env, "RATELIMIT_ENABLED", True),
             public_form_rate=env.get("PUBLIC_FORM_RATE", "5/minute;30/hour"),
+            ratelimit_key_prefix=env.get("RATELIMIT_KEY_PREFIX", "consent-center"),
+            api_rate_limit=env.get("API_RATE_LIMIT", "6000/minute"),
+            token_rate_limit=env.get("TOKEN_RATE_LIMIT", "60/minute"),
+            public_page_rate_limit=env.get("PUBLIC_PAGE_RATE_LIMIT", "120/minute"),
             audit_signing_key_path=_path(
                 env, "AUDIT_SIGNING_KEY_PATH", instance / "audit-signing-key.json"
             ),

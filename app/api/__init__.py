@@ -37,13 +37,46 @@ def json_body(*, optional: bool = False) -> Any:
     if not request.is_json:
         raise UnsupportedMediaType("Send the body as application/json.")
     try:
-        return request.get_json()
+        body = request.get_json()
     except RecursionError:
         raise BadRequest("The JSON body is nested too deeply.") from None
+    if has_unstorable_text(body):
+        raise BadRequest(
+            "The JSON body holds a NUL character or a lone surrogate (\\u0000, \\ud800…), "
+            "which no field accepts."
+        )
+    return body
+
+
+def has_unstorable_text(value: Any) -> bool:
+    """True if a key or string in parsed JSON holds U+0000 (PostgreSQL refuses it) or a lone
+    surrogate (JSON's \\uXXXX escapes allow one; UTF-8 cannot encode it)."""
+    pending = [value]
+    while pending:  # a loop, not recursion: the body may be nested as deep as the parser allows
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item or (not item.isascii() and not _is_utf8(item)):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def load_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
-    return schema.load(json_body(optional=optional))  # type: ignore[no-any-return]
+    """The body through its schema; an optional body left out loads as an empty object."""
+    body = json_body(optional=optional)
+    return schema.load({} if body is None else body)  # type: ignore[no-any-return]
 
 
 def dump(schema: Schema, value: Any) -> dict[str, Any]:

@@ -6,12 +6,13 @@ from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 from joserfc.jwk import ECKey
 
-from app.api import dump, load_args, streamed
+from app.api import dump, load_args, load_body, streamed
 from app.api.audit_schemas import CheckpointSchema, PackageQuerySchema
 from app.api.schemas import (
     EventsPageSchema,
     EventsQuerySchema,
     ExportQuerySchema,
+    StrictSchema,
     VerificationSchema,
 )
 from app.auth import require
@@ -25,6 +26,7 @@ _events_query = EventsQuerySchema()
 _export_query = ExportQuerySchema()
 _page = EventsPageSchema()
 _verification = VerificationSchema()
+_no_fields = StrictSchema()
 
 
 @bp.get("/audit/events")
@@ -99,6 +101,7 @@ def dpo_package() -> ResponseReturnValue:
 @bp.post("/audit/checkpoints")
 @require(Scope.AUDIT_READ)
 def create_checkpoint() -> ResponseReturnValue:
+    load_body(_no_fields, optional=True)  # nothing to send; a body that is sent must be valid
     return dump(_checkpoint, checkpoints.create(session(), signing_key())), 201
 
 

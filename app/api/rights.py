@@ -14,11 +14,13 @@ from app.api.audit_schemas import (
     RightsRequestInSchema,
     RightsRequestSchema,
 )
+from app.api.schemas import StrictSchema
 from app.auth import require
 from app.domain.vocabulary import Scope
 from app.http import session
 from app.services import evidence, rights
 
+_no_fields = StrictSchema()
 bp = Blueprint("rights", __name__)
 
 _query = RightsQuerySchema()
@@ -53,6 +55,7 @@ def record_request() -> ResponseReturnValue:
 @bp.post("/rights-requests/<uuid:request_id>/answer")
 @require(Scope.SUBJECTS_MANAGE)
 def answer_request(request_id: Any) -> ResponseReturnValue:
+    load_body(_no_fields, optional=True)  # nothing to send; a body that is sent must be valid
     return dump(_out, rights.answer(session(), str(request_id)))
 
 

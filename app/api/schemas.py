@@ -11,7 +11,6 @@ from marshmallow import (
     ValidationError,
     fields,
     post_load,
-    pre_load,
     validate,
     validates_schema,
 )
@@ -24,27 +23,11 @@ IDENTIFIER_FIELDS = ("email", "phone", "external_id", "subject_id")
 
 
 class StrictSchema(Schema):
-    """Every request schema: unknown fields are errors, and no text may hold a NUL character
-    (PostgreSQL cannot store one, and SQLite must not store what PostgreSQL refuses)."""
+    """Every request schema: unknown fields are errors. (NUL characters never get this far:
+    app/api json_body and app/security refuse them at the edge.)"""
 
     class Meta:
         unknown = RAISE
-
-    @pre_load
-    def refuse_nul(self, data: Any, **_: Any) -> Any:
-        if _has_nul(data):
-            raise ValidationError("Text must not contain NUL characters.", "_schema")
-        return data
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 class UTCDateTime(fields.AwareDateTime):
@@ -198,10 +181,6 @@ class PreferencesPatchSchema(EvidenceFieldsMixin):
 class UnsubscribeAllSchema(EvidenceFieldsMixin):
     message_id = _text(200, load_default=None, allow_none=True)
     campaign_id = _text(200, load_default=None, allow_none=True)
-
-    @pre_load
-    def allow_empty(self, data: Any, **_: Any) -> Any:
-        return {} if data is None else data
 
 
 class StandingSchema(Schema):

@@ -1,0 +1,61 @@
+"""The same confirmation posted twice at once records one confirmation, never two."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from app.domain.identifiers import identifier
+from app.domain.rules import Rules
+from app.domain.vocabulary import Action, IdentifierKind
+from app.models import ConsentEvent
+from app.services import audit, subscriptions
+from tests.factories import make_act
+
+
+def test_the_same_confirmation_posted_twice_at_once_writes_one_confirmation(
+    clean_db: Engine, rules: Rules
+) -> None:
+    with Session(clean_db) as session:
+        requested = subscriptions.request(
+            session,
+            rules,
+            identifier(IdentifierKind.EMAIL, "race@example.org"),
+            "email",
+            ["newsletter", "offers"],
+            make_act(),
+        )
+        assert requested.request is not None
+        request_id = requested.request.id
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def confirm() -> None:
+        try:
+            barrier.wait()
+            with Session(clean_db) as session:
+                subscriptions.confirm(session, rules, request_id, make_act(actor="subject"))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=confirm) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    with Session(clean_db) as session:
+        confirmations = session.execute(
+            select(ConsentEvent.channel, ConsentEvent.category, func.count())
+            .where(ConsentEvent.action == Action.CONFIRM)
+            .group_by(ConsentEvent.channel, ConsentEvent.category)
+        ).all()
+        assert audit.verify(session).is_ok
+    # One event per topic (the channel and each category), each written once.
+    assert sorted((channel, category or "", n) for channel, category, n in confirmations) == [
+        ("email", "", 1),
+        ("email", "newsletter", 1),
+        ("email", "offers", 1),
+    ]
