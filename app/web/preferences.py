@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
+from app.api.schemas import TrimmedEmail
 from app.domain.catalog import LOCALES
 from app.domain.errors import InvalidTokenError
 from app.errors import status_of
@@ -46,7 +47,7 @@ class LinkRequestFormSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    email = fields.Email(required=True, validate=validate.Length(max=320))
+    email = TrimmedEmail(required=True, validate=validate.Length(max=320))
     website = fields.String(load_default="")  # the honeypot: people never see it, bots fill it
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 from flask import Flask
@@ -55,3 +56,21 @@ def events(engine: Engine, subject_id: str) -> list[ConsentEvent]:
 
 def details(event: ConsentEvent) -> dict[str, object]:
     return json.loads(event.details) if event.details else {}
+
+
+class _Boxes(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.boxes: dict[str, bool] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "input" and found.get("type") == "checkbox":
+            self.boxes[f"{found.get('name')}={found.get('value')}"] = "checked" in found
+
+
+def checkboxes(html: str) -> dict[str, bool]:
+    """Every checkbox on the page as "name=value" and whether it is ticked."""
+    parser = _Boxes()
+    parser.feed(html)
+    return parser.boxes
