@@ -19,7 +19,7 @@ from app.domain.consent import (
 from app.domain.errors import DomainError, InvalidTokenError, NotFoundError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
-from app.models import NoticeVersion, OutboxMessage, utcnow
+from app.models import ConsentEvent, NoticeVersion, OutboxMessage, utcnow
 from app.services import ledger, mail, notices, preferences, subjects
 from app.services.links import Links, Purpose
 from app.services.messages import preference_url
@@ -43,6 +43,7 @@ class Page:
     view: PreferencesView
     notice: Notice | None
     is_gpc_honoured: bool
+    is_gpc_overridden: bool = False  # the person allowed sharing on this page after the signal
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,7 @@ def show(
     """
     subject_id = subject_of(links, token)
     now = now or utcnow()
-    if visit.is_gpc:
-        _honour_gpc(session, rules, subject_id, visit, now)
+    overridden = _honour_gpc(session, rules, subject_id, visit, now) if visit.is_gpc else False
     subject = subjects.get(session, subject_id)
     locale = pick_locale(subject.locale)
     page = Page(
@@ -86,7 +86,8 @@ def show(
         locale,
         preferences.view(session, rules, subject_id, now=now),
         _notice(session, locale),
-        visit.is_gpc,
+        visit.is_gpc and not overridden,
+        overridden,
     )
     session.commit()
     return page
@@ -94,12 +95,24 @@ def show(
 
 def _honour_gpc(
     session: Session, rules: Rules, subject_id: str, visit: Visit, now: datetime
-) -> None:
-    """Opt out of every purpose GPC concerns, once: nothing new while it stays withdrawn."""
+) -> bool:
+    """Opt out of every purpose GPC concerns, once: nothing new while it stays withdrawn.
+
+    A grant the person made on this page is an explicit choice that overrides the browser's
+    general signal (CCPA regulations § 7025(c)(3)); the page then says so. Returns whether
+    such a choice stood in the signal's way.
+    """
     head = ledger.lock(session)
     subjects.get(session, subject_id)
     wanted = [purpose_topic(p) for p in rules.catalog.gpc_purposes()]
     current = ledger.standings(session, subject_id, wanted)
+    chosen = {
+        topic
+        for topic, standing in current.items()
+        if standing.status is Status.GRANTED
+        and session.scalar(select(ConsentEvent.method).where(ConsentEvent.id == standing.event_id))
+        == Method.PREFERENCE_PAGE
+    }
     drafts = [
         ledger.Draft(
             Action.WITHDRAW,
@@ -110,7 +123,8 @@ def _honour_gpc(
             details={"signal": "Sec-GPC: 1"},
         )
         for topic in wanted
-        if (s := current.get(topic)) is None or s.status is not Status.WITHDRAWN
+        if topic not in chosen
+        and ((s := current.get(topic)) is None or s.status is not Status.WITHDRAWN)
     ]
     if drafts:
         act = ledger.Act(
@@ -123,6 +137,7 @@ def _honour_gpc(
         )
         ledger.append(session, head, act, drafts, now=now)
     session.commit()
+    return bool(chosen)
 
 
 def _notice(session: Session, locale: str) -> Notice | None:

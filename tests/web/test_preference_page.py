@@ -236,3 +236,25 @@ def test_a_forged_expired_or_erased_link_gets_a_clear_page(
     assert later.get(path).status_code == 410
     assert api.delete(f"/v1/subjects/{subject_id}").status_code == 200
     assert client.get(path).status_code == 410
+
+
+def test_a_choice_made_on_the_page_overrides_the_browser_signal(
+    app: Flask, client: FlaskClient, api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    subject_id = subscriber(clean_db, rules)
+    gpc = {"Sec-GPC": "1"}
+    path, html = open_page(client, app, subject_id, **gpc)
+    client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(html),
+            "pair": ["email:newsletter"],
+            "purpose": ["partner_sharing"],
+        },
+        headers=gpc,
+    )
+    _, again = open_page(client, app, subject_id, **gpc)
+    assert "so your own choice stands" in again
+    assert checkboxes(again)["purpose=partner_sharing"] is True
+    assert check(api, subject_id, "purpose=partner_sharing")["allowed"] is True
+    assert len([e for e in events(clean_db, subject_id) if e.method == "gpc"]) == 1
