@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.domain.consent import (
     PreferencesView,
     channel_topic,
+    legal_basis,
     pair_topic,
     preferences_view,
     purpose_topic,
@@ -119,7 +120,7 @@ def _honour_gpc(
             subject_id=subject_id,
             topic=topic,
             status=Status.WITHDRAWN,
-            legal_basis=rules.catalog.purposes[topic.purpose].legal_basis,
+            legal_basis=legal_basis(rules.catalog, topic),
             details={"signal": "Sec-GPC: 1"},
         )
         for topic in wanted
