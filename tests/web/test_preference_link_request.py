@@ -154,3 +154,15 @@ def test_the_form_is_rate_limited_per_ip(make_app: Callable[..., Flask], clean_d
     client = make_app(ratelimit_enabled=True, public_form_rate="2/minute").test_client()
     codes = [ask(client, f"x{i}@example.org").status_code for i in range(3)]
     assert codes == [303, 303, 429]
+
+
+@pytest.mark.parametrize("locale", ["en", "es", "it", "de"])
+def test_the_link_mail_exists_in_every_language(app: Flask, locale: str) -> None:
+    templates: mail.MailTemplates = app.extensions["mail_templates"]
+    context = {"url": "U-R-L", "days": 90, "sender": "Shop", "request_url": "R-U-R-L"}
+    rendered = templates.render("preference_link", locale, context)
+    assert rendered.locale == locale
+    assert "U-R-L" in rendered.text
+    assert rendered.html is not None
+    assert 'href="U-R-L"' in rendered.html
+    assert "90" in rendered.text

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
 from flask import Flask
 from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import Engine
 
+from app.config import Settings
 from app.domain.rules import Rules
 from app.services.links import Purpose
 from tests.conftest import ApiClient
@@ -122,6 +125,28 @@ def test_a_forged_or_expired_link_gets_a_clear_page_not_a_500(
     assert newsletter_check(api, subject_id)["allowed"] is True
 
 
-def test_links_work_for_at_least_sixty_days_by_default(app: Flask) -> None:
-    assert app.extensions["links"].ttl(Purpose.UNSUBSCRIBE) >= timedelta(days=60)
-    assert app.extensions["links"].ttl(Purpose.PREFERENCES) == timedelta(days=90)
+def issued_days_ago(settings: Settings, payload: dict[str, str], days: int) -> str:
+    """An unsubscribe token signed as the service signs it, but `days` ago."""
+
+    class Backdated(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - days * 24 * 3600
+
+    serializer = URLSafeTimedSerializer(
+        settings.secret_key, salt=f"consent-center:{Purpose.UNSUBSCRIBE}", signer=Backdated
+    )
+    return str(serializer.dumps(payload))
+
+
+def test_an_unsubscribe_link_still_works_after_sixty_days_and_not_after_ninety(
+    app: Flask, api: ApiClient, clean_db: Engine, rules: Rules, settings: Settings
+) -> None:
+    subject_id = subscriber(clean_db, rules)
+    payload = {"s": subject_id, "c": "email", "k": "newsletter"}
+    anonymous = app.test_client(use_cookies=False)
+    stale = anonymous.post(f"/u/{issued_days_ago(settings, payload, 91)}", data=ONE_CLICK)
+    assert stale.status_code == 410
+    assert newsletter_check(api, subject_id)["allowed"] is True
+    old = anonymous.post(f"/u/{issued_days_ago(settings, payload, 61)}", data=ONE_CLICK)
+    assert old.status_code == 200
+    assert newsletter_check(api, subject_id)["reason"] == "withdrawn"
