@@ -56,7 +56,6 @@ class Settings:
     # Limits.
     ratelimit_storage_url: str = "memory://"
     ratelimit_enabled: bool = True
-    public_form_rate: str = "5/minute;30/hour"
     max_content_length: int = 2 * 1024 * 1024
     public_form_rate: str = "5/minute;30/hour"  # per IP, on the public opt-in and confirm forms
     audit_signing_key_path: Path | None = None
