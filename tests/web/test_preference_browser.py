@@ -16,8 +16,8 @@ from werkzeug.serving import make_server
 
 from app.domain.rules import Rules
 from tests.conftest import ApiClient
+from tests.smtp import free_port
 from tests.web.pages import preference_token, subscriber
-from tests.web.test_preference_link_request import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parent.parent.parent / "docs" / "screenshots"

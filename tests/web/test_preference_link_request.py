@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select
@@ -18,34 +14,16 @@ from sqlalchemy.orm import Session
 from app.domain.rules import Rules
 from app.models import OutboxMessage
 from app.services import mail
+from tests.smtp import Inbox, free_port, smtp_server, text_of
 from tests.web.pages import csrf_token, subscriber
 from tests.web.test_preference_page import set_locale
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps every message it is given."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
     inbox = Inbox()
     port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = smtp_server(inbox, port)
     controller.start()
     try:
         yield inbox, port
@@ -63,12 +41,6 @@ def ask(client: FlaskClient, email: str, **extra: str) -> Any:
 def outbox(engine: Engine) -> list[OutboxMessage]:
     with Session(engine) as session:
         return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at)))
-
-
-def text_of(message: EmailMessage) -> str:
-    body = message.get_body(preferencelist=("plain",))
-    assert body is not None
-    return str(body.get_content())
 
 
 def test_a_known_address_gets_a_working_link_by_mail(
