@@ -105,6 +105,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     for module in (consent, subjects, subscriptions, audit, meta, rights):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
         app.register_blueprint(module.bp, url_prefix="/v1")
+    from app.api import links as message_links
+    from app.web import preferences as preference_pages
+
+    csrf.exempt(message_links.bp)
+    app.register_blueprint(message_links.bp, url_prefix="/v1")
+    app.register_blueprint(preference_pages.bp)
     csrf.exempt(oauth.bp)
     for blueprint in (oauth.bp, health.bp, jwks.bp, signup.bp, privacy.bp, dpo.bp):
         app.register_blueprint(blueprint)

@@ -324,3 +324,22 @@ class NoticeOutSchema(Schema):
     text = fields.String()
     sha256 = fields.String()
     published_at = fields.AwareDateTime()
+
+
+# --- links for a message ---------------------------------------------------------------------
+
+
+class MessageLinksRequestSchema(StrictSchema):
+    channel = fields.String(validate=NAME, load_default="email")
+    category = fields.String(validate=NAME, load_default=None, allow_none=True)
+    message_id = _text(200, load_default=None, allow_none=True)
+
+    @pre_load
+    def allow_empty(self, data: Any, **_: Any) -> Any:
+        return {} if data is None else data
+
+
+class MessageLinksSchema(Schema):
+    preference_url = fields.String(required=True)
+    unsubscribe_url = fields.String(required=True)
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)

@@ -1,0 +1,290 @@
+"""The person's preference page: show it, save it, honour Global Privacy Control, email a link."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain.consent import (
+    PreferencesView,
+    channel_topic,
+    legal_basis,
+    pair_topic,
+    preferences_view,
+    purpose_topic,
+)
+from app.domain.errors import DomainError, InvalidTokenError, NotFoundError
+from app.domain.rules import Rules
+from app.domain.vocabulary import Action, IdentifierKind, Method, Status
+from app.models import ConsentEvent, NoticeVersion, OutboxMessage, utcnow
+from app.services import ledger, mail, notices, preferences, subjects
+from app.services.links import Links, Purpose
+from app.services.messages import preference_url
+
+LINK_MAIL = "preference_link"
+LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
+GPC_ACTOR = "browser:gpc"
+
+
+@dataclass(frozen=True)
+class Notice:
+    version: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Page:
+    subject_id: str
+    locale: str
+    view: PreferencesView
+    notice: Notice | None
+    is_gpc_honoured: bool
+    is_gpc_overridden: bool = False  # the person allowed sharing on this page after the signal
+
+
+@dataclass(frozen=True)
+class Visit:
+    """Who is on the page and what they send with it: the evidence of every event it writes."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    is_gpc: bool = False
+
+
+def subject_of(links: Links, token: str) -> str:
+    subject_id = links.open(Purpose.PREFERENCES, token).payload.get("s")
+    if not isinstance(subject_id, str):
+        raise InvalidTokenError("This link is not valid.")
+    return subject_id
+
+
+def show(
+    session: Session,
+    rules: Rules,
+    links: Links,
+    token: str,
+    visit: Visit,
+    *,
+    pick_locale: Callable[[str | None], str],
+    now: datetime | None = None,
+) -> Page:
+    """The page for the token's subject, after recording a GPC opt-out if the browser sent one.
+
+    `pick_locale` gets the subject's stored locale and answers the page's (?lang=, cookie, ...).
+    """
+    subject_id = subject_of(links, token)
+    now = now or utcnow()
+    overridden = _honour_gpc(session, rules, subject_id, visit, now) if visit.is_gpc else False
+    subject = subjects.get(session, subject_id)
+    locale = pick_locale(subject.locale)
+    page = Page(
+        subject_id,
+        locale,
+        preferences.view(session, rules, subject_id, now=now),
+        _notice(session, locale),
+        visit.is_gpc and not overridden,
+        overridden,
+    )
+    session.commit()
+    return page
+
+
+def _honour_gpc(
+    session: Session, rules: Rules, subject_id: str, visit: Visit, now: datetime
+) -> bool:
+    """Opt out of every purpose GPC concerns, once: nothing new while it stays withdrawn.
+
+    A grant the person made on this page is an explicit choice that overrides the browser's
+    general signal (CCPA regulations § 7025(c)(3)); the page then says so. Returns whether
+    such a choice stood in the signal's way.
+    """
+    head = ledger.lock(session)
+    subjects.get(session, subject_id)
+    wanted = [purpose_topic(p) for p in rules.catalog.gpc_purposes()]
+    current = ledger.standings(session, subject_id, wanted)
+    chosen = {
+        topic
+        for topic, standing in current.items()
+        if standing.status is Status.GRANTED
+        and session.scalar(select(ConsentEvent.method).where(ConsentEvent.id == standing.event_id))
+        == Method.PREFERENCE_PAGE
+    }
+    drafts = [
+        ledger.Draft(
+            Action.WITHDRAW,
+            subject_id=subject_id,
+            topic=topic,
+            status=Status.WITHDRAWN,
+            legal_basis=legal_basis(rules.catalog, topic),
+            details={"signal": "Sec-GPC: 1"},
+        )
+        for topic in wanted
+        if topic not in chosen
+        and ((s := current.get(topic)) is None or s.status is not Status.WITHDRAWN)
+    ]
+    if drafts:
+        act = ledger.Act(
+            actor=GPC_ACTOR,
+            method=Method.GPC,
+            source="preference_page",
+            capture_point="preference_page",
+            ip=visit.ip,
+            user_agent=visit.user_agent,
+        )
+        ledger.append(session, head, act, drafts, now=now)
+    session.commit()
+    return bool(chosen)
+
+
+def _notice(session: Session, locale: str) -> Notice | None:
+    try:
+        found = notices.current(session, notices.CONSENT_NOTICE, locale)
+    except NotFoundError:
+        return None
+    return Notice(found.version, found.title, found.text)
+
+
+def save(
+    session: Session,
+    rules: Rules,
+    links: Links,
+    token: str,
+    visit: Visit,
+    *,
+    pairs: Collection[tuple[str, str]],
+    purposes: Collection[str],
+    locale: str,
+    notice_version: str | None,
+    now: datetime | None = None,
+) -> int:
+    """Make the page's boxes true: `pairs` and `purposes` are those ticked, the rest are not.
+
+    Only what differs from what the page showed becomes an event, one per topic, so saving an
+    untouched page writes nothing. Returns how many events were written.
+    """
+    subject_id = subject_of(links, token)
+    now = now or utcnow()
+    head = ledger.lock(session)
+    subjects.get(session, subject_id)
+    current = ledger.standings(session, subject_id)
+    shown = preferences_view(
+        rules.catalog, current, is_suppressed=False, now=now, max_age=rules.max_consent_age
+    )
+    changes: list[preferences.Change] = []
+    for pair in shown.pairs:
+        wanted = (pair.channel, pair.category) in pairs
+        if wanted == pair.decision.allowed:
+            continue
+        if wanted:
+            # A pending channel is confirmed by ticking one of its boxes on a page that only
+            # the mailbox's owner was sent a link to.
+            channel = current.get(channel_topic(pair.channel))
+            if channel is not None and channel.status is Status.PENDING:
+                changes.append(preferences.Change(channel_topic(pair.channel), Status.GRANTED))
+        status = Status.GRANTED if wanted else Status.WITHDRAWN
+        changes.append(preferences.Change(pair_topic(pair.channel, pair.category), status))
+    for purpose in shown.purposes:
+        wanted = purpose.purpose in purposes
+        if wanted != purpose.decision.allowed:
+            status = Status.GRANTED if wanted else Status.WITHDRAWN
+            changes.append(preferences.Change(purpose_topic(purpose.purpose), status))
+    preferences.validate_changes(rules, changes)
+    drafts = preferences.plan_changes(rules, subject_id, changes, current)
+    if drafts:
+        ledger.append(
+            session, head, _page_act(session, visit, locale, notice_version), drafts, now=now
+        )
+    session.commit()
+    return len(drafts)
+
+
+def unsubscribe_all(
+    session: Session,
+    rules: Rules,
+    links: Links,
+    token: str,
+    visit: Visit,
+    *,
+    locale: str,
+    notice_version: str | None,
+    now: datetime | None = None,
+) -> None:
+    subject_id = subject_of(links, token)
+    act = _page_act(session, visit, locale, notice_version)
+    preferences.unsubscribe_all(session, rules, subject_id, act, now=now)
+
+
+def _page_act(
+    session: Session, visit: Visit, locale: str, notice_version: str | None
+) -> ledger.Act:
+    """The proof of a choice made on the page, tied to the notice version the page showed."""
+    shown: NoticeVersion | None = notices.resolve(session, notice_version, locale)
+    if shown is None or shown.key != notices.CONSENT_NOTICE:
+        notice = _notice(session, locale)
+        version = notice.version if notice else None
+    else:
+        version = shown.version
+    return ledger.Act(
+        actor="subject",
+        method=Method.PREFERENCE_PAGE,
+        source="preference_page",
+        capture_point="preference_page",
+        locale=locale,
+        notice_version=version,
+        ip=visit.ip,
+        user_agent=visit.user_agent,
+    )
+
+
+def request_link(
+    session: Session,
+    rules: Rules,
+    links: Links,
+    templates: mail.MailTemplates,
+    email: str,
+    *,
+    base_url: str,
+    mail_from: str,
+    locale: str,
+    now: datetime | None = None,
+) -> None:
+    """Email a preference link to a known address, at most once per interval.
+
+    The caller answers the same whatever happens here, so nobody learns whether an address
+    is known; an unknown, erased or malformed address simply gets no mail.
+    """
+    now = now or utcnow()
+    try:
+        subject = subjects.find(session, rules, IdentifierKind.EMAIL, email)
+    except DomainError:
+        session.rollback()
+        return
+    recent = session.scalar(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.subject_id == subject.id,
+            OutboxMessage.template == LINK_MAIL,
+            OutboxMessage.created_at > now - LINK_MAIL_INTERVAL,
+        )
+        .limit(1)
+    )
+    if recent is None:
+        rendered = templates.render(
+            LINK_MAIL,
+            subject.locale or locale,
+            {
+                "url": preference_url(links, base_url, subject.id),
+                "days": links.ttl(Purpose.PREFERENCES).days,
+                "sender": rules.catalog.controller.get("name", "Consent Center"),
+                "request_url": f"{base_url}/preferences",
+            },
+        )
+        mail.enqueue(
+            session, rendered, to=email.strip(), mail_from=mail_from, subject_id=subject.id, now=now
+        )
+    session.commit()

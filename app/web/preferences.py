@@ -1,0 +1,220 @@
+"""The person's pages: preference center (/p/), one-click unsubscribe (/u/), email-me-a-link.
+
+Tokens travel in these URLs, so every response says `Referrer-Policy: no-referrer` and
+`Cache-Control: no-store`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+
+from app.api.schemas import TrimmedEmail
+from app.domain.catalog import LOCALES
+from app.domain.errors import InvalidTokenError
+from app.errors import status_of
+from app.extensions import csrf, limiter
+from app.http import client_ip, links, mail_templates, rules, session, settings, user_agent
+from app.services import messages, preference_center
+from app.services.links import Purpose
+
+bp = Blueprint("preferences_page", __name__)
+
+GPC_LAST_UPDATE = date(2026, 11, 23)  # when /.well-known/gpc.json's promise last changed
+LANG_COOKIE_AGE = 365 * 24 * 3600
+NAME = r"[a-z][a-z0-9_]{0,63}"
+LANGUAGES = (("en", "English"), ("es", "Español"), ("it", "Italiano"), ("de", "Deutsch"))
+
+
+class PreferencesFormSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    pair = fields.List(
+        fields.String(validate=validate.Regexp(rf"^{NAME}:{NAME}$")), load_default=list
+    )
+    purpose = fields.List(fields.String(validate=validate.Regexp(rf"^{NAME}$")), load_default=list)
+    notice_version = fields.String(validate=validate.Length(max=64), load_default=None)
+    locale = fields.String(validate=validate.OneOf(LOCALES), load_default="en")
+
+
+class LinkRequestFormSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    email = TrimmedEmail(required=True, validate=validate.Length(max=320))
+    website = fields.String(load_default="")  # the honeypot: people never see it, bots fill it
+
+
+_form = PreferencesFormSchema()
+_link_request = LinkRequestFormSchema()
+
+
+def _visit() -> preference_center.Visit:
+    return preference_center.Visit(
+        ip=client_ip(), user_agent=user_agent(), is_gpc=request.headers.get("Sec-GPC") == "1"
+    )
+
+
+def _pick_locale(stored: str | None) -> str:
+    g.locale = stored  # app.select_locale: ?lang=, cookie, then this, then Accept-Language
+    return str(get_locale() or "en")
+
+
+def _form_data() -> dict[str, Any]:
+    form = request.form
+    return {
+        "pair": form.getlist("pair"),
+        "purpose": form.getlist("purpose"),
+        "notice_version": form.get("notice_version") or None,
+        "locale": form.get("locale") or "en",
+    }
+
+
+@bp.after_request
+def private_page(response: Response) -> Response:
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Cache-Control"] = "no-store"
+    lang = request.args.get("lang")
+    if lang in LOCALES:
+        response.set_cookie(
+            "lang", lang, max_age=LANG_COOKIE_AGE, httponly=True, samesite="Lax", path="/"
+        )
+    return response
+
+
+@bp.context_processor
+def page_context() -> dict[str, Any]:
+    controller = rules().catalog.controller
+    return {
+        "sender": controller.get("name", "Consent Center"),
+        "contact": controller.get("contact"),
+        "languages": LANGUAGES,
+        "days": links().ttl(Purpose.PREFERENCES).days,
+    }
+
+
+@bp.errorhandler(InvalidTokenError)
+def bad_link(error: InvalidTokenError) -> ResponseReturnValue:
+    session().rollback()
+    status = status_of(error)
+    return render_template("preferences/link_error.html", status=status), status
+
+
+@bp.get("/p/<token>")
+def page(token: str) -> ResponseReturnValue:
+    shown = preference_center.show(
+        session(), rules(), links(), token, _visit(), pick_locale=_pick_locale
+    )
+    catalog = rules().catalog
+    return render_template(
+        "preferences/page.html",
+        page=shown,
+        token=token,
+        catalog=catalog,
+        pairs={(p.channel, p.category): p for p in shown.view.pairs},
+        marketing=[c for c in catalog.categories.values() if not c.is_transactional],
+        transactional=[c for c in catalog.categories.values() if c.is_transactional],
+        saved=request.args.get("saved"),
+    )
+
+
+@bp.post("/p/<token>")
+def save(token: str) -> ResponseReturnValue:
+    form = _form.load(_form_data())
+    preference_center.save(
+        session(),
+        rules(),
+        links(),
+        token,
+        _visit(),
+        pairs={(c, k) for c, _, k in (p.partition(":") for p in form["pair"])},
+        purposes=set(form["purpose"]),
+        locale=form["locale"],
+        notice_version=form["notice_version"],
+    )
+    return redirect(url_for(".page", token=token, saved="1"), 303)
+
+
+@bp.post("/p/<token>/unsubscribe-all")
+def unsubscribe_all(token: str) -> ResponseReturnValue:
+    form = _form.load(_form_data())
+    preference_center.unsubscribe_all(
+        session(),
+        rules(),
+        links(),
+        token,
+        _visit(),
+        locale=form["locale"],
+        notice_version=form["notice_version"],
+    )
+    return redirect(url_for(".page", token=token, saved="all"), 303)
+
+
+@bp.get("/u/<token>")
+def unsubscribe_page(token: str) -> ResponseReturnValue:
+    shown = messages.describe_unsubscribe(session(), rules(), links(), settings().base_url, token)
+    g.locale = shown.locale
+    return render_template(
+        "preferences/unsubscribe.html", shown=shown, token=token, catalog=rules().catalog
+    )
+
+
+@bp.post("/u/<token>")
+def unsubscribe(token: str) -> ResponseReturnValue:
+    if request.form.get("List-Unsubscribe") != "One-Click":
+        csrf.protect()
+    done = messages.unsubscribe(
+        session(),
+        rules(),
+        links(),
+        settings().base_url,
+        token,
+        ip=client_ip(),
+        user_agent=user_agent(),
+    )
+    g.locale = done.locale
+    return render_template("preferences/unsubscribed.html", shown=done, catalog=rules().catalog)
+
+
+# RFC 8058: the mailbox provider posts with no cookie, so no CSRF token; the page's own button
+# posts another body and is checked by hand above.
+csrf.exempt(unsubscribe)
+
+
+@bp.get("/preferences")
+def request_link_form() -> ResponseReturnValue:
+    return render_template("preferences/request.html", sent=request.args.get("sent"), errors={})
+
+
+@bp.post("/preferences")
+@limiter.limit(lambda: settings().public_form_rate)
+def request_link() -> ResponseReturnValue:
+    try:
+        form = _link_request.load(request.form.to_dict())
+    except ValidationError as error:
+        errors = error.messages if isinstance(error.messages, dict) else {}
+        return render_template("preferences/request.html", sent=None, errors=errors), 422
+    if not form["website"]:
+        preference_center.request_link(
+            session(),
+            rules(),
+            links(),
+            mail_templates(),
+            form["email"],
+            base_url=settings().base_url,
+            mail_from=settings().mail_from,
+            locale=str(get_locale() or "en"),
+        )
+    return redirect(url_for(".request_link_form", sent="1"), 303)
+
+
+@bp.get("/.well-known/gpc.json")
+def gpc() -> ResponseReturnValue:
+    """The GPC spec's well-known resource: this site honours the signal."""
+    return jsonify({"gpc": True, "lastUpdate": GPC_LAST_UPDATE.isoformat()})

@@ -1,0 +1,89 @@
+"""The preference-page use cases, without Flask: what a save, GPC and one-click write."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain.errors import InvalidTokenError
+from app.domain.rules import Rules
+from app.models import ConsentEvent
+from app.services import messages, notices, preference_center
+from app.services.links import Links, Purpose
+from tests.factories import make_subscriber
+from tests.web.pages import notices_path
+
+LINKS = Links(
+    "secret", {Purpose.PREFERENCES: timedelta(days=90), Purpose.UNSUBSCRIBE: timedelta(days=90)}
+)
+VISIT = preference_center.Visit(ip="192.0.2.1", user_agent="tests")
+
+
+def methods(session: Session, subject_id: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(ConsentEvent.method)
+            .where(ConsentEvent.subject_id == subject_id)
+            .order_by(ConsentEvent.seq)
+        )
+    )
+
+
+def test_a_save_writes_only_what_differs_from_the_page(session: Session, rules: Rules) -> None:
+    notices.publish_file(session, notices_path())
+    subject_id = make_subscriber(session, rules)
+    token = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
+    before = len(methods(session, subject_id))
+    written = preference_center.save(
+        session,
+        rules,
+        LINKS,
+        token,
+        VISIT,
+        pairs={("email", "newsletter")},
+        purposes=set(),
+        locale="de",
+        notice_version=None,
+    )
+    assert written == 0
+    written = preference_center.save(
+        session,
+        rules,
+        LINKS,
+        token,
+        VISIT,
+        pairs=set(),
+        purposes={"personalization"},
+        locale="de",
+        notice_version="bogus",
+    )
+    assert written == 2
+    events = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
+    ).all()[before:]
+    assert {(e.locale, e.notice_version) for e in events} == {("de", "2026-11-01")}
+
+
+def test_gpc_is_recorded_once_per_withdrawal(session: Session, rules: Rules) -> None:
+    subject_id = make_subscriber(session, rules)
+    token = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
+    gpc = preference_center.Visit(is_gpc=True)
+    for _ in range(2):
+        page = preference_center.show(session, rules, LINKS, token, gpc, pick_locale=lambda s: "en")
+        assert page.is_gpc_honoured
+    assert methods(session, subject_id).count("gpc") == 1
+
+
+def test_a_token_for_another_purpose_opens_nothing(session: Session, rules: Rules) -> None:
+    subject_id = make_subscriber(session, rules)
+    unsubscribe = LINKS.make(Purpose.UNSUBSCRIBE, {"s": subject_id, "c": "email"})
+    with pytest.raises(InvalidTokenError):
+        preference_center.subject_of(LINKS, unsubscribe)
+    preference = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
+    with pytest.raises(InvalidTokenError):
+        messages.open_unsubscribe(rules, LINKS, preference)
+    with pytest.raises(InvalidTokenError):
+        messages.open_unsubscribe(rules, LINKS, LINKS.make(Purpose.UNSUBSCRIBE, {"s": subject_id}))
