@@ -251,6 +251,7 @@ REALISTIC: dict[tuple[str, str], Callable[[Known], Strategy]] = {
     ("/v1/audit/export", "GET"): _audit_export,
     ("/v1/audit/package", "GET"): _audit_package,
     ("/v1/subjects/{subject_id}/evidence/double-opt-in", "GET"): _about_subject,
+    ("/v1/subjects/{subject_id}/links", "POST"): _about_subject,
     ("/v1/rights-requests", "POST"): _record_rights_request,
     ("/oauth/token", "POST"): _token,
 }
