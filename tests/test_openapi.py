@@ -143,7 +143,7 @@ def test_v1_operation_needs_exactly_the_scope_it_declares(
     make_api: Callable[..., ApiClient], method: str, path: str, operation: dict[str, Any]
 ) -> None:
     scope = _declared_scope(operation)
-    url = path.replace("{subject_id}", str(uuid.uuid4()))
+    url = re.sub(r"\{[a-z_]+_id\}", lambda _: str(uuid.uuid4()), path)
     holding = make_api(scope)
     lacking = make_api(" ".join(sorted(ALL_SCOPES - {scope})))
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.api.schemas import NAME, StrictSchema
+from app.api.schemas import NAME, StrictSchema, UTCDateTime
 from app.services.rights import KINDS
 
 
 class PackageQuerySchema(StrictSchema):
-    since = fields.AwareDateTime()
-    until = fields.AwareDateTime()
+    since = UTCDateTime()
+    until = UTCDateTime()
     subject_id = fields.UUID()
     channel = fields.String(validate=NAME)
     category = fields.String(validate=NAME)
@@ -32,7 +32,7 @@ class RightsQuerySchema(StrictSchema):
 class RightsRequestInSchema(StrictSchema):
     subject_id = fields.UUID(required=True)
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    received_at = fields.AwareDateTime()
+    received_at = UTCDateTime()
     channel = fields.String(validate=validate.Length(max=32))
     note = fields.String(validate=validate.Length(max=2000))
 

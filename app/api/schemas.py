@@ -31,14 +31,18 @@ class StrictSchema(Schema):
 
 
 class UTCDateTime(fields.AwareDateTime):
-    """An aware datetime, turned to UTC; one outside the representable range is invalid."""
+    """An aware datetime, turned to UTC, between 1970 and 9998: every instant the ledger can
+    store, compare and add a statutory month to."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return moment.astimezone(UTC)
+            moment = moment.astimezone(UTC)
         except OverflowError as error:
             raise ValidationError("Out of range.") from error
+        if not 1970 <= moment.year <= 9998:
+            raise ValidationError("Must be between 1970 and 9998.")
+        return moment
 
 
 class TrimmedEmail(fields.Email):
@@ -333,10 +337,6 @@ class MessageLinksRequestSchema(StrictSchema):
     channel = fields.String(validate=NAME, load_default="email")
     category = fields.String(validate=NAME, load_default=None, allow_none=True)
     message_id = _text(200, load_default=None, allow_none=True)
-
-    @pre_load
-    def allow_empty(self, data: Any, **_: Any) -> Any:
-        return {} if data is None else data
 
 
 class MessageLinksSchema(Schema):
