@@ -342,7 +342,7 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
         locked_at[0] = time.perf_counter()
         return head
 
-    ledger.lock = timed_lock  # type: ignore[assignment]
+    ledger.lock = timed_lock
     try:
         rng = random.Random(7)
         for n in range(changes):
@@ -362,7 +362,7 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
                 totals.append((time.perf_counter() - started) * 1000)
                 holds.append((commits[0] - locked_at[0]) * 1000)
     finally:
-        ledger.lock = real_lock  # type: ignore[assignment]
+        ledger.lock = real_lock
         engine.dispose()
     return {
         "changes": changes,

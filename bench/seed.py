@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -201,15 +201,16 @@ def _copy(connection: Any, rows: _Rows) -> None:
 
 
 def _executemany(connection: Any, rows: _Rows) -> None:
-    tables = {
-        "subjects": Subject.__table__,
-        "subject_identifiers": SubjectIdentifier.__table__,
-        "consent_events": ConsentEvent.__table__,
-        "consent_state": ConsentState.__table__,
+    models: dict[str, type[Any]] = {
+        "subjects": Subject,
+        "subject_identifiers": SubjectIdentifier,
+        "consent_events": ConsentEvent,
+        "consent_state": ConsentState,
     }
     for table, columns, values in _tables(rows):
         connection.execute(
-            tables[table].insert(), [dict(zip(columns, row, strict=True)) for row in values]
+            insert(models[table]).execution_options(render_nulls=True),
+            [dict(zip(columns, row, strict=True)) for row in values],
         )
 
 

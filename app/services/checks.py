@@ -125,7 +125,9 @@ def check_emails(
     return results
 
 
-Found = tuple[str | None, bool, dict[Topic, Standing]]
+# Standings keyed by (channel, category, purpose): plain tuples hash faster than Topic.
+Key = tuple[str, str, str]
+Found = tuple[str | None, bool, dict[Key, Standing]]
 _UNKNOWN: Found = (None, False, {})
 
 
@@ -149,23 +151,31 @@ def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[
     dialect = session.get_bind().dialect.name
     statement = _BATCH_BY_KEYS["postgresql" if dialect == "postgresql" else "sqlite"]
     keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
-    by_key: dict[str, list[Any]] = {}
-    for row in session.execute(statement, {"keys": keys_param, **_params(question)}):
-        by_key.setdefault(row.hmac, []).append(row)
-    return {
-        key: (rows[0].subject_id, bool(rows[0].is_suppressed), _collect(rows))
-        for key, rows in by_key.items()
-    }
+    found: dict[str, Found] = {}
+    result = session.execute(statement, {"keys": keys_param, **_params(question)})
+    for hmac, subject_id, is_suppressed, *state in result.tuples():
+        entry = found.get(hmac)
+        if entry is None:
+            entry = found[hmac] = (subject_id, bool(is_suppressed), {})
+        if state[3] is not None:
+            entry[2][(state[0], state[1], state[2])] = _standing(state)
+    return found
 
 
-def _collect(rows: Sequence[Any]) -> dict[Topic, Standing]:
+def _collect(rows: Sequence[Any]) -> dict[Key, Standing]:
     return {
-        Topic(row.channel, row.category, row.purpose): Standing(
-            Status(row.status), row.event_seq, row.occurred_at, row.event_id
-        )
+        (row.channel, row.category, row.purpose): _standing(row[3:])
         for row in rows
         if row.status is not None
     }
+
+
+_STATUS = {str(status): status for status in Status}
+
+
+def _standing(state: Sequence[Any]) -> Standing:
+    """From (channel, category, purpose, status, event_seq, event_id, occurred_at)."""
+    return Standing(_STATUS[state[3]], state[4], state[6], state[5])
 
 
 def _joined(wanted: Any) -> Select[Any]:
@@ -220,7 +230,7 @@ _BATCH_BY_KEYS = {
 }
 
 
-def _standings(session: Session, subject_id: str, question: Question) -> dict[Topic, Standing]:
+def _standings(session: Session, subject_id: str, question: Question) -> dict[Key, Standing]:
     rows = session.scalars(
         select(ConsentState).where(
             ConsentState.subject_id == subject_id,
@@ -229,7 +239,7 @@ def _standings(session: Session, subject_id: str, question: Question) -> dict[To
             ConsentState.purpose.in_({t.purpose for t in question.topics()}),
         )
     )
-    return {Topic(row.channel, row.category, row.purpose): standing_of(row) for row in rows}
+    return {(row.channel, row.category, row.purpose): standing_of(row) for row in rows}
 
 
 def _decide(
@@ -237,14 +247,14 @@ def _decide(
     question: Question,
     is_transactional: bool,
     subject_id: str | None,
-    standings: dict[Topic, Standing],
+    standings: dict[Key, Standing],
     now: datetime,
 ) -> Decision:
     if question.purpose:
         return decide_purpose(
             is_suppressed=False,
             is_known=subject_id is not None,
-            purpose=standings.get(purpose_topic(question.purpose)),
+            purpose=standings.get(("", "", question.purpose)),
             now=now,
             max_age=rules.max_consent_age,
         )
@@ -254,9 +264,9 @@ def _decide(
         is_transactional=is_transactional,
         is_suppressed=False,
         is_known=subject_id is not None,
-        all_marketing=standings.get(ALL_MARKETING),
-        channel=standings.get(channel_topic(question.channel)),
-        pair=standings.get(pair_topic(question.channel, question.category)),
+        all_marketing=standings.get(("", "", "")),
+        channel=standings.get((question.channel, "", "")),
+        pair=standings.get((question.channel, question.category, "")),
         now=now,
         max_age=rules.max_consent_age,
     )
