@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from app.api import dump, load_args, load_body, rules, session
+from app.api import dump, load_args, load_body, read_session, rules
 from app.api.schemas import BatchCheckSchema, CheckQuerySchema, CheckResultSchema
 from app.auth import require
 from app.domain.identifiers import identifier
@@ -32,7 +32,8 @@ def check() -> ResponseReturnValue:
         if kind in args:
             ident = identifier(kind, args[kind], region=args.get("country"))
     subject_id = str(args["subject_id"]) if "subject_id" in args else None
-    answer = checks.check(session(), rules(), _question(args), ident=ident, subject_id=subject_id)
+    with read_session() as reader:
+        answer = checks.check(reader, rules(), _question(args), ident=ident, subject_id=subject_id)
     return dump(
         _result,
         {
@@ -48,7 +49,8 @@ def check() -> ResponseReturnValue:
 @require(Scope.CONSENT_READ)
 def check_batch() -> ResponseReturnValue:
     body = load_body(_batch)
-    results = checks.check_emails(session(), rules(), _question(body), body["emails"])
+    with read_session() as reader:
+        results = checks.check_emails(reader, rules(), _question(body), body["emails"])
     allowed = sum(1 for r in results if r.decision.allowed)
     return {
         "results": [

@@ -153,7 +153,7 @@ def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[
     keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
     found: dict[str, Found] = {}
     result = session.execute(statement, {"keys": keys_param, **_params(question)})
-    for hmac, subject_id, is_suppressed, *state in result.tuples():
+    for hmac, subject_id, is_suppressed, *state in result:
         entry = found.get(hmac)
         if entry is None:
             entry = found[hmac] = (subject_id, bool(is_suppressed), {})
