@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,12 +110,14 @@ def service_env(database: Database) -> dict[str, str]:
 
 
 @contextmanager
-def serving(database: Database | None, port: int) -> Iterator[Server]:
+def serving(
+    database: Database | None, port: int, extra: dict[str, str] | None = None
+) -> Iterator[Server]:
     if database is None:
-        env = {"GUNICORN_ACCESS_LOG": "/dev/null"}
+        env = {"GUNICORN_ACCESS_LOG": "/dev/null"} | (extra or {})
         server = Server("bench.bare_app:app", port, env)
     else:
-        server = Server("app:create_app()", port, service_env(database))
+        server = Server("app:create_app()", port, service_env(database) | (extra or {}))
     try:
         yield server
     finally:
@@ -410,6 +412,14 @@ class Run:
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
         print(json.dumps(row), flush=True)
+        (RESULTS / "partial.json").write_text(json.dumps(self.rows, indent=2))
+
+    def attempt(self, part: Callable[[Database], None], database: Database) -> None:
+        """Run one part; a failure is reported and the run goes on to the next."""
+        try:
+            part(database)
+        except Exception as error:  # a bench run reports every part it can
+            print(f"!! {part.__name__} on {database} failed: {error!r}", flush=True)
 
     def checks(self, database: Database) -> None:
         with (
@@ -480,9 +490,11 @@ class Run:
         )
 
     def export(self, database: Database) -> None:
+        # A sync worker is killed after GUNICORN_TIMEOUT (30 s) even while it streams.
+        slow = {"GUNICORN_TIMEOUT": "900"}
         with (
-            serving(None, self.next_port()) as bare,
-            serving(database, self.next_port()) as service,
+            serving(None, self.next_port(), slow) as bare,
+            serving(database, self.next_port(), slow) as service,
         ):
             token = token_for(database, service.port)
             got = export(service, token, "/v1/audit/export")
@@ -597,11 +609,11 @@ def main() -> None:
             database = Database(kind, subjects)
             seed.ensure(database.url, subjects, RESULTS / "instance")
             if "checks" in parts:
-                run.checks(database)
+                run.attempt(run.checks, database)
     if "writes" in parts and "postgresql" in kinds:
-        run.writes(Database("postgresql", 10_000))
+        run.attempt(run.writes, Database("postgresql", 10_000))
     if "export" in parts and "postgresql" in kinds:
-        run.export(Database("postgresql", sizes[-1]))
+        run.attempt(run.export, Database("postgresql", sizes[-1]))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     document = {
         "started": stamp,

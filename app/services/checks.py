@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Select, String, and_, bindparam, exists, func, select
+from sqlalchemy import ARRAY, Select, String, and_, bindparam, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from app.domain.consent import (
@@ -142,14 +142,15 @@ def _params(question: Question) -> dict[str, Any]:
 
 def _by_key(session: Session, key: str, question: Question) -> Found:
     """Subject, suppression and the asked standings of one identifier HMAC: one indexed read."""
-    rows = session.execute(_CHECK_BY_KEY, {"key": key, **_params(question)}).all()
+    statement = _CHECK_BY_KEY[_dialect(session)]
+    rows = session.execute(statement, {"key": key, **_params(question)}).all()
     return rows[0].subject_id, bool(rows[0].is_suppressed), _collect(rows)
 
 
 def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[str, Found]:
     """The batch form of `_by_key`: one query, the keys passed as ONE parameter (an array)."""
-    dialect = session.get_bind().dialect.name
-    statement = _BATCH_BY_KEYS["postgresql" if dialect == "postgresql" else "sqlite"]
+    dialect = _dialect(session)
+    statement = _BATCH_BY_KEYS[dialect]
     keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
     found: dict[str, Found] = {}
     result = session.execute(statement, {"keys": keys_param, **_params(question)})
@@ -160,6 +161,10 @@ def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[
         if state[3] is not None:
             entry[2][(state[0], state[1], state[2])] = _standing(state)
     return found
+
+
+def _dialect(session: Session) -> str:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
 
 
 def _collect(rows: Sequence[Any]) -> dict[Key, Standing]:
@@ -178,9 +183,13 @@ def _standing(state: Sequence[Any]) -> Standing:
     return Standing(_STATUS[state[3]], state[4], state[6], state[5])
 
 
-def _joined(wanted: Any) -> Select[Any]:
+def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
     """For each wanted HMAC (the one column of `wanted`): its subject, whether it is
-    suppressed, and its standings on the asked topics (one row each, or one row of NULLs)."""
+    suppressed, and its standings on the asked topics (one row each, or one row of NULLs).
+
+    On PostgreSQL the standings are a LATERAL subquery, so they are always read through the
+    primary key per subject, whatever the planner guesses about the topic filters.
+    """
     key = wanted.c[0]
     identifiers, states = SubjectIdentifier.__table__, ConsentState.__table__
     suppressions = Suppression.__table__
@@ -189,43 +198,55 @@ def _joined(wanted: Any) -> Select[Any]:
         .where(suppressions.c.hmac == key, suppressions.c.lifted_at.is_(None))
         .label("is_suppressed")
     )
+    topic_filter = and_(
+        states.c.subject_id == identifiers.c.subject_id,
+        states.c.channel.in_(bindparam("channels", expanding=True)),
+        states.c.category.in_(bindparam("categories", expanding=True)),
+        states.c.purpose.in_(bindparam("purposes", expanding=True)),
+    )
+    columns = ("channel", "category", "purpose", "status", "event_seq", "event_id", "occurred_at")
+    if lateral:
+        found: Any = (
+            select(*(states.c[name] for name in columns))
+            .where(topic_filter)
+            .offset(0)  # a fence: PostgreSQL may not flatten it into a scan of the table
+            .lateral("state")
+        )
+        on: Any = true()
+    else:
+        found, on = states, topic_filter
     return (
         select(
             key.label("hmac"),
             identifiers.c.subject_id,
             is_suppressed,
-            states.c.channel,
-            states.c.category,
-            states.c.purpose,
-            states.c.status,
-            states.c.event_seq,
-            states.c.event_id,
-            states.c.occurred_at,
+            *(found.c[name] for name in columns),
         )
         .select_from(wanted)
         .outerjoin(identifiers, identifiers.c.hmac == key)
-        .outerjoin(
-            states,
-            and_(
-                states.c.subject_id == identifiers.c.subject_id,
-                states.c.channel.in_(bindparam("channels", expanding=True)),
-                states.c.category.in_(bindparam("categories", expanding=True)),
-                states.c.purpose.in_(bindparam("purposes", expanding=True)),
-            ),
-        )
+        .outerjoin(found, on)
     )
 
 
+def _one_key() -> Any:
+    return select(bindparam("key", type_=String(64)).label("hmac")).subquery("wanted")
+
+
 # Built once at import, not per request; the driver then prepares them on the server.
-_CHECK_BY_KEY = _joined(select(bindparam("key", type_=String(64)).label("hmac")).subquery("wanted"))
+_CHECK_BY_KEY = {
+    "postgresql": _joined(_one_key(), lateral=True),
+    "sqlite": _joined(_one_key(), lateral=False),
+}
 _BATCH_BY_KEYS = {
     "postgresql": _joined(
         func.unnest(bindparam("keys", type_=ARRAY(String(64))))
         .table_valued("hmac")
-        .render_derived(name="wanted")
+        .render_derived(name="wanted"),
+        lateral=True,
     ),
     "sqlite": _joined(
-        func.json_each(bindparam("keys", type_=String)).table_valued("value", name="wanted")
+        func.json_each(bindparam("keys", type_=String)).table_valued("value", name="wanted"),
+        lateral=False,
     ),
 }
 
