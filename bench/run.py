@@ -235,8 +235,16 @@ def batch_latencies(
     }
 
 
-def writers(port: int, token: str, subjects: int, threads: int, seconds: float) -> dict[str, Any]:
-    """`threads` clients PATCHing preferences, each flipping the newsletter of its own subjects."""
+def writers(
+    port: int,
+    token: str,
+    subjects: int,
+    threads: int,
+    seconds: float,
+    current: dict[int, str] | None = None,
+) -> dict[str, Any]:
+    """`threads` clients PATCHing preferences, each flipping the newsletter of its own subjects,
+    so that every request writes (`current`: the standing newsletter status by subject)."""
     stop_at = time.monotonic() + seconds
     counts = [0] * threads
     failures = [0] * threads
@@ -244,11 +252,11 @@ def writers(port: int, token: str, subjects: int, threads: int, seconds: float) 
 
     def work(index: int) -> None:
         rng = random.Random(index)
-        status_of: dict[int, str] = {}
+        status_of: dict[int, str] = dict(current or {})
         while time.monotonic() < stop_at:
             i = rng.randrange(index, subjects, threads)
-            current = status_of.get(i, seed.expected_reason(i))
-            wanted = "withdrawn" if current == "granted" else "granted"
+            standing = status_of.get(i, seed.expected_reason(i))
+            wanted = "withdrawn" if standing == "granted" else "granted"
             body = {"changes": [{"channel": "email", "category": "newsletter", "status": wanted}]}
             started = time.perf_counter()
             status, _ = request(
@@ -457,13 +465,23 @@ class Run:
 
     def writes(self, database: Database, threads: int = 16) -> None:
         from app.database import make_engine
-        from app.models import ChainHead
+        from app.models import ChainHead, ConsentState
 
         engine = make_engine(database.url)
 
         def head_seq() -> int:
             with Session(engine) as session:
                 return int(session.scalars(select(ChainHead.last_seq)).one())
+
+        with Session(engine) as session:
+            standing = {
+                int(subject_id.rsplit("-", 1)[1], 16): status
+                for subject_id, status in session.execute(
+                    select(ConsentState.subject_id, ConsentState.status).where(
+                        ConsentState.channel == "email", ConsentState.category == "newsletter"
+                    )
+                )
+            }
 
         with (
             serving(None, self.next_port()) as bare,
@@ -472,7 +490,7 @@ class Run:
             token = token_for(database, service.port)
             base = writers(bare.port, token, database.subjects, threads, self.seconds)
             first = head_seq()
-            got = writers(service.port, token, database.subjects, threads, self.seconds)
+            got = writers(service.port, token, database.subjects, threads, self.seconds, standing)
             got["events"] = head_seq() - first
             got["events_per_s"] = got["events"] / got["seconds"]
         engine.dispose()
