@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 from authlib.oauth2.rfc6750.errors import InvalidTokenError
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator, JWTBearerTokenValidator
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 from joserfc.jwk import OctKey
 from sqlalchemy.orm import Session
 
@@ -119,6 +120,39 @@ class TokenValidator(JWTBearerTokenValidator):  # type: ignore[misc]
             raise InvalidTokenError(description="The client is revoked or unknown.")
 
 
+class VerifiedTokens:
+    """Tokens whose signature and claims were verified, keyed by the Authorization header.
+
+    A repeat call skips the JWT decode; scope and revocation (ActiveClients) are still checked
+    on every call, and an entry is never used past its token's `exp`. Bounded: the oldest
+    entry goes first.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[Any, float, frozenset[str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, header: str, scope: str) -> Any | None:
+        """The verified token if it is still unexpired and holds `scope`, else None."""
+        entry = self._entries.get(header)
+        if entry is None:
+            return None
+        token, expires_at, scopes = entry
+        if time.time() >= expires_at or scope not in scopes:
+            return None
+        return token
+
+    def put(self, header: str, token: Any) -> None:
+        scopes = frozenset(str(token.get("scope") or "").split())
+        entry = (token, float(token["exp"]), scopes)
+        with self._lock:
+            self._entries.pop(header, None)
+            self._entries[header] = entry
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
 class ActiveClients:
     """The ids of clients that may use the API, re-read from the database every `ttl` seconds.
 
@@ -178,6 +212,7 @@ def init_auth(app: Flask, settings: Settings) -> AuthorizationServer:
     app.extensions["oauth_server"] = server
     app.extensions["resource_protector"] = protector
     app.extensions["active_clients"] = active
+    app.extensions["verified_tokens"] = VerifiedTokens()
     return server
 
 
@@ -187,10 +222,17 @@ def require(scope: str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            try:
-                token = current_app.extensions["resource_protector"].acquire_token([scope])
-            except OAuth2Error as error:
-                raise AuthError.from_oauth(error) from None
+            header = request.headers.get("Authorization", "")
+            verified: VerifiedTokens = current_app.extensions["verified_tokens"]
+            token = verified.get(header, scope)
+            if token is None or not current_app.extensions["active_clients"].contains(
+                str(token.get("client_id"))
+            ):
+                try:
+                    token = current_app.extensions["resource_protector"].acquire_token([scope])
+                except OAuth2Error as error:
+                    raise AuthError.from_oauth(error) from None
+                verified.put(header, token)
             g.client_id = token.get("client_id")
             return view(*args, **kwargs)
 

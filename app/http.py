@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import current_app, request
 from sqlalchemy.orm import Session
 
@@ -35,6 +38,26 @@ def mailer() -> Mailer:
 
 def session() -> Session:
     return db.session()
+
+
+@contextmanager
+def read_session() -> Iterator[Session]:
+    """A session for a use case that reads with ONE statement (the consent check).
+
+    On PostgreSQL it runs in autocommit: one statement is consistent on its own, and no
+    BEGIN and ROLLBACK round trips wrap it. SQLite, in process, keeps the request's session.
+    """
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        yield db.session()
+        return
+    reader = current_app.extensions.get("read_engine")
+    if reader is None:
+        reader = current_app.extensions["read_engine"] = engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+    with Session(reader) as own:
+        yield own
 
 
 def client_ip() -> str | None:

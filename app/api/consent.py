@@ -10,7 +10,7 @@ from app.api.schemas import BatchCheckSchema, CheckQuerySchema, CheckResultSchem
 from app.auth import require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Scope
-from app.http import rules, session
+from app.http import read_session, rules
 from app.services import checks
 
 bp = Blueprint("consent", __name__)
@@ -33,7 +33,8 @@ def check() -> ResponseReturnValue:
         if kind in args:
             ident = identifier(kind, args[kind], region=args.get("country"))
     subject_id = str(args["subject_id"]) if "subject_id" in args else None
-    answer = checks.check(session(), rules(), _question(args), ident=ident, subject_id=subject_id)
+    with read_session() as reader:
+        answer = checks.check(reader, rules(), _question(args), ident=ident, subject_id=subject_id)
     return dump(
         _result,
         {
@@ -49,7 +50,8 @@ def check() -> ResponseReturnValue:
 @require(Scope.CONSENT_READ)
 def check_batch() -> ResponseReturnValue:
     body = load_body(_batch)
-    results = checks.check_emails(session(), rules(), _question(body), body["emails"])
+    with read_session() as reader:
+        results = checks.check_emails(reader, rules(), _question(body), body["emails"])
     allowed = sum(1 for r in results if r.decision.allowed)
     return {
         "results": [

@@ -19,6 +19,7 @@ from app.models import ChainHead, ConsentEvent, Evidence
 from app.services.ledger import CHAIN_ID
 
 PAGE = 2000
+_LINES_PER_CHUNK = 500  # one write per ~200 kB of export, not one per event
 EVENTS = ConsentEvent.__table__
 EVIDENCE = Evidence.__table__
 
@@ -105,11 +106,17 @@ def notice_versions(session: Session, filters: EventFilter) -> set[str]:
 
 
 def to_ndjson(events: Iterator[dict[str, Any]]) -> Iterator[str]:
+    encode = json.JSONEncoder(
+        default=_json_default, ensure_ascii=False, separators=(",", ":")
+    ).encode
+    lines: list[str] = []
     for event in events:
-        yield (
-            json.dumps(event, default=_json_default, ensure_ascii=False, separators=(",", ":"))
-            + "\n"
-        )
+        lines.append(encode(event))
+        if len(lines) == _LINES_PER_CHUNK:
+            yield "\n".join(lines) + "\n"
+            lines.clear()
+    if lines:
+        yield "\n".join(lines) + "\n"
 
 
 def to_csv(events: Iterator[dict[str, Any]]) -> Iterator[str]:
@@ -118,12 +125,18 @@ def to_csv(events: Iterator[dict[str, Any]]) -> Iterator[str]:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     yield _drain(buffer)
+    rows = 0
     for event in events:
         evidence = event.get("evidence") or {}
         writer.writerow(
             [_csv_cell(event.get(c)) for c in EVENT_FIELDS]
             + [_csv_cell(evidence.get(c)) for c in EVIDENCE_FIELDS]
         )
+        rows += 1
+        if rows == _LINES_PER_CHUNK:
+            yield _drain(buffer)
+            rows = 0
+    if rows:
         yield _drain(buffer)
 
 

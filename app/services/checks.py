@@ -1,12 +1,14 @@
-"""The consent check: the hot path. One keyed lookup, one read of current state, a pure decision."""
+"""The consent check: the hot path. One indexed read by the identifier's HMAC, a pure decision."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import ARRAY, Select, String, and_, bindparam, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from app.domain.consent import (
@@ -21,14 +23,13 @@ from app.domain.consent import (
     pair_topic,
     purpose_topic,
 )
-from app.domain.identifiers import Identifier, normalize_email
+from app.domain.identifiers import Identifier, identifier_hmac, normalize_email
 from app.domain.rules import Rules
-from app.domain.vocabulary import IdentifierKind
+from app.domain.vocabulary import IdentifierKind, Status
 from app.models import ConsentState, Subject, SubjectIdentifier, Suppression, utcnow
 from app.services.ledger import standing_of
 
 BATCH_LIMIT = 10_000
-_CHUNK = 1000  # keeps IN lists well inside every driver's parameter limit
 
 
 @dataclass(frozen=True)
@@ -75,24 +76,18 @@ def check(
     is_transactional = validate(rules, question)
     now = now or utcnow()
     if ident is not None:
-        key = ident.key(rules.identifier_key)
-        subject_id, is_suppressed = session.execute(
-            select(
-                select(SubjectIdentifier.subject_id)
-                .where(SubjectIdentifier.hmac == key)
-                .scalar_subquery(),
-                exists().where(Suppression.hmac == key, Suppression.lifted_at.is_(None)),
-            )
-        ).one()
+        subject_id, is_suppressed, standings = _by_key(
+            session, ident.key(rules.identifier_key), question
+        )
     else:
         subject = session.get(Subject, subject_id) if subject_id else None
-        if subject is None:
-            subject_id, is_suppressed = None, False
-        else:
-            is_suppressed = subject.erased_at is not None
+        is_suppressed = subject is not None and subject.erased_at is not None
+        subject_id = subject.id if subject is not None else None
+        standings = (
+            {} if is_suppressed or subject_id is None else _standings(session, subject_id, question)
+        )
     if is_suppressed:
         return Answer(SUPPRESSED, subject_id)
-    standings = _standings(session, [subject_id], question).get(subject_id or "", {})
     return Answer(
         _decide(rules, question, is_transactional, subject_id, standings, now), subject_id
     )
@@ -112,73 +107,160 @@ def check_emails(
     *,
     now: datetime | None = None,
 ) -> list[BatchResult]:
-    """Decide for many emails with set-based queries; results in input order."""
+    """Decide for many emails with one set-based query; results in input order."""
     is_transactional = validate(rules, question)
     now = now or utcnow()
-    keys = [
-        Identifier(IdentifierKind.EMAIL, normalize_email(e)).key(rules.identifier_key)
-        for e in emails
-    ]
-    unique = list(dict.fromkeys(keys))
-    subject_by_key: dict[str, str] = {}
-    suppressed: set[str] = set()
-    for chunk in _chunks(unique):
-        subject_by_key.update(
-            session.execute(
-                select(SubjectIdentifier.hmac, SubjectIdentifier.subject_id).where(
-                    SubjectIdentifier.hmac.in_(chunk)
-                )
-            ).all()
-        )
-        suppressed.update(
-            session.scalars(
-                select(Suppression.hmac).where(
-                    Suppression.hmac.in_(chunk), Suppression.lifted_at.is_(None)
-                )
-            )
-        )
-    standings = _standings(session, list(set(subject_by_key.values())), question)
+    secret = rules.identifier_key
+    keys = [identifier_hmac(secret, IdentifierKind.EMAIL, normalize_email(e)) for e in emails]
+    found = _by_keys(session, list(dict.fromkeys(keys)), question)
     results = []
     for email, key in zip(emails, keys, strict=True):
-        if key in suppressed:
-            decision = SUPPRESSED
-        else:
-            subject_id = subject_by_key.get(key)
-            decision = _decide(
-                rules,
-                question,
-                is_transactional,
-                subject_id,
-                standings.get(subject_id or "", {}),
-                now,
-            )
+        subject_id, is_suppressed, standings = found.get(key, _UNKNOWN)
+        decision = (
+            SUPPRESSED
+            if is_suppressed
+            else _decide(rules, question, is_transactional, subject_id, standings, now)
+        )
         results.append(BatchResult(email, decision))
     return results
 
 
-def _standings(
-    session: Session, subject_ids: Sequence[str | None], question: Question
-) -> dict[str, dict[Topic, Standing]]:
+# Standings keyed by (channel, category, purpose): plain tuples hash faster than Topic.
+Key = tuple[str, str, str]
+Found = tuple[str | None, bool, dict[Key, Standing]]
+_UNKNOWN: Found = (None, False, {})
+
+
+def _params(question: Question) -> dict[str, Any]:
     topics = question.topics()
-    channels = {t.channel for t in topics}
-    categories = {t.category for t in topics}
-    purposes = {t.purpose for t in topics}
-    found: dict[str, dict[Topic, Standing]] = {}
-    ids = [s for s in subject_ids if s]
-    for chunk in _chunks(ids):
-        rows = session.scalars(
-            select(ConsentState).where(
-                ConsentState.subject_id.in_(chunk),
-                ConsentState.channel.in_(channels),
-                ConsentState.category.in_(categories),
-                ConsentState.purpose.in_(purposes),
-            )
-        )
-        for row in rows:
-            found.setdefault(row.subject_id, {})[Topic(row.channel, row.category, row.purpose)] = (
-                standing_of(row)
-            )
+    return {
+        "channels": sorted({t.channel for t in topics}),
+        "categories": sorted({t.category for t in topics}),
+        "purposes": sorted({t.purpose for t in topics}),
+    }
+
+
+def _by_key(session: Session, key: str, question: Question) -> Found:
+    """Subject, suppression and the asked standings of one identifier HMAC: one indexed read."""
+    statement = _CHECK_BY_KEY[_dialect(session)]
+    rows = session.execute(statement, {"key": key, **_params(question)}).all()
+    return rows[0].subject_id, bool(rows[0].is_suppressed), _collect(rows)
+
+
+def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[str, Found]:
+    """The batch form of `_by_key`: one query, the keys passed as ONE parameter (an array)."""
+    dialect = _dialect(session)
+    statement = _BATCH_BY_KEYS[dialect]
+    keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
+    found: dict[str, Found] = {}
+    result = session.execute(statement, {"keys": keys_param, **_params(question)})
+    for hmac, subject_id, is_suppressed, *state in result:
+        entry = found.get(hmac)
+        if entry is None:
+            entry = found[hmac] = (subject_id, bool(is_suppressed), {})
+        if state[3] is not None:
+            entry[2][(state[0], state[1], state[2])] = _standing(state)
     return found
+
+
+def _dialect(session: Session) -> str:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+
+
+def _collect(rows: Sequence[Any]) -> dict[Key, Standing]:
+    return {
+        (row.channel, row.category, row.purpose): _standing(row[3:])
+        for row in rows
+        if row.status is not None
+    }
+
+
+_STATUS = {str(status): status for status in Status}
+
+
+def _standing(state: Sequence[Any]) -> Standing:
+    """From (channel, category, purpose, status, event_seq, event_id, occurred_at)."""
+    return Standing(_STATUS[state[3]], state[4], state[6], state[5])
+
+
+def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
+    """For each wanted HMAC (the one column of `wanted`): its subject, whether it is
+    suppressed, and its standings on the asked topics (one row each, or one row of NULLs).
+
+    On PostgreSQL the standings are a LATERAL subquery, so they are always read through the
+    primary key per subject, whatever the planner guesses about the topic filters.
+    """
+    key = wanted.c[0]
+    identifiers, states = SubjectIdentifier.__table__, ConsentState.__table__
+    suppressions = Suppression.__table__
+    is_suppressed = (
+        exists()
+        .where(suppressions.c.hmac == key, suppressions.c.lifted_at.is_(None))
+        .label("is_suppressed")
+    )
+    topic_filter = and_(
+        states.c.subject_id == identifiers.c.subject_id,
+        states.c.channel.in_(bindparam("channels", expanding=True)),
+        states.c.category.in_(bindparam("categories", expanding=True)),
+        states.c.purpose.in_(bindparam("purposes", expanding=True)),
+    )
+    columns = ("channel", "category", "purpose", "status", "event_seq", "event_id", "occurred_at")
+    if lateral:
+        found: Any = (
+            select(*(states.c[name] for name in columns))
+            .where(topic_filter)
+            .offset(0)  # a fence: PostgreSQL may not flatten it into a scan of the table
+            .lateral("state")
+        )
+        on: Any = true()
+    else:
+        found, on = states, topic_filter
+    return (
+        select(
+            key.label("hmac"),
+            identifiers.c.subject_id,
+            is_suppressed,
+            *(found.c[name] for name in columns),
+        )
+        .select_from(wanted)
+        .outerjoin(identifiers, identifiers.c.hmac == key)
+        .outerjoin(found, on)
+    )
+
+
+def _one_key() -> Any:
+    return select(bindparam("key", type_=String(64)).label("hmac")).subquery("wanted")
+
+
+# Built once at import, not per request; the driver then prepares them on the server.
+_CHECK_BY_KEY = {
+    "postgresql": _joined(_one_key(), lateral=True),
+    "sqlite": _joined(_one_key(), lateral=False),
+}
+_BATCH_BY_KEYS = {
+    "postgresql": _joined(
+        func.unnest(bindparam("keys", type_=ARRAY(String(64))))
+        .table_valued("hmac")
+        .render_derived(name="wanted"),
+        lateral=True,
+    ),
+    "sqlite": _joined(
+        func.json_each(bindparam("keys", type_=String)).table_valued("value", name="wanted"),
+        lateral=False,
+    ),
+}
+
+
+def _standings(session: Session, subject_id: str, question: Question) -> dict[Key, Standing]:
+    rows = session.scalars(
+        select(ConsentState).where(
+            ConsentState.subject_id == subject_id,
+            ConsentState.channel.in_({t.channel for t in question.topics()}),
+            ConsentState.category.in_({t.category for t in question.topics()}),
+            ConsentState.purpose.in_({t.purpose for t in question.topics()}),
+        )
+    )
+    return {(row.channel, row.category, row.purpose): standing_of(row) for row in rows}
 
 
 def _decide(
@@ -186,14 +268,14 @@ def _decide(
     question: Question,
     is_transactional: bool,
     subject_id: str | None,
-    standings: dict[Topic, Standing],
+    standings: dict[Key, Standing],
     now: datetime,
 ) -> Decision:
     if question.purpose:
         return decide_purpose(
             is_suppressed=False,
             is_known=subject_id is not None,
-            purpose=standings.get(purpose_topic(question.purpose)),
+            purpose=standings.get(("", "", question.purpose)),
             now=now,
             max_age=rules.max_consent_age,
         )
@@ -203,13 +285,9 @@ def _decide(
         is_transactional=is_transactional,
         is_suppressed=False,
         is_known=subject_id is not None,
-        all_marketing=standings.get(ALL_MARKETING),
-        channel=standings.get(channel_topic(question.channel)),
-        pair=standings.get(pair_topic(question.channel, question.category)),
+        all_marketing=standings.get(("", "", "")),
+        channel=standings.get((question.channel, "", "")),
+        pair=standings.get((question.channel, question.category, "")),
         now=now,
         max_age=rules.max_consent_age,
     )
-
-
-def _chunks(items: Sequence[str]) -> list[Sequence[str]]:
-    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]

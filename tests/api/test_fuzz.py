@@ -54,20 +54,7 @@ FUZZ = settings(
 )
 # Operations with a known, open server bug: (path, method) -> pytest.mark.xfail(strict=True, ...).
 # Strict, so a fixed bug fails the run until its entry is removed here.
-KNOWN_BUGS: dict[tuple[str, str], pytest.MarkDecorator] = {
-    ("/v1/audit/package", "GET"): pytest.mark.xfail(
-        strict=True,
-        reason="since/until whose UTC instant is outside datetime's range (e.g. "
-        "since=0001-01-01T00:00:00+05:00) raise OverflowError in chain.format_time while the "
-        "200 body streams: PackageQuerySchema should use UTCDateTime, as ExportQuerySchema does",
-    ),
-    ("/v1/rights-requests", "POST"): pytest.mark.xfail(
-        strict=True,
-        reason="received_at in December 9999 (ValueError in rights.due_date) or whose UTC "
-        "instant is before year 1 (OverflowError on INSERT) is a 500, not a 422: "
-        "RightsRequestInSchema.received_at should be a UTCDateTime bounded so a due date exists",
-    ),
-}
+KNOWN_BUGS: dict[tuple[str, str], pytest.MarkDecorator] = {}
 OPERATIONS = sorted(
     (path, method.upper())
     for path, item in yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))["paths"].items()
