@@ -22,6 +22,7 @@ from flask_limiter.util import get_remote_address
 from joserfc import jwt
 from joserfc.jwk import OctKey
 from limits import parse_many
+from limits.storage import MemoryStorage
 
 from app.config import ConfigError, Settings, derive_key
 from app.extensions import limiter
@@ -32,6 +33,35 @@ LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER = (
     "RateLimit-Remaining",
     "RateLimit-Reset",
 )
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """limits' in-memory storage without its timer thread.
+
+    MemoryStorage starts a threading.Timer whenever the last one has run out, so under load a
+    new thread every 10 ms, each start a blocking hand-off (13 % of a check's time in a profile).
+    Expiry is already checked on every read; the timer only sweeps keys nobody reads again, and
+    this sweeps them inline instead, at most once a second, keeping memory bounded.
+    """
+
+    STORAGE_SCHEME = ["swept-memory"]  # noqa: RUF012 - limits registers storages by this name
+    SWEEP_EVERY = 1.0
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self.timer.cancel()
+        self.swept_at = time.monotonic()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - overrides the private hook
+        now = time.monotonic()
+        if now - self.swept_at >= self.SWEEP_EVERY:
+            self.swept_at = now
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+def storage_uri(configured: str) -> str:
+    """memory:// means the swept in-memory storage; any other URI (redis://…) is used as given."""
+    return "swept-memory://" if configured.startswith("memory://") else configured
 
 
 def _settings() -> Settings:
@@ -116,7 +146,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
     if settings.ratelimit_storage_url.startswith(("redis", "valkey")):
         storage_options["key_prefix"] = settings.ratelimit_key_prefix
     app.config.update(
-        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_url,
+        RATELIMIT_STORAGE_URI=storage_uri(settings.ratelimit_storage_url),
         RATELIMIT_STORAGE_OPTIONS=storage_options,
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         RATELIMIT_HEADERS_ENABLED=True,

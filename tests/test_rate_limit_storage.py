@@ -1,0 +1,37 @@
+"""The in-memory rate-limit storage: counts and expires like limits' own, with no timer thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from limits import RateLimitItemPerSecond
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+
+from app.limits import SweptMemoryStorage, storage_uri
+
+
+def test_memory_uris_map_to_the_swept_storage_and_others_pass_through() -> None:
+    assert isinstance(storage_from_string(storage_uri("memory://")), SweptMemoryStorage)
+    assert storage_uri("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+def test_hits_are_counted_without_starting_threads() -> None:
+    storage = SweptMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    limit = RateLimitItemPerSecond(3)
+    before = threading.active_count()
+    allowed = [limiter.hit(limit, "client-a") for _ in range(5)]
+    assert allowed == [True, True, True, False, False]
+    assert threading.active_count() == before
+
+
+def test_expired_keys_are_swept_inline() -> None:
+    storage = SweptMemoryStorage()
+    storage.SWEEP_EVERY = 0.0
+    storage.incr("gone", expiry=0.01)
+    time.sleep(0.02)
+    storage.incr("other", expiry=60)  # any write sweeps what has expired
+    assert "gone" not in storage.storage
+    assert storage.get("other") == 1
