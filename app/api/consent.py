@@ -55,7 +55,7 @@ def check_batch() -> ResponseReturnValue:
     allowed = sum(1 for r in results if r.decision.allowed)
     return {
         "results": [
-            {"email": r.email, "allowed": r.decision.allowed, "reason": str(r.decision.reason)}
+            {"email": r.email, "allowed": r.decision.allowed, "reason": r.decision.reason.value}
             for r in results
         ],
         "allowed": allowed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,15 +97,32 @@ class CheckResultSchema(Schema):
     event_id = fields.String(allow_none=True)
 
 
+class EmailList(fields.Field[list[str]]):
+    """A list of email-shaped strings, checked with one pattern in one pass: a batch of 10,000
+    through a List of String fields costs more than the database query. Errors are reported
+    per index, as marshmallow's List would."""
+
+    SHAPE = re.compile(r"\s*[^@\s]+@[^@\s]+\s*")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[str]:
+        if not isinstance(value, list):
+            raise ValidationError("Not a valid list.")
+        match = self.SHAPE.fullmatch
+        bad = {
+            index: ["Not an email."]
+            for index, item in enumerate(value)
+            if not (isinstance(item, str) and len(item) <= 320 and match(item))
+        }
+        if bad:
+            raise ValidationError(bad)
+        return value
+
+
 class BatchCheckSchema(StrictSchema):
     channel = fields.String(validate=NAME)
     category = fields.String(validate=NAME)
     purpose = fields.String(validate=NAME)
-    emails = fields.List(
-        fields.String(validate=validate.Regexp(r"^\s*[^@\s]+@[^@\s]+\s*$", error="Not an email.")),
-        required=True,
-        validate=validate.Length(min=1, max=10_000),
-    )
+    emails = EmailList(required=True, validate=validate.Length(min=1, max=10_000))
 
     @validates_schema
     def one_question(self, data: dict[str, Any], **_: Any) -> None:

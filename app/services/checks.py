@@ -23,9 +23,9 @@ from app.domain.consent import (
     pair_topic,
     purpose_topic,
 )
-from app.domain.identifiers import Identifier, identifier_hmac, normalize_email
+from app.domain.identifiers import Identifier, email_hmacs
 from app.domain.rules import Rules
-from app.domain.vocabulary import IdentifierKind, Status
+from app.domain.vocabulary import Status
 from app.models import ConsentState, Subject, SubjectIdentifier, Suppression, utcnow
 from app.services.ledger import standing_of
 
@@ -110,8 +110,7 @@ def check_emails(
     """Decide for many emails with one set-based query; results in input order."""
     is_transactional = validate(rules, question)
     now = now or utcnow()
-    secret = rules.identifier_key
-    keys = [identifier_hmac(secret, IdentifierKind.EMAIL, normalize_email(e)) for e in emails]
+    keys = email_hmacs(rules.identifier_key, emails)
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
     results = []
     for email, key in zip(emails, keys, strict=True):

@@ -319,3 +319,15 @@ def test_health_needs_no_auth(api: ApiClient) -> None:
     ready = api.http.get("/readyz")
     assert ready.status_code == 200
     assert ready.get_json()["database"] == "ok"
+
+
+def test_a_batch_names_each_entry_that_is_not_an_email(api: ApiClient) -> None:
+    response = api.post(
+        "/v1/consent/check",
+        json={"channel": "email", "category": "newsletter", "emails": ["a@example.org", "nope", 7]},
+    )
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["emails"] == {
+        "1": ["Not an email."],
+        "2": ["Not an email."],
+    }

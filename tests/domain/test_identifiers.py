@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from app.domain.errors import InvalidIdentifierError
 from app.domain.identifiers import (
+    email_hmacs,
     identifier_hmac,
     normalize_email,
     normalize_phone,
@@ -54,3 +55,10 @@ def test_the_lookup_key_depends_on_the_secret_and_the_kind() -> None:
     assert identifier_hmac(b"a", "email", "x@y.z") != identifier_hmac(b"b", "email", "x@y.z")
     assert identifier_hmac(b"a", "email", "x") != identifier_hmac(b"a", "external_id", "x")
     assert len(identifier_hmac(b"a", "email", "x@y.z")) == 64
+
+
+@given(st.lists(st.tuples(local, domain, st.sampled_from(["", " ", "\t"])), max_size=20))
+def test_batch_email_keys_equal_the_one_by_one_keys(addresses: list[tuple[str, str, str]]) -> None:
+    raw = [f"{pad}{user}@{host.upper()}{pad}" for user, host, pad in addresses]
+    expected = [identifier_hmac(b"k", "email", normalize_email(r)) for r in raw]
+    assert email_hmacs(b"k", raw) == expected
