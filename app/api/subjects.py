@@ -33,42 +33,7 @@ _erasure = ErasureSchema()
 
 
 def preferences_body(subject_id: str, view: PreferencesView) -> dict[str, Any]:
-    return dump(
-        _preferences,
-        {
-            "subject_id": subject_id,
-            "unsubscribed_all": view.is_unsubscribed_all,
-            "channels": [
-                {
-                    "channel": name,
-                    "status": standing.status if standing else None,
-                    "updated_at": standing.occurred_at if standing else None,
-                }
-                for name, standing in view.channels.items()
-            ],
-            "categories": [
-                {
-                    "channel": p.channel,
-                    "category": p.category,
-                    "status": p.status,
-                    "updated_at": p.updated_at,
-                    "allowed": p.decision.allowed,
-                    "reason": p.decision.reason,
-                }
-                for p in view.pairs
-            ],
-            "purposes": [
-                {
-                    "purpose": p.purpose,
-                    "status": p.status,
-                    "updated_at": p.updated_at,
-                    "allowed": p.decision.allowed,
-                    "reason": p.decision.reason,
-                }
-                for p in view.purposes
-            ],
-        },
-    )
+    return dump(_preferences, {"subject_id": subject_id} | view.as_data())
 
 
 @bp.get("/subjects")

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from app.domain.catalog import Catalog
 from app.domain.vocabulary import LegalBasis, Reason, Status
@@ -169,6 +170,41 @@ class PreferencesView:
     channels: Mapping[str, Standing | None]
     pairs: list[PairView]
     purposes: list[PurposeView]
+
+    def as_data(self) -> dict[str, Any]:
+        """The view as plain data: the API's preferences body and the person's download."""
+        return {
+            "unsubscribed_all": self.is_unsubscribed_all,
+            "channels": [
+                {
+                    "channel": name,
+                    "status": standing.status if standing else None,
+                    "updated_at": standing.occurred_at if standing else None,
+                }
+                for name, standing in self.channels.items()
+            ],
+            "categories": [
+                {
+                    "channel": p.channel,
+                    "category": p.category,
+                    "status": p.status,
+                    "updated_at": p.updated_at,
+                    "allowed": p.decision.allowed,
+                    "reason": p.decision.reason,
+                }
+                for p in self.pairs
+            ],
+            "purposes": [
+                {
+                    "purpose": p.purpose,
+                    "status": p.status,
+                    "updated_at": p.updated_at,
+                    "allowed": p.decision.allowed,
+                    "reason": p.decision.reason,
+                }
+                for p in self.purposes
+            ],
+        }
 
 
 def preferences_view(

@@ -281,7 +281,7 @@ def download(
         "identifiers": [
             {"kind": i.kind, "value": i.value, "created_at": i.created_at} for i in held.identifiers
         ],
-        "preferences": _preferences_data(held.preferences),
+        "preferences": held.preferences.as_data(),
         "events": [
             event.record() | {"evidence": _evidence_data(held.evidence.get(event.evidence_hash))}
             for event in held.events
@@ -595,41 +595,6 @@ def _item_data(item: Item, locale: str) -> dict[str, Any]:
         "purpose": item.purpose.get(locale),
         "retention": item.retention.get(locale),
         "recipients": list(item.recipients),
-    }
-
-
-def _preferences_data(view: PreferencesView) -> dict[str, Any]:
-    return {
-        "unsubscribed_all": view.is_unsubscribed_all,
-        "channels": [
-            {
-                "channel": name,
-                "status": standing.status if standing else None,
-                "updated_at": standing.occurred_at if standing else None,
-            }
-            for name, standing in view.channels.items()
-        ],
-        "categories": [
-            {
-                "channel": p.channel,
-                "category": p.category,
-                "status": p.status,
-                "updated_at": p.updated_at,
-                "allowed": p.decision.allowed,
-                "reason": p.decision.reason,
-            }
-            for p in view.pairs
-        ],
-        "purposes": [
-            {
-                "purpose": p.purpose,
-                "status": p.status,
-                "updated_at": p.updated_at,
-                "allowed": p.decision.allowed,
-                "reason": p.decision.reason,
-            }
-            for p in view.purposes
-        ],
     }
 
 

@@ -23,10 +23,8 @@ from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Status
 from app.models import (
-    ConsentEvent,
     Evidence,
     NoticeVersion,
-    OutboxMessage,
     SubjectIdentifier,
     SubscriptionRequest,
     utcnow,
@@ -200,95 +198,6 @@ def renew(
         _queue_mail(session, rules, mailer, pending, address.value, now)
     session.commit()
     return Outcome(State.PENDING, pending.id, pending.locale)
-
-
-def evidence_record(session: Session, request_id: str) -> dict[str, Any]:
-    """The proof of one double opt-in, as one printable record (BGH I ZR 164/09)."""
-    pending = session.get(SubscriptionRequest, request_id)
-    if pending is None:
-        raise InvalidTokenError("No such subscription request.")
-    notice = notices.resolve(session, pending.notice_version, pending.locale)
-    outbox = (
-        session.scalar(select(OutboxMessage).where(OutboxMessage.message_id == pending.message_id))
-        if pending.message_id
-        else None
-    )
-    events = session.scalars(
-        select(ConsentEvent)
-        .where(
-            ConsentEvent.subject_id == pending.subject_id,
-            ConsentEvent.evidence_hash.in_(
-                [h for h in (pending.request_evidence_hash, pending.confirm_evidence_hash) if h]
-            ),
-        )
-        .order_by(ConsentEvent.seq)
-    )
-    return {
-        "request": {
-            "id": pending.id,
-            "subject_id": pending.subject_id,
-            "channel": pending.channel,
-            "categories": json.loads(pending.categories),
-            "locale": pending.locale,
-            "source": pending.source,
-            "notice_version": pending.notice_version,
-            "created_at": _iso(pending.created_at),
-            "expires_at": _iso(pending.expires_at),
-            "mailed_at": _iso(pending.mailed_at),
-            "message_id": pending.message_id,
-            "confirmed_at": _iso(pending.confirmed_at),
-        },
-        "request_evidence": _evidence(session, pending.request_evidence_hash),
-        "notice": (
-            {
-                "key": notice.key,
-                "version": notice.version,
-                "locale": notice.locale,
-                "sha256": notice.sha256,
-                "title": notice.title,
-            }
-            if notice
-            else None
-        ),
-        "confirmation_mail": (
-            {
-                "message_id": outbox.message_id,
-                "template": outbox.template,
-                "template_version": outbox.template_version,
-                "template_sha256": outbox.template_sha256,
-                "locale": outbox.locale,
-                "subject": outbox.mail_subject,
-                "queued_at": _iso(outbox.created_at),
-                "sent_at": _iso(outbox.sent_at),
-                "status": outbox.status,
-                "attempts": outbox.attempts,
-            }
-            if outbox
-            else None
-        ),
-        "confirm_evidence": _evidence(session, pending.confirm_evidence_hash),
-        "events": [
-            {
-                "seq": e.seq,
-                "id": e.id,
-                "occurred_at": _iso(e.occurred_at),
-                "action": e.action,
-                "channel": e.channel,
-                "category": e.category,
-                "status": e.status,
-                "legal_basis": e.legal_basis,
-                "method": e.method,
-                "actor": e.actor,
-                "capture_point": e.capture_point,
-                "locale": e.locale,
-                "notice_version": e.notice_version,
-                "notice_sha256": e.notice_sha256,
-                "evidence_hash": e.evidence_hash,
-                "hash": e.hash,
-            }
-            for e in events
-        ],
-    }
 
 
 def _mailed_recently(session: Session, identifier_hmac: str, now: datetime) -> bool:

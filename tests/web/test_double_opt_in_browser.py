@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 
 from app.config import PACKAGE_DATA, Settings
 from app.models import SubscriptionRequest
-from app.services import notices, signups
+from app.services import evidence, notices
 from app.worker import deliver_once
 from tests.conftest import ApiClient
 from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
@@ -108,16 +108,18 @@ def test_a_person_subscribes_and_the_link_confirms_without_a_click(
             browser.close()
     assert check(api) == "granted"
     with Session(clean_db) as session:
-        request_id = session.scalars(select(SubscriptionRequest.id)).one()
-        record = signups.evidence_record(session, request_id)
-    print(json.dumps(record, indent=2, ensure_ascii=False))  # the proof, as docs/issue-3.md shows
-    assert record["request_evidence"]["user_agent"].startswith("Mozilla/5.0")
-    assert record["request_evidence"]["details"] == {"form": "subscribe"}
-    assert record["confirmation_mail"]["message_id"] == message["Message-ID"]
-    assert record["confirmation_mail"]["sent_at"] is not None
-    assert record["confirm_evidence"]["ip"] == "127.0.0.1"
-    assert record["request"]["confirmed_at"] is not None
-    assert {e["action"] for e in record["events"]} >= {"request", "confirm"}
+        subject_id = session.scalars(select(SubscriptionRequest.subject_id)).one()
+        (record,) = evidence.double_opt_in(session, subject_id)["requests"]
+    # The proof, as docs/double-opt-in.md shows it.
+    print(json.dumps(record, indent=2, ensure_ascii=False, default=str))
+    assert record["request"]["user_agent"].startswith("Mozilla/5.0")
+    assert record["request"]["capture_point"] == "web:/subscribe"
+    assert record["request"]["notice"]["sha256"]
+    assert record["mail"]["message_id"] == message["Message-ID"]
+    assert record["mail"]["sent_at"] is not None
+    assert record["confirmation"]["ip"] == "127.0.0.1"
+    assert record["confirmation"]["confirmed_at"] is not None
+    assert record["confirmation"]["event_seqs"]
 
 
 def check(api: ApiClient) -> str:
