@@ -62,3 +62,9 @@ def test_batch_email_keys_equal_the_one_by_one_keys(addresses: list[tuple[str, s
     raw = [f"{pad}{user}@{host.upper()}{pad}" for user, host, pad in addresses]
     expected = [identifier_hmac(b"k", "email", normalize_email(r)) for r in raw]
     assert email_hmacs(b"k", raw) == expected
+
+
+def test_a_number_longer_than_e164_allows_is_refused() -> None:
+    # Found by the property test: phonenumbers calls this 16-digit German number valid.
+    with pytest.raises(InvalidIdentifierError):
+        normalize_phone("+4920100000000000")
