@@ -49,11 +49,13 @@ def normalize_phone(raw: str, region: str | None = None) -> str:
         raise InvalidIdentifierError(
             "Not a phone number.", {"phone": ["Not a phone number; use E.164 (+4915…)."]}
         ) from error
-    if not phonenumbers.is_valid_number(number):
+    formatted = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # phonenumbers calls some numbers valid that exceed E.164's 15 digits (a 16-digit German one).
+    if not phonenumbers.is_valid_number(number) or len(formatted) > 16:
         raise InvalidIdentifierError(
             "Not a valid phone number.", {"phone": ["Not a valid number."]}
         )
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return formatted
 
 
 def normalize_external_id(raw: str) -> str:
