@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 
 from flask import (
@@ -62,9 +62,9 @@ class SearchForm(_Form):
     action = fields.String(validate=validate.OneOf([str(a) for a in Action]))
     channel = fields.String(validate=NAME)
     category = fields.String(validate=NAME)
-    since = fields.Date()
-    until = fields.Date()
-    after = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    since = fields.Date(validate=validate.Range(min=date(1970, 1, 1), max=date(9998, 12, 31)))
+    until = fields.Date(validate=validate.Range(min=date(1970, 1, 1), max=date(9998, 12, 31)))
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**62))
 
 
 _login_form, _search_form = LoginForm(), SearchForm()

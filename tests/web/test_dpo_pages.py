@@ -115,6 +115,7 @@ def test_the_search_filters_and_pages_the_trail(
     one = client.get(f"/dpo?subject_id={subject_ids[3]}").get_data(as_text=True)
     assert one.count(f"{subject_ids[3][:8]}…") == 4
     assert client.get("/dpo?since=not-a-date").status_code == 422
+    assert client.get("/dpo?until=9999-12-31").status_code == 422  # was a 500 (date overflow)
 
 
 def test_the_double_opt_in_record_prints_the_three_steps(
