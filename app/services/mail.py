@@ -211,6 +211,9 @@ def deliver_due(
             deferred += 1
         else:
             row.status, row.sent_at, row.last_error = "sent", now, None
+            # Sent mail keeps its proof (Message-ID, template and hash, time), not a copy of
+            # the address and text: an erased person's farewell mail must not keep them.
+            row.to_address = row.body_text = row.body_html = None
             sent += 1
         session.commit()
     session.commit()

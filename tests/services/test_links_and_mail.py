@@ -100,7 +100,10 @@ def test_mail_waits_in_the_outbox_while_smtp_is_down_and_goes_out_after(
     (message,) = transport.sent
     assert message["Message-ID"] == row.message_id
     assert message["Subject"] == "Hello Ada"
-    assert session.query(OutboxMessage).one().status == "sent"
+    delivered = session.query(OutboxMessage).one()
+    assert delivered.status == "sent"
+    assert (delivered.to_address, delivered.body_text) == (None, None)  # proof kept, copy gone
+    assert delivered.message_id == row.message_id
 
 
 def test_without_smtp_mail_is_written_as_eml_files(tmp_path: Path) -> None:
