@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import format_datetime, parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -97,7 +97,9 @@ def enqueue(
     message = OutboxMessage(
         id=str(uuid.uuid4()),
         subject_id=subject_id,
-        message_id=make_msgid(domain=domain),
+        # Not email.utils.make_msgid: it draws from the global `random`, which anything may
+        # seed (hypothesis does), and two mails in one 10 ms tick then share an id.
+        message_id=f"<{uuid.uuid4().hex}@{domain}>",
         to_address=to,
         template=rendered.template,
         template_version=rendered.version,

@@ -113,3 +113,17 @@ def test_without_smtp_mail_is_written_as_eml_files(tmp_path: Path) -> None:
     message.set_content("hi")
     transport.send(message)
     assert [p.suffix for p in (tmp_path / "outbox").iterdir()] == [".eml"]
+
+
+def test_message_ids_stay_unique_when_random_is_seeded(session: Session, tmp_path: Path) -> None:
+    import random
+
+    rendered = write_template(tmp_path).render("hello", "en", {"name": "Ada"})
+    ids = set()
+    for _ in range(3):
+        random.seed(0)  # what a seeded test run does to the global generator
+        row = mail.enqueue(
+            session, rendered, to="a@example.org", mail_from="cc@example.org", subject_id=None
+        )
+        ids.add(row.message_id)
+    assert len(ids) == 3
