@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 from joserfc.jwk import ECKey
@@ -40,17 +42,21 @@ def events() -> ResponseReturnValue:
     return dump(_page, {"events": found, "next_after": next_after})
 
 
-@bp.get("/audit/export")
-@require(Scope.AUDIT_READ)
-def export() -> ResponseReturnValue:
-    args = load_args(_export_query)
-    filters = audit.EventFilter(
+def _filters(args: dict[str, Any]) -> audit.EventFilter:
+    return audit.EventFilter(
         subject_id=str(args["subject_id"]) if "subject_id" in args else None,
         since=args.get("since"),
         until=args.get("until"),
         channel=args.get("channel"),
         category=args.get("category"),
     )
+
+
+@bp.get("/audit/export")
+@require(Scope.AUDIT_READ)
+def export() -> ResponseReturnValue:
+    args = load_args(_export_query)
+    filters = _filters(args)
     if args["format"] == "csv":
         render, mimetype, suffix = audit.to_csv, "text/csv", "csv"
     else:
@@ -83,13 +89,7 @@ def signing_key() -> ECKey:
 @require(Scope.AUDIT_READ)
 def dpo_package() -> ResponseReturnValue:
     args = load_args(_package_query)
-    filters = audit.EventFilter(
-        subject_id=str(args["subject_id"]) if "subject_id" in args else None,
-        since=args.get("since"),
-        until=args.get("until"),
-        channel=args.get("channel"),
-        category=args.get("category"),
-    )
+    filters = _filters(args)
     key, catalog = signing_key(), rules().catalog.as_dict()
     return Response(
         streamed(lambda own: package.stream(own, filters, key, catalog)),

@@ -278,36 +278,14 @@ def download(
         "created_at": held.subject.created_at,
         "locale": held.subject.locale,
         "country": held.subject.country,
-        "identifiers": [
-            {"kind": i.kind, "value": i.value, "created_at": i.created_at} for i in held.identifiers
-        ],
+        "identifiers": [subjects.identifier_data(i) for i in held.identifiers],
         "preferences": held.preferences.as_data(),
         "events": [
             event.record() | {"evidence": _evidence_data(held.evidence.get(event.evidence_hash))}
             for event in held.events
         ],
-        "notices": [
-            {
-                "key": n.key,
-                "version": n.version,
-                "locale": n.locale,
-                "title": n.title,
-                "text": n.text,
-                "sha256": n.sha256,
-                "published_at": n.published_at,
-            }
-            for _, n in sorted(notices_shown.items())
-        ],
-        "rights_requests": [
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "received_at": r.received_at,
-                "due_at": r.due_at,
-                "answered_at": r.answered_at,
-            }
-            for r in reversed(held.requests)
-        ],
+        "notices": [subjects.notice_data(n) for _, n in sorted(notices_shown.items())],
+        "rights_requests": [subjects.rights_request_data(r) for r in reversed(held.requests)],
         "derived": [
             {"key": d.item.key, "label": d.item.label.get(locale), "value": d.value}
             for d in held.derived

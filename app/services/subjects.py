@@ -214,37 +214,15 @@ def export(
         "created_at": subject.created_at,
         "locale": subject.locale,
         "country": subject.country,
-        "identifiers": [
-            {"kind": i.kind, "value": i.value, "created_at": i.created_at} for i in identifiers
-        ],
+        "identifiers": [identifier_data(i) for i in identifiers],
         "preferences": view,
         "events": [
             audit.event_dict(event.record())
             | {"evidence": _evidence_dict(evidence.get(event.evidence_hash or ""))}
             for event in events
         ],
-        "notices": [
-            {
-                "key": n.key,
-                "version": n.version,
-                "locale": n.locale,
-                "title": n.title,
-                "text": n.text,
-                "sha256": n.sha256,
-                "published_at": n.published_at,
-            }
-            for n in notices
-        ],
-        "rights_requests": [
-            {
-                "id": r.id,
-                "kind": r.kind,
-                "received_at": r.received_at,
-                "due_at": r.due_at,
-                "answered_at": r.answered_at,
-            }
-            for r in requests
-        ],
+        "notices": [notice_data(n) for n in notices],
+        "rights_requests": [rights_request_data(r) for r in requests],
     }
     session.commit()
     return exported
@@ -259,4 +237,30 @@ def _evidence_dict(row: Evidence | None) -> dict[str, Any] | None:
         "country": row.country,
         "details": json.loads(row.details) if row.details else None,
         "captured_at": row.created_at,
+    }
+
+
+def identifier_data(row: SubjectIdentifier) -> dict[str, Any]:
+    return {"kind": row.kind, "value": row.value, "created_at": row.created_at}
+
+
+def notice_data(row: NoticeVersion) -> dict[str, Any]:
+    return {
+        "key": row.key,
+        "version": row.version,
+        "locale": row.locale,
+        "title": row.title,
+        "text": row.text,
+        "sha256": row.sha256,
+        "published_at": row.published_at,
+    }
+
+
+def rights_request_data(row: RightsRequest) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "received_at": row.received_at,
+        "due_at": row.due_at,
+        "answered_at": row.answered_at,
     }
