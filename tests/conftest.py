@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
@@ -29,6 +30,12 @@ from app.domain.vocabulary import ALL_SCOPES
 from app.migrate import upgrade
 from app.models import Base
 from app.services import clients
+
+# CI must pass or fail on the code, not on the draw: there hypothesis (property tests and the
+# schemathesis fuzzer) replays the same examples every run. Locally it explores anew each time.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 
 RUN_DIR = Path(tempfile.mkdtemp(prefix="consent-center-tests-"))
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{RUN_DIR / 'test.db'}"
