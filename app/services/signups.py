@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -23,7 +22,6 @@ from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Status
 from app.models import (
-    Evidence,
     NoticeVersion,
     SubjectIdentifier,
     SubscriptionRequest,
@@ -257,20 +255,3 @@ def _queue_mail(
     pending.expires_at = now + ttl
     pending.message_id = message.message_id
     pending.mailed_at = now
-
-
-def _evidence(session: Session, digest: str | None) -> dict[str, Any] | None:
-    row = session.get(Evidence, digest) if digest else None
-    if row is None:
-        return None
-    return {
-        "hash": row.hash,
-        "created_at": _iso(row.created_at),
-        "ip": row.ip,
-        "user_agent": row.user_agent,
-        "details": json.loads(row.details) if row.details else None,
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
