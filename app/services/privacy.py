@@ -281,7 +281,8 @@ def download(
         "identifiers": [subjects.identifier_data(i) for i in held.identifiers],
         "preferences": held.preferences.as_data(),
         "events": [
-            event.record() | {"evidence": _evidence_data(held.evidence.get(event.evidence_hash))}
+            event.record()
+            | {"evidence": subjects.evidence_data(held.evidence.get(event.evidence_hash))}
             for event in held.events
         ],
         "notices": [subjects.notice_data(n) for _, n in sorted(notices_shown.items())],
@@ -573,18 +574,6 @@ def _item_data(item: Item, locale: str) -> dict[str, Any]:
         "purpose": item.purpose.get(locale),
         "retention": item.retention.get(locale),
         "recipients": list(item.recipients),
-    }
-
-
-def _evidence_data(row: Evidence | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    return {
-        "ip": row.ip,
-        "user_agent": row.user_agent,
-        "country": row.country,
-        "details": json.loads(row.details) if row.details else None,
-        "captured_at": row.created_at,
     }
 
 

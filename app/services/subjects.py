@@ -218,7 +218,7 @@ def export(
         "preferences": view,
         "events": [
             audit.event_dict(event.record())
-            | {"evidence": _evidence_dict(evidence.get(event.evidence_hash or ""))}
+            | {"evidence": evidence_data(evidence.get(event.evidence_hash or ""))}
             for event in events
         ],
         "notices": [notice_data(n) for n in notices],
@@ -228,7 +228,7 @@ def export(
     return exported
 
 
-def _evidence_dict(row: Evidence | None) -> dict[str, Any] | None:
+def evidence_data(row: Evidence | None) -> dict[str, Any] | None:
     if row is None:
         return None
     return {
