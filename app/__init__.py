@@ -53,7 +53,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         MAX_CONTENT_LENGTH=settings.max_content_length,
-        JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),

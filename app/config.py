@@ -7,7 +7,7 @@ import hmac
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,7 +65,6 @@ class Settings:
     public_form_rate: str = "5/minute;30/hour"  # per IP, on the public opt-in and confirm forms
     audit_signing_key_path: Path | None = None
     checkpoint_every: int = 1000
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:

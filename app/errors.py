@@ -18,7 +18,6 @@ from app.domain.errors import (
     InvalidIdentifierError,
     InvalidTokenError,
     NotFoundError,
-    ServiceUnavailableError,
     SubjectErasedError,
     UnknownTopicError,
     UsedTokenError,
@@ -33,7 +32,6 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     ExpiredTokenError: 410,
     UsedTokenError: 410,
     InvalidTokenError: 400,
-    ServiceUnavailableError: 503,
     DomainError: 400,
 }
 API_PREFIXES = ("/v1/", "/oauth/")

@@ -20,7 +20,7 @@ Purposes (processing such as personalization) follow the same rules without 2 an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,10 +40,6 @@ class Topic:
     @property
     def is_all_marketing(self) -> bool:
         return not (self.channel or self.category or self.purpose)
-
-    @property
-    def is_channel(self) -> bool:
-        return bool(self.channel) and not self.category
 
 
 ALL_MARKETING = Topic()
@@ -254,15 +250,6 @@ def legal_basis(catalog: Catalog, topic: Topic) -> LegalBasis:
     if topic.category:
         return catalog.categories[topic.category].legal_basis
     return LegalBasis.CONSENT
-
-
-def latest_standings(history: Iterable[tuple[Topic, Standing]]) -> dict[Topic, Standing]:
-    """Latest standing per topic: events are never edited, only superseded."""
-    latest: dict[Topic, Standing] = {}
-    for topic, standing in history:
-        if topic not in latest or standing.seq > latest[topic].seq:
-            latest[topic] = standing
-    return latest
 
 
 def _at(standing: Standing | None) -> datetime | None:

@@ -42,7 +42,3 @@ class ExpiredTokenError(InvalidTokenError):
 
 class UsedTokenError(InvalidTokenError):
     pass
-
-
-class ServiceUnavailableError(DomainError):
-    """A dependency (the database, the mail server) cannot be reached right now."""

@@ -105,12 +105,6 @@ def revoke(session: Session, client_id: str, *, now: datetime | None = None) -> 
     session.commit()
 
 
-def revoked_ids(session: Session) -> set[str]:
-    return set(
-        session.scalars(select(OAuthClient.client_id).where(OAuthClient.revoked_at.is_not(None)))
-    )
-
-
 def active_ids(session: Session) -> set[str]:
     return set(
         session.scalars(select(OAuthClient.client_id).where(OAuthClient.revoked_at.is_(None)))

@@ -93,22 +93,6 @@ def find_or_create(
     return subject, True
 
 
-def add_identifier(session: Session, rules: Rules, subject: Subject, ident: Identifier) -> None:
-    """Attach another identifier (a phone to an email subscriber, say), if nobody else holds it."""
-    key = ident.key(rules.identifier_key)
-    row = session.get(SubjectIdentifier, key)
-    if row is None:
-        session.add(
-            SubjectIdentifier(
-                hmac=key,
-                subject_id=subject.id,
-                kind=str(ident.kind),
-                value=ident.value,
-                created_at=utcnow(),
-            )
-        )
-
-
 @dataclass(frozen=True)
 class Erasure:
     subject_id: str

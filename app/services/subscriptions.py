@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.consent import Topic, channel_topic, legal_basis, pair_topic
@@ -180,16 +179,3 @@ def confirm(
     pending.confirm_evidence_hash = evidence_hash
     session.commit()
     return pending
-
-
-def pending_for(session: Session, identifier_hmac: str) -> list[SubscriptionRequest]:
-    return list(
-        session.scalars(
-            select(SubscriptionRequest)
-            .where(
-                SubscriptionRequest.identifier_hmac == identifier_hmac,
-                SubscriptionRequest.confirmed_at.is_(None),
-            )
-            .order_by(SubscriptionRequest.created_at)
-        )
-    )

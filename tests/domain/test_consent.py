@@ -10,8 +10,6 @@ from app.domain.consent import (
     Standing,
     decide_message,
     decide_purpose,
-    latest_standings,
-    pair_topic,
 )
 from app.domain.vocabulary import Reason, Status
 
@@ -118,13 +116,3 @@ def test_purposes_ignore_unsubscribe_all_and_follow_the_same_rules() -> None:
     assert none.reason is Reason.NO_RECORD
     erased = decide_purpose(is_suppressed=True, is_known=True, purpose=None, now=NOW)
     assert erased.reason is Reason.SUPPRESSED
-
-
-def test_latest_standing_supersedes_earlier_ones() -> None:
-    topic = pair_topic("email", "newsletter")
-    history = [
-        (topic, standing(Status.GRANTED, 1)),
-        (topic, standing(Status.WITHDRAWN, 4)),
-        (topic, standing(Status.GRANTED, 2)),
-    ]
-    assert latest_standings(history)[topic].status is Status.WITHDRAWN

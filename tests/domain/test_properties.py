@@ -14,7 +14,6 @@ from app.domain.consent import (
     Topic,
     decide_message,
     decide_purpose,
-    latest_standings,
 )
 from app.domain.errors import InvalidIdentifierError
 from app.domain.identifiers import (
@@ -164,21 +163,6 @@ topics = st.builds(
     channel=st.sampled_from(["", "email", "sms"]),
     category=st.sampled_from(["", "newsletter", "offers"]),
 )
-
-
-@settings(deadline=None)  # a loaded CI machine must not fail a property
-@given(
-    st.lists(st.tuples(topics, standings), max_size=30, unique_by=lambda t: t[1].seq), st.randoms()
-)
-def test_latest_standings_do_not_depend_on_the_order_events_are_read(
-    history: list[tuple[Topic, Standing]], shuffler: object
-) -> None:
-    shuffled = list(history)
-    shuffler.shuffle(shuffled)  # type: ignore[attr-defined]
-    latest = latest_standings(history)
-    assert latest_standings(shuffled) == latest
-    for topic, standing in history:
-        assert latest[topic].seq >= standing.seq
 
 
 @settings(deadline=None)  # a loaded CI machine must not fail a property
