@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from flask import Flask, request
+from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
 from app.config import Settings
@@ -133,9 +133,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
 
 def select_locale() -> str | None:
-    """?lang=, then the lang cookie, then the browser's Accept-Language."""
-    from flask import g
-
+    """?lang=, then the lang cookie, then the subject's stored locale, then Accept-Language."""
     for candidate in (request.args.get("lang"), request.cookies.get("lang"), g.get("locale")):
         if candidate in LOCALES:
             return candidate
