@@ -79,10 +79,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         single_opt_in_countries=settings.single_opt_in_countries,
     )
 
-    from app.services.links import Links, Purpose
-    from app.services.mail import MailTemplates
+    from app.services.delivery.mail import MailTemplates
+    from app.services.tokens import Purpose, Tokens
 
-    app.extensions["links"] = Links(
+    app.extensions["tokens"] = Tokens(
         settings.secret_key,
         {
             Purpose.CONFIRM: settings.confirm_link_ttl,
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     for module in (consent, subjects, subscriptions, audit, meta, rights):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
         app.register_blueprint(module.bp, url_prefix="/v1")
-    from app.api import links as message_links
+    from app.api import message_links
     from app.web import preferences as preference_pages
 
     csrf.exempt(message_links.bp)

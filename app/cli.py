@@ -46,7 +46,7 @@ def rules_for(settings: Settings) -> Rules:
 def upgrade_database(settings: Settings) -> None:
     """Apply migrations, then publish the shipped notice texts (idempotent)."""
     from app.migrate import upgrade
-    from app.services import notices
+    from app.services.consent import notices
 
     upgrade(settings.database_url)
     with db_session(settings) as session:
@@ -147,7 +147,7 @@ def audit_verify(package_file: Path | None, key_file: Path | None) -> None:
             outcome = proof.verify_package(lines, keys)
         click.echo(json.dumps(outcome.as_dict()))
         sys.exit(0 if outcome.is_ok else 1)
-    from app.services import audit as audit_service
+    from app.services.audit import trail as audit_service
 
     with db_session(Settings.from_env()) as session:
         result = audit_service.verify(session)
@@ -166,7 +166,7 @@ def audit_verify(package_file: Path | None, key_file: Path | None) -> None:
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def audit_export(fmt: str, output: Path | None) -> None:
     """Stream every event as NDJSON or CSV to a file or stdout."""
-    from app.services import audit as audit_service
+    from app.services.audit import trail as audit_service
 
     with db_session(Settings.from_env()) as session:
         events = audit_service.iter_events(session, audit_service.EventFilter())
@@ -221,7 +221,7 @@ def worker(once: bool, interval: float) -> None:
 
 
 def _signing_key(settings: Settings) -> Any:
-    from app.services import checkpoints
+    from app.services.audit import checkpoints
 
     return checkpoints.signing_key(
         checkpoints.key_path(settings.audit_signing_key_path, settings.instance_path)
@@ -236,7 +236,7 @@ def _signing_key(settings: Settings) -> Any:
 )
 def audit_checkpoint(if_due: bool) -> None:
     """Sign the chain's head and store the signature as a checkpoint event."""
-    from app.services import checkpoints
+    from app.services.audit import checkpoints
 
     settings = Settings.from_env()
     key = _signing_key(settings)
@@ -257,7 +257,7 @@ def audit_checkpoint(if_due: bool) -> None:
 @audit.command("public-key")
 def audit_public_key() -> None:
     """Print the JWK set that verifies checkpoints and packages (give it to the auditor)."""
-    from app.services import checkpoints
+    from app.services.audit import checkpoints
 
     click.echo(json.dumps(checkpoints.public_jwks(_signing_key(Settings.from_env())), indent=2))
 
@@ -278,8 +278,8 @@ def audit_package(
     category: str | None,
 ) -> None:
     """Write the DPO package (events, notices, Art. 30 record, checkpoints, signed head)."""
-    from app.services import audit as audit_service
-    from app.services import package
+    from app.services.audit import package
+    from app.services.audit import trail as audit_service
 
     settings = Settings.from_env()
     filters = audit_service.EventFilter(
@@ -304,7 +304,7 @@ def retention() -> None:
 @retention.command("run")
 def retention_run() -> None:
     """Remove expired requests, evidence and proof by the configured periods; logs the run."""
-    from app.services import retention as retention_service
+    from app.services.audit import retention as retention_service
 
     settings = Settings.from_env()
     periods = retention_service.Periods(
@@ -325,7 +325,7 @@ def rights() -> None:
 @rights.command("overdue")
 def rights_overdue() -> None:
     """List unanswered rights requests past their due date (NDJSON); exit 1 if there are any."""
-    from app.services import rights as rights_service
+    from app.services.privacy_center import rights as rights_service
 
     with db_session(Settings.from_env()) as session:
         found = rights_service.listing(session, overdue=True)

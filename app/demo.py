@@ -10,8 +10,10 @@ from app.domain.consent import Topic
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import ALL_SCOPES, IdentifierKind, Method, Status
-from app.services import clients, preferences, subjects, subscriptions
-from app.services.ledger import Act
+from app.services import clients
+from app.services.consent import preferences, subjects
+from app.services.consent.ledger import Act
+from app.services.optin import subscriptions
 
 STORY = (
     "granted",  # confirmed newsletter and offers by email, personalization granted

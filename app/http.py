@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.domain.rules import Rules
 from app.extensions import db
-from app.services.links import Links
-from app.services.mail import MailTemplates
-from app.services.signups import Mailer
+from app.services.delivery.mail import MailTemplates
+from app.services.optin.signups import Mailer
+from app.services.tokens import Tokens
 
 
 def rules() -> Rules:
@@ -24,8 +24,8 @@ def settings() -> Settings:
     return current_app.extensions["settings"]  # type: ignore[no-any-return]
 
 
-def links() -> Links:
-    return current_app.extensions["links"]  # type: ignore[no-any-return]
+def tokens() -> Tokens:
+    return current_app.extensions["tokens"]  # type: ignore[no-any-return]
 
 
 def mail_templates() -> MailTemplates:
@@ -33,7 +33,7 @@ def mail_templates() -> MailTemplates:
 
 
 def mailer() -> Mailer:
-    return Mailer(mail_templates(), links(), settings().base_url, settings().mail_from)
+    return Mailer(mail_templates(), tokens(), settings().base_url, settings().mail_from)
 
 
 def session() -> Session:

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.services import mail
+from app.services.delivery import mail
 
 log = logging.getLogger(__name__)
 MAX_INTERVAL = 60.0

@@ -337,7 +337,7 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
     from app.domain.rules import Rules
     from app.domain.vocabulary import Method, Status
     from app.models import ChainHead
-    from app.services import ledger, preferences
+    from app.services.consent import ledger, preferences
 
     engine = make_engine(database.url)
     settings = seed.bench_settings(database.url, RESULTS / "instance")
@@ -389,12 +389,12 @@ def _stamp(into: list[float], _session: Session) -> None:
 
 def verify(database: Database) -> dict[str, Any]:
     from app.database import make_engine
-    from app.services import audit
+    from app.services.audit import trail
 
     engine = make_engine(database.url)
     started = time.perf_counter()
     with Session(engine) as session:
-        result = audit.verify(session)
+        result = trail.verify(session)
     engine.dispose()
     return {
         "ok": result.is_ok,

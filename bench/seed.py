@@ -28,7 +28,7 @@ from app.domain.chain import HASHED_FIELDS, event_hash
 from app.domain.identifiers import identifier_hmac
 from app.domain.vocabulary import IdentifierKind
 from app.models import ConsentEvent, ConsentState, Subject, SubjectIdentifier
-from app.services import ledger
+from app.services.consent import ledger
 
 SECRET_KEY = "bench-secret-key-not-for-production-use-only-bench"
 IDENTIFIER_KEY = b"bench-identifier-key"

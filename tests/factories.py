@@ -10,8 +10,8 @@ from sqlalchemy.orm import Session
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Method
-from app.services import subscriptions
-from app.services.ledger import Act
+from app.services.consent.ledger import Act
+from app.services.optin import subscriptions
 
 
 def make_act(

@@ -13,7 +13,7 @@ from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 from app.auth import current_client_id
 from app.domain.vocabulary import Method
 from app.extensions import db
-from app.services.ledger import Act
+from app.services.consent.ledger import Act
 
 
 def streamed(produce: Callable[[Session], Iterator[str]]) -> Iterator[str]:

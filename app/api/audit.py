@@ -20,7 +20,7 @@ from app.api.schemas import (
 from app.auth import require
 from app.domain.vocabulary import Scope
 from app.http import rules, session, settings
-from app.services import audit, checkpoints, package
+from app.services.audit import checkpoints, package, trail
 
 bp = Blueprint("audit", __name__)
 
@@ -36,14 +36,14 @@ _no_fields = StrictSchema()
 def events() -> ResponseReturnValue:
     args = load_args(_events_query)
     subject_id = str(args["subject_id"]) if "subject_id" in args else None
-    found, next_after = audit.page(
-        session(), audit.EventFilter(after=args["after"], subject_id=subject_id), args["limit"]
+    found, next_after = trail.page(
+        session(), trail.EventFilter(after=args["after"], subject_id=subject_id), args["limit"]
     )
     return dump(_page, {"events": found, "next_after": next_after})
 
 
-def _filters(args: dict[str, Any]) -> audit.EventFilter:
-    return audit.EventFilter(
+def _filters(args: dict[str, Any]) -> trail.EventFilter:
+    return trail.EventFilter(
         subject_id=str(args["subject_id"]) if "subject_id" in args else None,
         since=args.get("since"),
         until=args.get("until"),
@@ -58,11 +58,11 @@ def export() -> ResponseReturnValue:
     args = load_args(_export_query)
     filters = _filters(args)
     if args["format"] == "csv":
-        render, mimetype, suffix = audit.to_csv, "text/csv", "csv"
+        render, mimetype, suffix = trail.to_csv, "text/csv", "csv"
     else:
-        render, mimetype, suffix = audit.to_ndjson, "application/x-ndjson", "ndjson"
+        render, mimetype, suffix = trail.to_ndjson, "application/x-ndjson", "ndjson"
     return Response(
-        streamed(lambda own: render(audit.iter_events(own, filters))),
+        streamed(lambda own: render(trail.iter_events(own, filters))),
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="audit-trail.{suffix}"'},
     )
@@ -71,7 +71,7 @@ def export() -> ResponseReturnValue:
 @bp.get("/audit/verify")
 @require(Scope.AUDIT_READ)
 def verify() -> ResponseReturnValue:
-    return dump(_verification, audit.verify(session()))
+    return dump(_verification, trail.verify(session()))
 
 
 _package_query = PackageQuerySchema()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from app.api.schemas import NAME, StrictSchema, UTCDateTime
-from app.services.rights import KINDS
+from app.services.privacy_center.rights import KINDS
 
 
 class PackageQuerySchema(StrictSchema):

@@ -11,7 +11,7 @@ from app.auth import require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Scope
 from app.http import read_session, rules
-from app.services import checks
+from app.services.consent import checks
 
 bp = Blueprint("consent", __name__)
 

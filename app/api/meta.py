@@ -10,7 +10,7 @@ from app.api.schemas import NoticeOutSchema, NoticeSchema
 from app.auth import current_client_id, require
 from app.domain.vocabulary import Scope
 from app.http import rules, session
-from app.services import notices
+from app.services.consent import notices
 
 bp = Blueprint("meta", __name__)
 

@@ -18,7 +18,8 @@ from app.api.schemas import StrictSchema
 from app.auth import require
 from app.domain.vocabulary import Scope
 from app.http import session
-from app.services import evidence, rights
+from app.services.audit import opt_in_evidence
+from app.services.privacy_center import rights
 
 _no_fields = StrictSchema()
 bp = Blueprint("rights", __name__)
@@ -62,4 +63,4 @@ def answer_request(request_id: Any) -> ResponseReturnValue:
 @bp.get("/subjects/<uuid:subject_id>/evidence/double-opt-in")
 @require(Scope.AUDIT_READ)
 def double_opt_in(subject_id: Any) -> ResponseReturnValue:
-    return dump(_evidence, evidence.double_opt_in(session(), str(subject_id)))
+    return dump(_evidence, opt_in_evidence.record(session(), str(subject_id)))

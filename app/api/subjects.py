@@ -20,7 +20,7 @@ from app.auth import require
 from app.domain.consent import PreferencesView, Topic
 from app.domain.vocabulary import IdentifierKind, Method, Scope, Status
 from app.http import rules, session
-from app.services import preferences, subjects
+from app.services.consent import preferences, subjects
 
 bp = Blueprint("subjects", __name__)
 

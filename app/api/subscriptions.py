@@ -11,7 +11,7 @@ from app.auth import require
 from app.domain.identifiers import identifier, validate_email_address
 from app.domain.vocabulary import IdentifierKind, Scope
 from app.http import mailer, rules, session
-from app.services import signups
+from app.services.optin import signups
 
 bp = Blueprint("subscriptions", __name__)
 

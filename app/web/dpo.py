@@ -32,9 +32,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.domain.errors import InvalidTokenError
 from app.domain.vocabulary import Action
 from app.extensions import limiter
-from app.http import links, session, settings
-from app.services import audit, dashboard, evidence
-from app.services.links import Purpose
+from app.http import session, settings, tokens
+from app.services.audit import dpo, opt_in_evidence, trail
+from app.services.tokens import Purpose
 
 bp = Blueprint("dpo", __name__, url_prefix="/dpo")
 
@@ -73,8 +73,8 @@ _login_form, _search_form = LoginForm(), SearchForm()
 def _set_session(response: BaseResponse, payload: dict[str, Any]) -> None:
     response.set_cookie(
         SESSION_COOKIE,
-        links().make(Purpose.DPO, payload),
-        max_age=int(links().ttl(Purpose.DPO).total_seconds()),
+        tokens().make(Purpose.DPO, payload),
+        max_age=int(tokens().ttl(Purpose.DPO).total_seconds()),
         path="/dpo",
         httponly=True,
         samesite="Strict",
@@ -91,10 +91,10 @@ def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
-            data = links().open(Purpose.DPO, request.cookies.get(SESSION_COOKIE, "")).payload
+            data = tokens().open(Purpose.DPO, request.cookies.get(SESSION_COOKIE, "")).payload
         except InvalidTokenError:
             return redirect(url_for("dpo.login"))
-        if not dashboard.still_allowed(session(), str(data["c"]), str(data["s"])):
+        if not dpo.still_allowed(session(), str(data["c"]), str(data["s"])):
             return redirect(url_for("dpo.login"))
         g.dpo = data
         response = current_app.make_response(view(*args, **kwargs))
@@ -115,8 +115,8 @@ def login() -> ResponseReturnValue:
 def login_post() -> ResponseReturnValue:
     form = _login_form.load(request.form.to_dict())
     try:
-        stamp = dashboard.login(session(), form["client_id"], form["client_secret"])
-    except dashboard.LoginError as error:
+        stamp = dpo.login(session(), form["client_id"], form["client_secret"])
+    except dpo.LoginError as error:
         page = render_template("dpo/login.html", error=error.detail)
         return _no_store(Response(page, status=401))
     response = redirect(url_for("dpo.home"), code=303)
@@ -136,7 +136,7 @@ def logout() -> ResponseReturnValue:
 @login_required
 def home() -> ResponseReturnValue:
     args = _search_form.load(request.args.to_dict())
-    filters = audit.EventFilter(
+    filters = trail.EventFilter(
         after=args["after"],
         subject_id=str(args["subject_id"]) if "subject_id" in args else None,
         action=args.get("action"),
@@ -149,7 +149,7 @@ def home() -> ResponseReturnValue:
             else None
         ),
     )
-    found = dashboard.overview(session(), filters)
+    found = dpo.overview(session(), filters)
     query: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after" and v}
     next_url = url_for("dpo.home", **query, after=found.next_after) if found.next_after else None
     page = render_template(
@@ -167,6 +167,6 @@ def home() -> ResponseReturnValue:
 @bp.get("/subjects/<uuid:subject_id>/double-opt-in")
 @login_required
 def double_opt_in(subject_id: Any) -> ResponseReturnValue:
-    record = evidence.double_opt_in(session(), str(subject_id))
+    record = opt_in_evidence.record(session(), str(subject_id))
     page = render_template("dpo/double_opt_in.html", record=record)
     return _no_store(Response(page))

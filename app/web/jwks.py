@@ -6,7 +6,7 @@ from flask import Blueprint, current_app
 from flask.typing import ResponseReturnValue
 
 from app.http import settings
-from app.services import checkpoints
+from app.services.audit import checkpoints
 
 bp = Blueprint("jwks", __name__)
 

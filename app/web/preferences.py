@@ -19,9 +19,9 @@ from app.domain.catalog import LOCALES
 from app.domain.errors import InvalidTokenError
 from app.errors import status_of
 from app.extensions import csrf, limiter
-from app.http import client_ip, links, mail_templates, rules, session, settings, user_agent
-from app.services import messages, preference_center
-from app.services.links import Purpose
+from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
+from app.services.preference_center import message_links, preference_page
+from app.services.tokens import Purpose
 
 bp = Blueprint("preferences_page", __name__)
 
@@ -55,8 +55,8 @@ _form = PreferencesFormSchema()
 _link_request = LinkRequestFormSchema()
 
 
-def _visit() -> preference_center.Visit:
-    return preference_center.Visit(
+def _visit() -> preference_page.Visit:
+    return preference_page.Visit(
         ip=client_ip(), user_agent=user_agent(), is_gpc=request.headers.get("Sec-GPC") == "1"
     )
 
@@ -95,7 +95,7 @@ def page_context() -> dict[str, Any]:
         "sender": controller.get("name", "Consent Center"),
         "contact": controller.get("contact"),
         "languages": LANGUAGES,
-        "days": links().ttl(Purpose.PREFERENCES).days,
+        "days": tokens().ttl(Purpose.PREFERENCES).days,
     }
 
 
@@ -108,8 +108,8 @@ def bad_link(error: InvalidTokenError) -> ResponseReturnValue:
 
 @bp.get("/p/<token>")
 def page(token: str) -> ResponseReturnValue:
-    shown = preference_center.show(
-        session(), rules(), links(), token, _visit(), pick_locale=_pick_locale
+    shown = preference_page.show(
+        session(), rules(), tokens(), token, _visit(), pick_locale=_pick_locale
     )
     catalog = rules().catalog
     return render_template(
@@ -127,10 +127,10 @@ def page(token: str) -> ResponseReturnValue:
 @bp.post("/p/<token>")
 def save(token: str) -> ResponseReturnValue:
     form = _form.load(_form_data())
-    preference_center.save(
+    preference_page.save(
         session(),
         rules(),
-        links(),
+        tokens(),
         token,
         _visit(),
         pairs={(c, k) for c, _, k in (p.partition(":") for p in form["pair"])},
@@ -144,10 +144,10 @@ def save(token: str) -> ResponseReturnValue:
 @bp.post("/p/<token>/unsubscribe-all")
 def unsubscribe_all(token: str) -> ResponseReturnValue:
     form = _form.load(_form_data())
-    preference_center.unsubscribe_all(
+    preference_page.unsubscribe_all(
         session(),
         rules(),
-        links(),
+        tokens(),
         token,
         _visit(),
         locale=form["locale"],
@@ -158,7 +158,9 @@ def unsubscribe_all(token: str) -> ResponseReturnValue:
 
 @bp.get("/u/<token>")
 def unsubscribe_page(token: str) -> ResponseReturnValue:
-    shown = messages.describe_unsubscribe(session(), rules(), links(), settings().base_url, token)
+    shown = message_links.describe_unsubscribe(
+        session(), rules(), tokens(), settings().base_url, token
+    )
     g.locale = shown.locale
     return render_template(
         "preferences/unsubscribe.html", shown=shown, token=token, catalog=rules().catalog
@@ -169,10 +171,10 @@ def unsubscribe_page(token: str) -> ResponseReturnValue:
 def unsubscribe(token: str) -> ResponseReturnValue:
     if request.form.get("List-Unsubscribe") != "One-Click":
         csrf.protect()
-    done = messages.unsubscribe(
+    done = message_links.unsubscribe(
         session(),
         rules(),
-        links(),
+        tokens(),
         settings().base_url,
         token,
         ip=client_ip(),
@@ -201,10 +203,10 @@ def request_link() -> ResponseReturnValue:
         errors = error.messages if isinstance(error.messages, dict) else {}
         return render_template("preferences/request.html", sent=None, errors=errors), 422
     if not form["website"]:
-        preference_center.request_link(
+        preference_page.request_link(
             session(),
             rules(),
-            links(),
+            tokens(),
             mail_templates(),
             form["email"],
             base_url=settings().base_url,

@@ -17,8 +17,8 @@ from app.domain.errors import (
 )
 from app.domain.inventory import Inventory, load_inventory
 from app.extensions import limiter
-from app.http import client_ip, links, mail_templates, rules, session, settings, user_agent
-from app.services import privacy
+from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
+from app.services.privacy_center import privacy
 
 bp = Blueprint("privacy", __name__)
 
@@ -84,7 +84,7 @@ def _erased(error: SubjectErasedError) -> ResponseReturnValue:
 
 @bp.get("/privacy/request/<token>")
 def ask(token: str) -> ResponseReturnValue:
-    privacy.subject_for_preference_link(session(), links(), token)
+    privacy.subject_for_preference_link(session(), tokens(), token)
     minutes = int(settings().access_link_ttl.total_seconds() // 60)
     return render_template("privacy/request.html", token=token, minutes=minutes)
 
@@ -94,7 +94,7 @@ def ask(token: str) -> ResponseReturnValue:
 def send(token: str) -> ResponseReturnValue:
     privacy.request_access(
         session(),
-        links(),
+        tokens(),
         mail_templates(),
         token,
         base_url=settings().base_url,
@@ -107,14 +107,14 @@ def send(token: str) -> ResponseReturnValue:
 
 @bp.get("/access/<token>")
 def access(token: str) -> ResponseReturnValue:
-    privacy.check_access_link(session(), links(), token)
+    privacy.check_access_link(session(), tokens(), token)
     return render_template("privacy/access.html", token=token)
 
 
 @bp.post("/access/<token>")
 def open_access(token: str) -> ResponseReturnValue:
     opened = privacy.open_session(
-        session(), links(), token, visit(), idle=settings().access_session_idle
+        session(), tokens(), token, visit(), idle=settings().access_session_idle
     )
     response = redirect(url_for("privacy.overview"), code=303)
     response.set_cookie(

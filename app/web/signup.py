@@ -13,9 +13,9 @@ from app.domain.errors import InvalidIdentifierError, UnknownTopicError
 from app.domain.identifiers import identifier, validate_email_address
 from app.domain.vocabulary import IdentifierKind, Method
 from app.extensions import limiter
-from app.http import client_ip, links, mailer, rules, session, settings, user_agent
-from app.services import signups
-from app.services.ledger import Act
+from app.http import client_ip, mailer, rules, session, settings, tokens, user_agent
+from app.services.consent.ledger import Act
+from app.services.optin import signups
 
 bp = Blueprint("signup", __name__)
 
@@ -99,7 +99,7 @@ def sent() -> ResponseReturnValue:
 @bp.get("/confirm/<token>")
 def confirm_page(token: str) -> ResponseReturnValue:
     """Changes nothing: mail scanners follow links. The page's script POSTs for a person."""
-    found = signups.inspect(session(), links(), token)
+    found = signups.inspect(session(), tokens(), token)
     return _page(PAGE_BY_STATE, found, token)
 
 
@@ -107,7 +107,7 @@ def confirm_page(token: str) -> ResponseReturnValue:
 @limiter.limit(public_form_rate, methods=["POST"])
 def confirm(token: str) -> ResponseReturnValue:
     found = signups.confirm(
-        session(), rules(), links(), token, _act("web:/confirm", Method.DOUBLE_OPT_IN)
+        session(), rules(), tokens(), token, _act("web:/confirm", Method.DOUBLE_OPT_IN)
     )
     return _page(PAGE_BY_STATE, found, token)
 

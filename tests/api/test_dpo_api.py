@@ -15,7 +15,8 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.models import OutboxMessage, SubscriptionRequest
-from app.services import notices, subscriptions
+from app.services.consent import notices
+from app.services.optin import subscriptions
 from tests.conftest import ApiClient
 from tests.factories import make_act, make_subscriber
 

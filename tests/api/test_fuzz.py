@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from app.domain.catalog import Catalog
 from app.domain.rules import Rules
 from app.domain.vocabulary import ALL_SCOPES, Method
-from app.services import subjects
+from app.services.consent import subjects
 from tests.conftest import ApiClient
 from tests.factories import make_act, make_subscriber
 

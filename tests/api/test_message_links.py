@@ -9,7 +9,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from app.domain.rules import Rules
-from app.services.links import Purpose
+from app.services.tokens import Purpose
 from tests.conftest import ApiClient
 from tests.web.pages import subscriber
 
@@ -45,7 +45,7 @@ def test_the_unsubscribe_token_names_subject_channel_category_and_message(
         json={"category": "newsletter", "message_id": "m-42"},
     ).get_json()
     token = body["unsubscribe_url"].rsplit("/", 1)[1]
-    payload = app.extensions["links"].open(Purpose.UNSUBSCRIBE, token).payload
+    payload = app.extensions["tokens"].open(Purpose.UNSUBSCRIBE, token).payload
     assert payload == {"s": subject_id, "c": "email", "k": "newsletter", "m": "m-42"}
 
 
@@ -56,7 +56,7 @@ def test_a_body_is_optional_and_then_the_whole_email_channel_is_meant(
     response = api.post(f"/v1/subjects/{subject_id}/links")
     assert response.status_code == 200, response.get_json()
     token = response.get_json()["unsubscribe_url"].rsplit("/", 1)[1]
-    assert app.extensions["links"].open(Purpose.UNSUBSCRIBE, token).payload == {
+    assert app.extensions["tokens"].open(Purpose.UNSUBSCRIBE, token).payload == {
         "s": subject_id,
         "c": "email",
     }

@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
-from app.services import audit, checks
+from app.services.audit import trail
+from app.services.consent import checks
 from bench.seed import email_for, expected_reason, seed
 from tests.conftest import IDENTIFIER_KEY
 
@@ -19,7 +20,7 @@ def test_seeded_chain_verifies(clean_db: Engine) -> None:
     seeded = seed(clean_db, IDENTIFIER_KEY, 25)
 
     with Session(clean_db) as session:
-        result = audit.verify(session)
+        result = trail.verify(session)
 
     assert result.is_ok, result.problem
     assert result.events_checked == seeded.events
@@ -30,7 +31,7 @@ def test_seeding_twice_continues_the_chain(clean_db: Engine) -> None:
     seed(clean_db, IDENTIFIER_KEY, 5, first=5)
 
     with Session(clean_db) as session:
-        assert audit.verify(session).is_ok
+        assert trail.verify(session).is_ok
 
 
 def test_seeded_subjects_answer_single_checks_as_planned(clean_db: Engine, rules: Rules) -> None:

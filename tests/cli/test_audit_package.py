@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.domain.rules import Rules
 from app.models import ChainHead, ConsentEvent
-from app.services import checkpoints, retention, rights, subjects
+from app.services.audit import checkpoints, retention
+from app.services.consent import subjects
+from app.services.privacy_center import rights
 from tests.factories import make_act, make_subscriber
 
 

@@ -10,7 +10,7 @@ from joserfc.jwk import ECKey
 from app.domain import proof
 from app.domain.chain import GENESIS_HASH
 from app.domain.chart import grouped_bars
-from app.services.rights import due_date
+from app.services.privacy_center.rights import due_date
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action
 from app.models import ConsentEvent, OutboxMessage
-from app.services import audit
+from app.services.audit import trail
 from tests.factories import make_subscriber
 from tests.faults.conftest import Answer, Gunicorn
 from tests.smtp import confirm_link
@@ -85,7 +85,7 @@ def test_the_same_change_sent_twice_at_once_over_http_writes_one_event(
         assert [a.status for a in answers] == [200, 200], [a.body for a in answers]
         assert _events(clean_db) == before + 1
     with Session(clean_db) as session:
-        assert audit.verify(session).is_ok
+        assert trail.verify(session).is_ok
 
 
 def _browser() -> urllib.request.OpenerDirector:
@@ -121,5 +121,5 @@ def test_the_same_confirmation_posted_twice_at_once_over_http_confirms_once(
         confirmations = session.scalars(
             select(ConsentEvent.category).where(ConsentEvent.action == Action.CONFIRM)
         ).all()
-        assert audit.verify(session).is_ok
+        assert trail.verify(session).is_ok
     assert sorted(c or "" for c in confirmations) == ["", "newsletter", "offers"]

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.models import ConsentEvent, ConsentState
-from app.services import audit
+from app.services.audit import trail
 from tests.faults.conftest import Gunicorn
 
 LOAD_SECONDS = 10.0
@@ -109,7 +109,7 @@ def test_killing_workers_under_write_load_loses_no_acknowledged_write(
                 )
             )
         )
-        result = audit.verify(session)
+        result = trail.verify(session)
     lost = [s for s in tally.subscribed if s not in with_events]
     lost += [s for s in tally.withdrawn if s not in withdrawn_now]
     figures = {

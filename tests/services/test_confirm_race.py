@@ -11,7 +11,8 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind
 from app.models import ConsentEvent
-from app.services import audit, subscriptions
+from app.services.audit import trail
+from app.services.optin import subscriptions
 from tests.factories import make_act
 
 
@@ -52,7 +53,7 @@ def test_the_same_confirmation_posted_twice_at_once_writes_one_confirmation(
             .where(ConsentEvent.action == Action.CONFIRM)
             .group_by(ConsentEvent.channel, ConsentEvent.category)
         ).all()
-        assert audit.verify(session).is_ok
+        assert trail.verify(session).is_ok
     # One event per topic (the channel and each category), each written once.
     assert sorted((channel, category or "", n) for channel, category, n in confirmations) == [
         ("email", "", 1),

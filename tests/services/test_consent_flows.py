@@ -14,7 +14,9 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
 from app.models import ConsentEvent, Evidence, Subject, SubjectIdentifier, Suppression
-from app.services import audit, checks, preferences, subjects, subscriptions
+from app.services.audit import trail
+from app.services.consent import checks, preferences, subjects
+from app.services.optin import subscriptions
 from tests.factories import make_act, make_subscriber
 
 NEWSLETTER = checks.Question("email", "newsletter")
@@ -193,8 +195,8 @@ def test_erasure_removes_personal_data_and_keeps_a_verifiable_chain(
     subject = session.get(Subject, subject_id)
     assert subject is not None
     assert subject.erased_at is not None
-    assert audit.verify(session).is_ok
-    exported = "".join(audit.to_ndjson(audit.iter_events(session, audit.EventFilter())))
+    assert trail.verify(session).is_ok
+    exported = "".join(trail.to_ndjson(trail.iter_events(session, trail.EventFilter())))
     assert "erase.me@example.org" not in exported
     assert "198.51.100.7" not in exported
     assert reason(session, rules, "Erase.Me@example.org ") is Reason.SUPPRESSED

@@ -12,7 +12,8 @@ from app.domain.consent import Topic
 from app.domain.rules import Rules
 from app.domain.vocabulary import Reason, Status
 from app.models import ConsentEvent, ConsentState
-from app.services import audit, checks, preferences
+from app.services.audit import trail
+from app.services.consent import checks, preferences
 from tests.factories import make_act, make_subscriber
 
 
@@ -22,7 +23,7 @@ def test_each_event_links_to_the_one_before(session: Session, rules: Rules) -> N
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     for before, after in itertools.pairwise(events):
         assert after.prev_hash == before.hash
-    assert audit.verify(session).is_ok
+    assert trail.verify(session).is_ok
 
 
 def test_select_all_writes_one_event_per_pair_never_a_bundle(
@@ -97,7 +98,7 @@ def test_concurrent_writers_keep_one_straight_chain(clean_db: Engine, rules: Rul
         thread.join()
     assert errors == []
     with Session(clean_db) as session:
-        result = audit.verify(session)
+        result = trail.verify(session)
         count = session.scalar(select(func.count()).select_from(ConsentEvent))
         seqs = session.scalars(select(ConsentEvent.seq).order_by(ConsentEvent.seq)).all()
     assert result.is_ok, result.problem
@@ -150,7 +151,7 @@ def test_editing_a_row_by_hand_breaks_verification_at_that_event(
     session.execute(text("UPDATE consent_events SET category = 'product_updates' WHERE seq = 3"))
     session.execute(text("UPDATE consent_events SET status = 'withdrawn' WHERE seq = 5"))
     session.commit()
-    result = audit.verify(session)
+    result = trail.verify(session)
     assert (result.is_ok, result.first_bad_seq) == (False, 3)
 
 
@@ -158,7 +159,7 @@ def test_deleting_a_row_by_hand_is_found(session: Session, rules: Rules) -> None
     make_subscriber(session, rules, categories=["newsletter", "offers"])
     session.execute(text("DELETE FROM consent_events WHERE seq = 4"))
     session.commit()
-    result = audit.verify(session)
+    result = trail.verify(session)
     assert (result.is_ok, result.first_bad_seq) == (False, 4)
 
 
@@ -167,7 +168,7 @@ def test_deleting_the_last_row_by_hand_is_found(session: Session, rules: Rules) 
     last = session.scalar(select(func.max(ConsentEvent.seq)))
     session.execute(text("DELETE FROM consent_events WHERE seq = :s"), {"s": last})
     session.commit()
-    result = audit.verify(session)
+    result = trail.verify(session)
     assert (result.is_ok, result.first_bad_seq) == (False, last)
 
 
@@ -177,5 +178,5 @@ def test_reordering_rows_by_hand_is_found(session: Session, rules: Rules) -> Non
     session.execute(text("UPDATE consent_events SET seq = 2 WHERE seq = 3"))
     session.execute(text("UPDATE consent_events SET seq = 3 WHERE seq = -1"))
     session.commit()
-    result = audit.verify(session)
+    result = trail.verify(session)
     assert (result.is_ok, result.first_bad_seq) == (False, 2)

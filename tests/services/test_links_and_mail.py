@@ -11,36 +11,37 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import ExpiredTokenError, InvalidTokenError, UsedTokenError
 from app.models import OutboxMessage
-from app.services import links, mail
+from app.services import tokens
+from app.services.delivery import mail
 
-TTL = {purpose: timedelta(hours=1) for purpose in links.Purpose}
+TTL = {purpose: timedelta(hours=1) for purpose in tokens.Purpose}
 
 
 def test_a_link_opens_only_for_its_own_purpose() -> None:
-    signer = links.Links("secret", TTL)
-    token = signer.make(links.Purpose.PREFERENCES, {"s": "subject-1"})
-    assert signer.open(links.Purpose.PREFERENCES, token).payload == {"s": "subject-1"}
+    signer = tokens.Tokens("secret", TTL)
+    token = signer.make(tokens.Purpose.PREFERENCES, {"s": "subject-1"})
+    assert signer.open(tokens.Purpose.PREFERENCES, token).payload == {"s": "subject-1"}
     with pytest.raises(InvalidTokenError):
-        signer.open(links.Purpose.UNSUBSCRIBE, token)
+        signer.open(tokens.Purpose.UNSUBSCRIBE, token)
     with pytest.raises(InvalidTokenError):
-        links.Links("other secret", TTL).open(links.Purpose.PREFERENCES, token)
+        tokens.Tokens("other secret", TTL).open(tokens.Purpose.PREFERENCES, token)
     with pytest.raises(InvalidTokenError):
-        signer.open(links.Purpose.PREFERENCES, token[:-3] + "abc")
+        signer.open(tokens.Purpose.PREFERENCES, token[:-3] + "abc")
 
 
 def test_an_expired_link_is_told_apart_from_a_forged_one() -> None:
-    expired = links.Links("secret", {**TTL, links.Purpose.ACCESS: timedelta(seconds=-1)})
-    token = expired.make(links.Purpose.ACCESS, {"s": "x"})
+    expired = tokens.Tokens("secret", {**TTL, tokens.Purpose.ACCESS: timedelta(seconds=-1)})
+    token = expired.make(tokens.Purpose.ACCESS, {"s": "x"})
     with pytest.raises(ExpiredTokenError):
-        expired.open(links.Purpose.ACCESS, token)
+        expired.open(tokens.Purpose.ACCESS, token)
 
 
 def test_a_single_use_link_is_spent_once(session: Session) -> None:
     expires = datetime.now(UTC) + timedelta(minutes=30)
-    links.spend(session, "token-a", links.Purpose.ACCESS, expires)
+    tokens.spend(session, "token-a", tokens.Purpose.ACCESS, expires)
     session.commit()
     with pytest.raises(UsedTokenError):
-        links.spend(session, "token-a", links.Purpose.ACCESS, expires)
+        tokens.spend(session, "token-a", tokens.Purpose.ACCESS, expires)
 
 
 class FlakyTransport:

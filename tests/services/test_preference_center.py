@@ -11,15 +11,16 @@ from sqlalchemy.orm import Session
 from app.domain.errors import InvalidTokenError
 from app.domain.rules import Rules
 from app.models import ConsentEvent
-from app.services import messages, notices, preference_center
-from app.services.links import Links, Purpose
+from app.services.consent import notices
+from app.services.preference_center import message_links, preference_page
+from app.services.tokens import Purpose, Tokens
 from tests.factories import make_subscriber
 from tests.web.pages import notices_path
 
-LINKS = Links(
+LINKS = Tokens(
     "secret", {Purpose.PREFERENCES: timedelta(days=90), Purpose.UNSUBSCRIBE: timedelta(days=90)}
 )
-VISIT = preference_center.Visit(ip="192.0.2.1", user_agent="tests")
+VISIT = preference_page.Visit(ip="192.0.2.1", user_agent="tests")
 
 
 def methods(session: Session, subject_id: str) -> list[str]:
@@ -37,7 +38,7 @@ def test_a_save_writes_only_what_differs_from_the_page(session: Session, rules: 
     subject_id = make_subscriber(session, rules)
     token = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
     before = len(methods(session, subject_id))
-    written = preference_center.save(
+    written = preference_page.save(
         session,
         rules,
         LINKS,
@@ -49,7 +50,7 @@ def test_a_save_writes_only_what_differs_from_the_page(session: Session, rules: 
         notice_version=None,
     )
     assert written == 0
-    written = preference_center.save(
+    written = preference_page.save(
         session,
         rules,
         LINKS,
@@ -70,9 +71,9 @@ def test_a_save_writes_only_what_differs_from_the_page(session: Session, rules: 
 def test_gpc_is_recorded_once_per_withdrawal(session: Session, rules: Rules) -> None:
     subject_id = make_subscriber(session, rules)
     token = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
-    gpc = preference_center.Visit(is_gpc=True)
+    gpc = preference_page.Visit(is_gpc=True)
     for _ in range(2):
-        page = preference_center.show(session, rules, LINKS, token, gpc, pick_locale=lambda s: "en")
+        page = preference_page.show(session, rules, LINKS, token, gpc, pick_locale=lambda s: "en")
         assert page.is_gpc_honoured
     assert methods(session, subject_id).count("gpc") == 1
 
@@ -81,9 +82,11 @@ def test_a_token_for_another_purpose_opens_nothing(session: Session, rules: Rule
     subject_id = make_subscriber(session, rules)
     unsubscribe = LINKS.make(Purpose.UNSUBSCRIBE, {"s": subject_id, "c": "email"})
     with pytest.raises(InvalidTokenError):
-        preference_center.subject_of(LINKS, unsubscribe)
+        preference_page.subject_of(LINKS, unsubscribe)
     preference = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
     with pytest.raises(InvalidTokenError):
-        messages.open_unsubscribe(rules, LINKS, preference)
+        message_links.open_unsubscribe(rules, LINKS, preference)
     with pytest.raises(InvalidTokenError):
-        messages.open_unsubscribe(rules, LINKS, LINKS.make(Purpose.UNSUBSCRIBE, {"s": subject_id}))
+        message_links.open_unsubscribe(
+            rules, LINKS, LINKS.make(Purpose.UNSUBSCRIBE, {"s": subject_id})
+        )

@@ -14,9 +14,9 @@ from app.domain.errors import ExpiredTokenError, InvalidTokenError, UsedTokenErr
 from app.domain.inventory import Inventory, load_inventory
 from app.domain.rules import Rules
 from app.models import AccessLog, AccessSession, OutboxMessage, RightsRequest, UsedToken
-from app.services import privacy, rights
-from app.services.links import Links, Purpose
-from app.services.mail import MailTemplates
+from app.services.delivery.mail import MailTemplates
+from app.services.privacy_center import privacy, rights
+from app.services.tokens import Purpose, Tokens
 from tests.factories import make_subscriber
 
 ROOT = Path(__file__).parent.parent.parent
@@ -26,9 +26,9 @@ VISIT = privacy.Visit("203.0.113.9", "pytest-browser")
 
 
 @pytest.fixture
-def signer() -> Links:
+def signer() -> Tokens:
     ttl = {purpose: timedelta(days=90) for purpose in Purpose}
-    return Links("secret", ttl | {Purpose.ACCESS: timedelta(minutes=30)})
+    return Tokens("secret", ttl | {Purpose.ACCESS: timedelta(minutes=30)})
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def inventory() -> Inventory:
     return load_inventory(Settings.__dataclass_fields__["inventory_path"].default)  # type: ignore[arg-type]
 
 
-def ask(session: Session, signer: Links, templates: MailTemplates, subject_id: str) -> bool:
+def ask(session: Session, signer: Tokens, templates: MailTemplates, subject_id: str) -> bool:
     return privacy.request_access(
         session,
         signer,
@@ -60,7 +60,7 @@ def mailed_token(session: Session) -> str:
 
 
 def test_an_access_link_goes_only_to_the_subjects_own_address_at_most_every_few_minutes(
-    session: Session, rules: Rules, signer: Links, templates: MailTemplates
+    session: Session, rules: Rules, signer: Tokens, templates: MailTemplates
 ) -> None:
     subject_id = make_subscriber(session, rules, email="ada@example.org")
     assert ask(session, signer, templates, subject_id) is True
@@ -71,7 +71,7 @@ def test_an_access_link_goes_only_to_the_subjects_own_address_at_most_every_few_
 
 
 def test_an_access_link_opens_one_session_once_and_stores_only_the_session_ids_hash(
-    session: Session, rules: Rules, signer: Links, templates: MailTemplates
+    session: Session, rules: Rules, signer: Tokens, templates: MailTemplates
 ) -> None:
     subject_id = make_subscriber(session, rules)
     ask(session, signer, templates, subject_id)
@@ -89,7 +89,7 @@ def test_an_access_link_opens_one_session_once_and_stores_only_the_session_ids_h
 
 
 def test_a_forged_or_expired_access_link_opens_nothing(
-    session: Session, rules: Rules, signer: Links
+    session: Session, rules: Rules, signer: Tokens
 ) -> None:
     subject_id = make_subscriber(session, rules)
     with pytest.raises(InvalidTokenError):
@@ -97,7 +97,7 @@ def test_a_forged_or_expired_access_link_opens_nothing(
     preference = signer.make(Purpose.PREFERENCES, {"s": subject_id})
     with pytest.raises(InvalidTokenError):
         privacy.open_session(session, signer, preference, VISIT, idle=IDLE)
-    stale = Links("secret", {Purpose.ACCESS: timedelta(seconds=-1)})
+    stale = Tokens("secret", {Purpose.ACCESS: timedelta(seconds=-1)})
     expired = stale.make(Purpose.ACCESS, {"s": subject_id, "n": "x"})
     with pytest.raises(ExpiredTokenError):
         privacy.open_session(session, stale, expired, VISIT, idle=IDLE)
@@ -107,7 +107,7 @@ def test_a_forged_or_expired_access_link_opens_nothing(
 def test_the_session_ends_after_the_idle_timeout_and_each_use_extends_it(
     session: Session,
     rules: Rules,
-    signer: Links,
+    signer: Tokens,
     templates: MailTemplates,
     inventory: Inventory,
 ) -> None:
@@ -132,7 +132,7 @@ def test_the_session_ends_after_the_idle_timeout_and_each_use_extends_it(
 def test_every_opening_is_logged_and_access_and_download_are_answered_requests(
     session: Session,
     rules: Rules,
-    signer: Links,
+    signer: Tokens,
     templates: MailTemplates,
     inventory: Inventory,
 ) -> None:
@@ -158,7 +158,7 @@ def test_every_opening_is_logged_and_access_and_download_are_answered_requests(
 def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_session(
     session: Session,
     rules: Rules,
-    signer: Links,
+    signer: Tokens,
     templates: MailTemplates,
     inventory: Inventory,
 ) -> None:

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
 from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, SubscriptionRequest
-from app.services import audit, ledger, retention, subjects
+from app.services.audit import retention, trail
+from app.services.consent import ledger, subjects
 from tests.factories import make_act, make_subscriber
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -84,7 +85,7 @@ def test_proof_goes_three_years_after_processing_ended_and_the_chain_still_verif
     head = session.get(ChainHead, "main")
     assert head is not None
     assert head.base_seq == report.base_seq > 0
-    assert audit.verify(session).is_ok
+    assert trail.verify(session).is_ok
 
 
 def test_proof_of_a_subject_still_subscribed_is_kept_and_pins_the_chain(
@@ -114,13 +115,13 @@ def test_deleting_the_first_remaining_event_by_hand_is_caught(
     assert victim is not None
     session.execute(delete(ConsentEvent).where(ConsentEvent.seq == first))
     session.commit()
-    result = audit.verify(session)
+    result = trail.verify(session)
     assert not result.is_ok
     assert result.first_bad_seq == first
     # Hiding it by moving the base too is caught by the base the retention run recorded.
     session.execute(update(ChainHead).values(base_seq=victim.seq, base_hash=victim.hash))
     session.commit()
-    result = audit.verify(session)
+    result = trail.verify(session)
     assert not result.is_ok
     assert result.first_bad_seq == first
 
@@ -132,7 +133,7 @@ def test_moving_the_base_without_a_retention_run_is_caught(session: Session, rul
     session.execute(delete(ConsentEvent).where(ConsentEvent.seq == 1))
     session.execute(update(ChainHead).values(base_seq=1, base_hash=first.hash))
     session.commit()
-    result = audit.verify(session)
+    result = trail.verify(session)
     assert not result.is_ok
     assert result.first_bad_seq == 1
 

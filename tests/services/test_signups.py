@@ -17,18 +17,21 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Status
 from app.models import ConsentEvent, OutboxMessage, SubscriptionRequest, utcnow
-from app.services import ledger, links, mail, notices, signups
+from app.services import tokens
+from app.services.consent import ledger, notices
+from app.services.delivery import mail
+from app.services.optin import signups
 from tests.factories import make_act
 from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
 
 TEMPLATES = Path(__file__).parent.parent.parent / "templates" / "mail"
-TTL = {purpose: timedelta(hours=72) for purpose in links.Purpose}
+TTL = {purpose: timedelta(hours=72) for purpose in tokens.Purpose}
 
 
 def make_mailer(ttl: timedelta = timedelta(hours=72)) -> signups.Mailer:
     return signups.Mailer(
         mail.MailTemplates(TEMPLATES),
-        links.Links("test-secret", {**TTL, links.Purpose.CONFIRM: ttl}),
+        tokens.Tokens("test-secret", {**TTL, tokens.Purpose.CONFIRM: ttl}),
         "http://127.0.0.1:5000",
         "Example Shop <no-reply@example.org>",
     )
@@ -80,7 +83,7 @@ def test_the_request_and_its_mail_are_written_together(published: Session, rules
     assert pending.mailed_at == message.created_at
     assert message.status == "queued"
     assert message.to_address == "ada@example.org"
-    assert pending.token_hash == links.token_hash(token_in(message))
+    assert pending.token_hash == tokens.token_hash(token_in(message))
     assert token_in(message) not in json.dumps(pending.__dict__, default=str)
 
 
@@ -134,10 +137,10 @@ def test_confirming_grants_once_and_twice_is_harmless(published: Session, rules:
     signup = sign_up(published, rules, mailer)
     token = token_in(outbox(published)[0])
     act = make_act(actor="subject", ip="203.0.113.9", user_agent="Mozilla/5.0 test")
-    assert signups.inspect(published, mailer.links, token).state is signups.State.PENDING
-    first = signups.confirm(published, rules, mailer.links, token, act)
+    assert signups.inspect(published, mailer.tokens, token).state is signups.State.PENDING
+    first = signups.confirm(published, rules, mailer.tokens, token, act)
     events_after_first = published.scalar(select(func.count()).select_from(ConsentEvent))
-    second = signups.confirm(published, rules, mailer.links, token, act)
+    second = signups.confirm(published, rules, mailer.tokens, token, act)
     assert first.state is signups.State.CONFIRMED
     assert second.state is signups.State.ALREADY_CONFIRMED
     assert published.scalar(select(func.count()).select_from(ConsentEvent)) == (events_after_first)
@@ -149,15 +152,15 @@ def test_a_forged_or_foreign_link_is_refused(published: Session, rules: Rules) -
     mailer = make_mailer()
     sign_up(published, rules, mailer)
     token = token_in(outbox(published)[0])
-    foreign = links.Links("another-secret", TTL).make(links.Purpose.CONFIRM, {"r": "x"})
+    foreign = tokens.Tokens("another-secret", TTL).make(tokens.Purpose.CONFIRM, {"r": "x"})
     for bad in (
         token[:-4] + "AAAA",
         "garbage",
         foreign,
-        mailer.links.make(links.Purpose.CONFIRM, {"r": "nope"}),
+        mailer.tokens.make(tokens.Purpose.CONFIRM, {"r": "nope"}),
     ):
         with pytest.raises(InvalidTokenError):
-            signups.inspect(published, mailer.links, bad)
+            signups.inspect(published, mailer.tokens, bad)
 
 
 def test_an_expired_link_confirms_nothing_and_a_new_one_replaces_it(
@@ -167,17 +170,17 @@ def test_an_expired_link_confirms_nothing_and_a_new_one_replaces_it(
     signup = sign_up(published, rules, expired, now=utcnow() - timedelta(hours=25))
     old = token_in(outbox(published)[0])
     act = make_act(actor="subject")
-    assert signups.confirm(published, rules, expired.links, old, act).state is (
+    assert signups.confirm(published, rules, expired.tokens, old, act).state is (
         signups.State.EXPIRED
     )
     # Signature still fresh by this signer's clock, but the stored expiry has passed.
-    assert signups.inspect(published, fresh.links, old).state is signups.State.EXPIRED
+    assert signups.inspect(published, fresh.tokens, old).state is signups.State.EXPIRED
     assert signups.renew(published, rules, fresh, old).state is signups.State.PENDING
     assert len(outbox(published)) == 2
     with pytest.raises(InvalidTokenError):
-        signups.inspect(published, fresh.links, old)
+        signups.inspect(published, fresh.tokens, old)
     new_token = token_in(outbox(published)[1])
-    confirmed = signups.confirm(published, rules, fresh.links, new_token, act)
+    confirmed = signups.confirm(published, rules, fresh.tokens, new_token, act)
     assert confirmed.state is signups.State.CONFIRMED
     standings = ledger.standings(published, signup.subject_id)
     assert {s.status for s in standings.values()} == {Status.GRANTED}

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.domain.rules import Rules
 from app.models import ConsentEvent
-from app.services import notices
-from app.services.links import Links, Purpose
+from app.services.consent import notices
+from app.services.tokens import Purpose, Tokens
 from tests.factories import make_subscriber
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -33,8 +33,8 @@ def notices_path() -> Path:
 
 
 def preference_token(app: Flask, subject_id: str) -> str:
-    links: Links = app.extensions["links"]
-    return links.make(Purpose.PREFERENCES, {"s": subject_id})
+    tokens: Tokens = app.extensions["tokens"]
+    return tokens.make(Purpose.PREFERENCES, {"s": subject_id})
 
 
 def csrf_token(html: str) -> str:

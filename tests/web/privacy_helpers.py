@@ -21,9 +21,11 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Method
 from app.models import OutboxMessage
-from app.services import mail, notices, subscriptions
-from app.services.links import Links, Purpose
-from app.services.mail import SmtpTransport
+from app.services.consent import notices
+from app.services.delivery import mail
+from app.services.delivery.mail import SmtpTransport
+from app.services.optin import subscriptions
+from app.services.tokens import Purpose, Tokens
 from tests.factories import make_act
 
 NOTICE_VERSION = "2026-11-01"
@@ -32,8 +34,8 @@ ACCESS_URL = re.compile(r"https?://\S+/access/[\w.\-]+")
 
 
 def preference_token(app: Flask, subject_id: str) -> str:
-    links: Links = app.extensions["links"]
-    return links.make(Purpose.PREFERENCES, {"s": subject_id})
+    tokens: Tokens = app.extensions["tokens"]
+    return tokens.make(Purpose.PREFERENCES, {"s": subject_id})
 
 
 def csrf(html: str) -> str:

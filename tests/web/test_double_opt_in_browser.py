@@ -19,7 +19,8 @@ from werkzeug.serving import make_server
 
 from app.config import PACKAGE_DATA, Settings
 from app.models import SubscriptionRequest
-from app.services import evidence, notices
+from app.services.audit import opt_in_evidence
+from app.services.consent import notices
 from app.worker import deliver_once
 from tests.conftest import ApiClient
 from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
@@ -109,7 +110,7 @@ def test_a_person_subscribes_and_the_link_confirms_without_a_click(
     assert check(api) == "granted"
     with Session(clean_db) as session:
         subject_id = session.scalars(select(SubscriptionRequest.subject_id)).one()
-        (record,) = evidence.double_opt_in(session, subject_id)["requests"]
+        (record,) = opt_in_evidence.record(session, subject_id)["requests"]
     # The proof, as docs/double-opt-in.md shows it.
     print(json.dumps(record, indent=2, ensure_ascii=False, default=str))
     assert record["request"]["user_agent"].startswith("Mozilla/5.0")

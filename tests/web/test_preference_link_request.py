@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
 from app.models import OutboxMessage
-from app.services import mail
+from app.services.delivery import mail
 from tests.smtp import Inbox, free_port, smtp_server, text_of
 from tests.web.pages import csrf_token, subscriber
 from tests.web.test_preference_page import set_locale

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason
-from app.services import checks
+from app.services.consent import checks
 from tests.web.privacy_helpers import (
     ACCESS_URL,
     deliver,

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.config import PACKAGE_DATA
 from app.models import ConsentEvent, Evidence, OutboxMessage, SubscriptionRequest
-from app.services import notices
+from app.services.consent import notices
 from tests.conftest import ApiClient
 from tests.smtp import confirm_link
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from app.config import Settings
 from app.domain.rules import Rules
-from app.services.links import Purpose
+from app.services.tokens import Purpose
 from tests.conftest import ApiClient
 from tests.web.pages import csrf_token, details, events, subscriber
 

@@ -38,7 +38,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class Links:
+class Tokens:
     """Makes and opens signed tokens; `ttl` is how long each purpose's links stay valid."""
 
     def __init__(self, secret_key: str, ttl: dict[Purpose, timedelta]) -> None:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.domain import chain, proof
 from app.domain.vocabulary import Action
 from app.models import ChainHead, ConsentEvent, Evidence
-from app.services.ledger import CHAIN_ID
+from app.services.consent.ledger import CHAIN_ID
 
 PAGE = 2000
 _LINES_PER_CHUNK = 500  # one write per ~200 kB of export, not one per event

@@ -21,9 +21,10 @@ from app.domain.errors import DomainError, InvalidTokenError, NotFoundError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
 from app.models import ConsentEvent, NoticeVersion, OutboxMessage, utcnow
-from app.services import ledger, mail, notices, preferences, subjects
-from app.services.links import Links, Purpose
-from app.services.messages import preference_url
+from app.services.consent import ledger, notices, preferences, subjects
+from app.services.delivery import mail
+from app.services.preference_center.message_links import preference_url
+from app.services.tokens import Purpose, Tokens
 
 LINK_MAIL = "preference_link"
 LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
@@ -56,8 +57,8 @@ class Visit:
     is_gpc: bool = False
 
 
-def subject_of(links: Links, token: str) -> str:
-    subject_id = links.open(Purpose.PREFERENCES, token).payload.get("s")
+def subject_of(tokens: Tokens, token: str) -> str:
+    subject_id = tokens.open(Purpose.PREFERENCES, token).payload.get("s")
     if not isinstance(subject_id, str):
         raise InvalidTokenError("This link is not valid.")
     return subject_id
@@ -66,7 +67,7 @@ def subject_of(links: Links, token: str) -> str:
 def show(
     session: Session,
     rules: Rules,
-    links: Links,
+    tokens: Tokens,
     token: str,
     visit: Visit,
     *,
@@ -77,7 +78,7 @@ def show(
 
     `pick_locale` gets the subject's stored locale and answers the page's (?lang=, cookie, ...).
     """
-    subject_id = subject_of(links, token)
+    subject_id = subject_of(tokens, token)
     now = now or utcnow()
     overridden = _honour_gpc(session, rules, subject_id, visit, now) if visit.is_gpc else False
     subject = subjects.get(session, subject_id)
@@ -152,7 +153,7 @@ def _notice(session: Session, locale: str) -> Notice | None:
 def save(
     session: Session,
     rules: Rules,
-    links: Links,
+    tokens: Tokens,
     token: str,
     visit: Visit,
     *,
@@ -167,7 +168,7 @@ def save(
     Only what differs from what the page showed becomes an event, one per topic, so saving an
     untouched page writes nothing. Returns how many events were written.
     """
-    subject_id = subject_of(links, token)
+    subject_id = subject_of(tokens, token)
     now = now or utcnow()
     head = ledger.lock(session)
     subjects.get(session, subject_id)
@@ -206,7 +207,7 @@ def save(
 def unsubscribe_all(
     session: Session,
     rules: Rules,
-    links: Links,
+    tokens: Tokens,
     token: str,
     visit: Visit,
     *,
@@ -214,7 +215,7 @@ def unsubscribe_all(
     notice_version: str | None,
     now: datetime | None = None,
 ) -> None:
-    subject_id = subject_of(links, token)
+    subject_id = subject_of(tokens, token)
     act = _page_act(session, visit, locale, notice_version)
     preferences.unsubscribe_all(session, rules, subject_id, act, now=now)
 
@@ -244,7 +245,7 @@ def _page_act(
 def request_link(
     session: Session,
     rules: Rules,
-    links: Links,
+    tokens: Tokens,
     templates: mail.MailTemplates,
     email: str,
     *,
@@ -278,8 +279,8 @@ def request_link(
             LINK_MAIL,
             subject.locale or locale,
             {
-                "url": preference_url(links, base_url, subject.id),
-                "days": links.ttl(Purpose.PREFERENCES).days,
+                "url": preference_url(tokens, base_url, subject.id),
+                "days": tokens.ttl(Purpose.PREFERENCES).days,
                 "sender": rules.catalog.controller.get("name", "Consent Center"),
                 "request_url": f"{base_url}/preferences",
             },

@@ -31,7 +31,9 @@ from app.models import (
     Suppression,
     utcnow,
 )
-from app.services import audit, ledger, rights
+from app.services.audit import trail
+from app.services.consent import ledger
+from app.services.privacy_center import rights
 
 
 def get(session: Session, subject_id: str, *, allow_erased: bool = False) -> Subject:
@@ -201,7 +203,7 @@ def export(
         "identifiers": [identifier_data(i) for i in identifiers],
         "preferences": view,
         "events": [
-            audit.event_dict(event.record())
+            trail.event_dict(event.record())
             | {"evidence": evidence_data(evidence.get(event.evidence_hash or ""))}
             for event in events
         ],

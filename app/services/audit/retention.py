@@ -31,7 +31,8 @@ from app.models import (
     SubscriptionRequest,
     utcnow,
 )
-from app.services import checkpoints, ledger
+from app.services.audit import checkpoints
+from app.services.consent import ledger
 
 RETENTION_ACT = ledger.Act(actor="system:retention", method=Method.SYSTEM)
 EVENTS = ConsentEvent.__table__

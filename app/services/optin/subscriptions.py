@@ -16,7 +16,7 @@ from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, Method, Status
 from app.models import SubscriptionRequest, Suppression, utcnow
-from app.services import ledger, subjects
+from app.services.consent import ledger, subjects
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from app.domain.errors import InvalidTokenError, UnknownTopicError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Method, Status
 from app.models import utcnow
-from app.services import ledger, preferences, subjects
-from app.services.links import Links, Purpose
+from app.services.consent import ledger, preferences, subjects
+from app.services.tokens import Purpose, Tokens
 
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
@@ -55,14 +55,14 @@ class UnsubscribePage:
     locale: str | None
 
 
-def preference_url(links: Links, base_url: str, subject_id: str) -> str:
-    return f"{base_url}/p/{links.make(Purpose.PREFERENCES, {'s': subject_id})}"
+def preference_url(tokens: Tokens, base_url: str, subject_id: str) -> str:
+    return f"{base_url}/p/{tokens.make(Purpose.PREFERENCES, {'s': subject_id})}"
 
 
 def make_links(
     session: Session,
     rules: Rules,
-    links: Links,
+    tokens: Tokens,
     base_url: str,
     subject_id: str,
     *,
@@ -84,13 +84,13 @@ def make_links(
         payload["k"] = category
     if message_id:
         payload["m"] = message_id
-    token = links.make(Purpose.UNSUBSCRIBE, payload)
-    return MessageLinks(preference_url(links, base_url, subject_id), f"{base_url}/u/{token}")
+    token = tokens.make(Purpose.UNSUBSCRIBE, payload)
+    return MessageLinks(preference_url(tokens, base_url, subject_id), f"{base_url}/u/{token}")
 
 
-def open_unsubscribe(rules: Rules, links: Links, token: str) -> UnsubscribeTarget:
+def open_unsubscribe(rules: Rules, tokens: Tokens, token: str) -> UnsubscribeTarget:
     """The target of a genuine, unexpired token whose topic the catalog still has."""
-    payload = links.open(Purpose.UNSUBSCRIBE, token).payload
+    payload = tokens.open(Purpose.UNSUBSCRIBE, token).payload
     subject_id, channel = payload.get("s"), payload.get("c")
     category, message_id = payload.get("k") or "", payload.get("m")
     if not isinstance(subject_id, str) or not isinstance(channel, str):
@@ -108,20 +108,20 @@ def open_unsubscribe(rules: Rules, links: Links, token: str) -> UnsubscribeTarge
 
 
 def describe_unsubscribe(
-    session: Session, rules: Rules, links: Links, base_url: str, token: str
+    session: Session, rules: Rules, tokens: Tokens, base_url: str, token: str
 ) -> UnsubscribePage:
     """For the GET page, which changes nothing (mail scanners follow links)."""
-    target = open_unsubscribe(rules, links, token)
+    target = open_unsubscribe(rules, tokens, token)
     subject = subjects.get(session, target.subject_id)
     locale = subject.locale
     session.commit()
-    return UnsubscribePage(target, preference_url(links, base_url, target.subject_id), locale)
+    return UnsubscribePage(target, preference_url(tokens, base_url, target.subject_id), locale)
 
 
 def unsubscribe(
     session: Session,
     rules: Rules,
-    links: Links,
+    tokens: Tokens,
     base_url: str,
     token: str,
     *,
@@ -133,7 +133,7 @@ def unsubscribe(
 
     The withdrawal event carries the message id, so the proof says which mail it came from.
     """
-    target = open_unsubscribe(rules, links, token)
+    target = open_unsubscribe(rules, tokens, token)
     now = now or utcnow()
     change = preferences.Change(target.topic, Status.WITHDRAWN)
     preferences.validate_changes(rules, [change])
@@ -156,4 +156,4 @@ def unsubscribe(
         )
         ledger.append(session, head, act, drafts, now=now)
     session.commit()
-    return UnsubscribePage(target, preference_url(links, base_url, target.subject_id), locale)
+    return UnsubscribePage(target, preference_url(tokens, base_url, target.subject_id), locale)

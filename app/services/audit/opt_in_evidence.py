@@ -16,10 +16,10 @@ from app.models import (
     OutboxMessage,
     SubscriptionRequest,
 )
-from app.services import subjects
+from app.services.consent import subjects
 
 
-def double_opt_in(session: Session, subject_id: str) -> dict[str, Any]:
+def record(session: Session, subject_id: str) -> dict[str, Any]:
     """Every double opt-in request of the subject, each with the proof of its three steps."""
     subjects.get(session, subject_id, allow_erased=True)
     requests = session.scalars(

@@ -37,8 +37,10 @@ from app.models import (
     UsedToken,
     utcnow,
 )
-from app.services import ledger, mail, notices, rights, subjects
-from app.services.links import Links, Purpose, spend, token_hash
+from app.services.consent import ledger, notices, subjects
+from app.services.delivery import mail
+from app.services.privacy_center import rights
+from app.services.tokens import Purpose, Tokens, spend, token_hash
 
 ACCESS_MAIL = "access_link"
 FINAL_MAIL = "erasure_done"
@@ -70,9 +72,9 @@ class Visit:
     user_agent: str | None
 
 
-def subject_for_preference_link(session: Session, links: Links, token: str) -> str:
+def subject_for_preference_link(session: Session, tokens: Tokens, token: str) -> str:
     """The subject a preference link names; such a link never opens personal data by itself."""
-    payload = links.open(Purpose.PREFERENCES, token).payload
+    payload = tokens.open(Purpose.PREFERENCES, token).payload
     subject_id = payload.get("s")
     if not isinstance(subject_id, str):
         raise InvalidTokenError("This link is not valid.")
@@ -82,7 +84,7 @@ def subject_for_preference_link(session: Session, links: Links, token: str) -> s
 
 def request_access(
     session: Session,
-    links: Links,
+    tokens: Tokens,
     templates: mail.MailTemplates,
     token: str,
     *,
@@ -96,7 +98,7 @@ def request_access(
     The caller answers the same either way, so the page tells nobody whether a mail was sent.
     """
     now = now or utcnow()
-    subject_id = subject_for_preference_link(session, links, token)
+    subject_id = subject_for_preference_link(session, tokens, token)
     subject = subjects.get(session, subject_id)
     address = _email(session, subject_id)
     if address is None:
@@ -112,8 +114,8 @@ def request_access(
     )
     if recent:
         return False
-    access = links.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
-    ttl_minutes = int(links.ttl(Purpose.ACCESS).total_seconds() // 60)
+    access = tokens.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
+    ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
     rendered = templates.render(
         ACCESS_MAIL,
         locale or subject.locale,
@@ -124,9 +126,9 @@ def request_access(
     return True
 
 
-def check_access_link(session: Session, links: Links, token: str) -> None:
+def check_access_link(session: Session, tokens: Tokens, token: str) -> None:
     """Raise if the link is forged, expired, used, or its subject erased; change nothing."""
-    subject_id = _access_subject(links, token)
+    subject_id = _access_subject(tokens, token)
     if session.get(UsedToken, token_hash(token)) is not None:
         raise UsedTokenError("This link was already used.")
     subjects.get(session, subject_id)
@@ -141,7 +143,7 @@ class OpenedSession:
 
 def open_session(
     session: Session,
-    links: Links,
+    tokens: Tokens,
     token: str,
     visit: Visit,
     *,
@@ -150,12 +152,12 @@ def open_session(
 ) -> OpenedSession:
     """Spend the access link and open a session; the access is answered as a rights request."""
     now = now or utcnow()
-    opened = links.open(Purpose.ACCESS, token)
+    opened = tokens.open(Purpose.ACCESS, token)
     subject_id = opened.payload.get("s")
     if not isinstance(subject_id, str):
         raise InvalidTokenError("This link is not valid.")
     subjects.get(session, subject_id)
-    spend(session, token, Purpose.ACCESS, opened.issued_at + links.ttl(Purpose.ACCESS), now=now)
+    spend(session, token, Purpose.ACCESS, opened.issued_at + tokens.ttl(Purpose.ACCESS), now=now)
     session_id = secrets.token_urlsafe(32)
     session.add(
         AccessSession(
@@ -413,8 +415,8 @@ def _erasure_request(session: Session, subject_id: str, now: datetime) -> None:
         logged.channel = "web"
 
 
-def _access_subject(links: Links, token: str) -> str:
-    subject_id = links.open(Purpose.ACCESS, token).payload.get("s")
+def _access_subject(tokens: Tokens, token: str) -> str:
+    subject_id = tokens.open(Purpose.ACCESS, token).payload.get("s")
     if not isinstance(subject_id, str):
         raise InvalidTokenError("This link is not valid.")
     return subject_id

@@ -15,7 +15,8 @@ from app.domain.chart import Chart, grouped_bars
 from app.domain.errors import DomainError
 from app.domain.vocabulary import Scope, Status
 from app.models import ConsentEvent, OAuthClient, utcnow
-from app.services import audit, clients
+from app.services import clients
+from app.services.audit import trail
 
 EVENTS = ConsentEvent.__table__
 
@@ -64,7 +65,7 @@ class Overview:
 
 def overview(
     session: Session,
-    filters: audit.EventFilter,
+    filters: trail.EventFilter,
     *,
     months: int = 12,
     page_size: int = 50,
@@ -94,7 +95,7 @@ def overview(
         grouped_bars(category, periods, {p: (c[0], c[1]) for p, c in by_month.items()})
         for category, by_month in sorted(counts.items())
     ]
-    events, next_after = audit.page(session, filters, page_size)
+    events, next_after = trail.page(session, filters, page_size)
     return Overview(charts, periods, events, next_after)
 
 

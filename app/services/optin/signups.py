@@ -27,8 +27,10 @@ from app.models import (
     SubscriptionRequest,
     utcnow,
 )
-from app.services import ledger, mail, notices, subscriptions
-from app.services.links import Links, Purpose, token_hash
+from app.services.consent import ledger, notices
+from app.services.delivery import mail
+from app.services.optin import subscriptions
+from app.services.tokens import Purpose, Tokens, token_hash
 
 TEMPLATE = "confirm"
 # One confirmation mail per address per day, however often the form is sent: no mail bombing.
@@ -40,7 +42,7 @@ class Mailer:
     """What writing a confirmation mail needs, handed in by the caller."""
 
     templates: mail.MailTemplates
-    links: Links
+    tokens: Tokens
     base_url: str
     mail_from: str
 
@@ -117,7 +119,7 @@ def subscribe(
         categories,
         act,
         country=country,
-        ttl=mailer.links.ttl(Purpose.CONFIRM),
+        ttl=mailer.tokens.ttl(Purpose.CONFIRM),
         now=now,
         commit=False,
     )
@@ -133,14 +135,16 @@ def subscribe(
     return Signup(requested.subject_id, requested.status, is_mailed)
 
 
-def inspect(session: Session, links: Links, token: str, *, now: datetime | None = None) -> Outcome:
+def inspect(
+    session: Session, tokens: Tokens, token: str, *, now: datetime | None = None
+) -> Outcome:
     """What a confirmation link stands for, changing nothing; InvalidTokenError if forged."""
     now = now or utcnow()
     try:
-        payload = links.open(Purpose.CONFIRM, token).payload
+        payload = tokens.open(Purpose.CONFIRM, token).payload
         is_expired = False
     except ExpiredTokenError:
-        payload = links.open_expired(Purpose.CONFIRM, token) or {}
+        payload = tokens.open_expired(Purpose.CONFIRM, token) or {}
         is_expired = True
     pending = session.get(SubscriptionRequest, str(payload.get("r", "")))
     if pending is None or pending.token_hash != token_hash(token):
@@ -157,7 +161,7 @@ def inspect(session: Session, links: Links, token: str, *, now: datetime | None 
 def confirm(
     session: Session,
     rules: Rules,
-    links: Links,
+    tokens: Tokens,
     token: str,
     act: ledger.Act,
     *,
@@ -165,7 +169,7 @@ def confirm(
 ) -> Outcome:
     """The POST behind a confirmation link: grants once; again, or too late, changes nothing."""
     now = now or utcnow()
-    found = inspect(session, links, token, now=now)
+    found = inspect(session, tokens, token, now=now)
     if found.state is not State.PENDING:
         session.commit()
         return found
@@ -183,7 +187,7 @@ def renew(
 ) -> Outcome:
     """A fresh link for a request whose link expired, within the one-mail-a-day rule."""
     now = now or utcnow()
-    found = inspect(session, mailer.links, token, now=now)
+    found = inspect(session, mailer.tokens, token, now=now)
     if found.state is State.ALREADY_CONFIRMED:
         session.commit()
         return found
@@ -221,9 +225,9 @@ def _queue_mail(
     """Sign a new link (replacing any earlier one) and queue the mail in this transaction."""
     catalog = rules.catalog
     locale = pending.locale
-    ttl = mailer.links.ttl(Purpose.CONFIRM)
+    ttl = mailer.tokens.ttl(Purpose.CONFIRM)
     # The nonce makes each new link differ from the one it replaces, even within one second.
-    token = mailer.links.make(Purpose.CONFIRM, {"r": pending.id, "n": secrets.token_hex(4)})
+    token = mailer.tokens.make(Purpose.CONFIRM, {"r": pending.id, "n": secrets.token_hex(4)})
     # Only the catalog's own labels go into the mail: nothing the requester typed is echoed.
     rendered = mailer.templates.render(
         TEMPLATE,

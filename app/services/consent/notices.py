@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.domain.errors import ConflictError, NotFoundError
 from app.domain.vocabulary import Action, Method
 from app.models import NoticeVersion, utcnow
-from app.services import ledger
+from app.services.consent import ledger
 
 CONSENT_NOTICE = "marketing-consent"
 

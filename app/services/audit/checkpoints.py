@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.domain import chain, proof
 from app.domain.vocabulary import Action, Method
 from app.models import ConsentEvent, utcnow
-from app.services import ledger
+from app.services.consent import ledger
 
 SYSTEM_ACT = ledger.Act(actor="system:audit", method=Method.SYSTEM)
 

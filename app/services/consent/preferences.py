@@ -21,7 +21,7 @@ from app.domain.errors import UnknownTopicError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Status
 from app.models import utcnow
-from app.services import ledger, subjects
+from app.services.consent import ledger, subjects
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from app.domain.identifiers import Identifier, email_hmacs
 from app.domain.rules import Rules
 from app.domain.vocabulary import Status
 from app.models import ConsentState, Subject, SubjectIdentifier, Suppression, utcnow
-from app.services.ledger import standing_of
+from app.services.consent.ledger import standing_of
 
 BATCH_LIMIT = 10_000
 

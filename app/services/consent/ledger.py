@@ -133,7 +133,7 @@ def append(
     """Append one event per draft to the locked chain and update current state with it."""
     occurred_at = now or utcnow()
     if act.notice_version and act.notice_sha256 is None:
-        from app.services.notices import resolve  # notices writes through the ledger too
+        from app.services.consent.notices import resolve  # notices writes through the ledger too
 
         notice = resolve(session, act.notice_version, act.locale)
         act = replace(act, notice_sha256=notice.sha256 if notice else None)

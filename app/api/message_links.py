@@ -11,8 +11,8 @@ from app.api import dump, load_body
 from app.api.schemas import MessageLinksRequestSchema, MessageLinksSchema
 from app.auth import require
 from app.domain.vocabulary import Scope
-from app.http import links, rules, session, settings
-from app.services import messages
+from app.http import rules, session, settings, tokens
+from app.services.preference_center import message_links
 
 bp = Blueprint("message_links", __name__)
 
@@ -24,10 +24,10 @@ _links = MessageLinksSchema()
 @require(Scope.CONSENT_WRITE)
 def make(subject_id: Any) -> ResponseReturnValue:
     body = load_body(_request, optional=True)
-    made = messages.make_links(
+    made = message_links.make_links(
         session(),
         rules(),
-        links(),
+        tokens(),
         settings().base_url,
         str(subject_id),
         channel=body["channel"],

@@ -15,14 +15,14 @@ from sqlalchemy.orm import Session
 from app.domain import chain, proof
 from app.domain.vocabulary import Action
 from app.models import ChainHead, NoticeVersion, utcnow
-from app.services import audit
-from app.services.checkpoints import public_jwks
-from app.services.ledger import CHAIN_ID
+from app.services.audit import trail
+from app.services.audit.checkpoints import public_jwks
+from app.services.consent.ledger import CHAIN_ID
 
 
 def stream(
     session: Session,
-    filters: audit.EventFilter,
+    filters: trail.EventFilter,
     key: ECKey,
     catalog: Mapping[str, Any],
     *,
@@ -52,12 +52,12 @@ def stream(
     for notice in _notices(session, filters):
         yield _line(notice)
     digest = proof.Digest()
-    for event in audit.iter_events(session, filters):
+    for event in trail.iter_events(session, filters):
         digest.add(event["hash"])
         yield _line({"type": "event", **event})
     if not complete:
-        for event in audit.iter_events(
-            session, audit.EventFilter(action=str(Action.CHECKPOINT), upto=head_seq)
+        for event in trail.iter_events(
+            session, trail.EventFilter(action=str(Action.CHECKPOINT), upto=head_seq)
         ):
             yield _line(
                 {
@@ -78,8 +78,8 @@ def stream(
     yield _line({"type": "trailer", **trailer, "jws": proof.sign(trailer, key)})
 
 
-def _notices(session: Session, filters: audit.EventFilter) -> Iterator[dict[str, Any]]:
-    versions = audit.notice_versions(session, filters)
+def _notices(session: Session, filters: trail.EventFilter) -> Iterator[dict[str, Any]]:
+    versions = trail.notice_versions(session, filters)
     if not versions:
         return
     rows = session.scalars(
@@ -100,7 +100,7 @@ def _notices(session: Session, filters: audit.EventFilter) -> Iterator[dict[str,
         }
 
 
-def _filters(filters: audit.EventFilter) -> dict[str, Any]:
+def _filters(filters: trail.EventFilter) -> dict[str, Any]:
     return {
         "subject_id": filters.subject_id,
         "since": chain.format_time(filters.since) if filters.since else None,

@@ -1,0 +1,1 @@
+"""What leaves the service: the mail outbox and its delivery."""

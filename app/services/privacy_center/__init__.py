@@ -1,0 +1,1 @@
+"""The privacy security center: mailbox-proof access, what is held, download, erasure, rights."""
