@@ -11,7 +11,7 @@ from app.auth import require
 from app.domain.identifiers import identifier, validate_email_address
 from app.domain.vocabulary import IdentifierKind, Scope
 from app.http import mailer, rules, session
-from app.services.optin import signups
+from app.services.optin import subscriptions
 
 bp = Blueprint("subscriptions", __name__)
 
@@ -27,7 +27,7 @@ def subscribe() -> ResponseReturnValue:
         ident = identifier(IdentifierKind.PHONE, body["phone"], region=body.get("country"))
     else:
         ident = identifier(IdentifierKind.EMAIL, validate_email_address(body["email"]))
-    requested = signups.subscribe(
+    requested = subscriptions.subscribe(
         session(),
         rules(),
         mailer(),
