@@ -83,7 +83,11 @@ def spend(
     *,
     now: datetime | None = None,
 ) -> None:
-    """Mark a single-use token as used, in the caller's transaction; UsedTokenError if it was."""
+    """Mark a single-use token as used, in the caller's transaction; UsedTokenError if it was.
+
+    A concurrent spend of the same token fails the flush; the caller's use case then fails as a
+    whole (its transaction is unusable), and the edge rolls it back.
+    """
     digest = token_hash(token)
     if session.get(UsedToken, digest) is not None:
         raise UsedTokenError("This link was already used.")
@@ -95,5 +99,4 @@ def spend(
     try:
         session.flush()
     except IntegrityError as error:  # spent by a concurrent request a moment ago
-        session.rollback()
         raise UsedTokenError("This link was already used.") from error

@@ -63,6 +63,7 @@ def _no_store(response: Response) -> Response:
 
 @bp.errorhandler(access.AccessSessionError)
 def _no_session(error: access.AccessSessionError) -> ResponseReturnValue:
+    access.end_session(session(), session_id())
     response = Response(render_template("privacy/ended.html"), status=401)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response

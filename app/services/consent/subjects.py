@@ -110,12 +110,26 @@ def erase(
     act: ledger.Act,
     *,
     now: datetime | None = None,
-    commit: bool = True,
+) -> Erasure:
+    """Erase a subject on request through the API; one transaction."""
+    erasure = apply_erasure(session, rules, subject_id, act, now=now, channel="api")
+    session.commit()
+    return erasure
+
+
+def apply_erasure(
+    session: Session,
+    rules: Rules,
+    subject_id: str,
+    act: ledger.Act,
+    *,
+    channel: str,
+    now: datetime | None = None,
 ) -> Erasure:
     """Delete identifiers and personal evidence; keep HMAC suppressions and pseudonymous proof.
 
-    commit=False leaves the transaction open for a caller that writes more with it (the final
-    mail of a self-service erasure).
+    Writes in the caller's transaction and logs the erasure as a rights request that came in
+    through `channel`; the caller commits (with the final mail of a self-service erasure).
     """
     now = now or utcnow()
     head = ledger.lock(session)
@@ -148,9 +162,7 @@ def erase(
         ],
         now=now,
     )
-    rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel="api")
-    if commit:
-        session.commit()
+    rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel=channel)
     return Erasure(subject_id, now, len(identifiers), event.id)
 
 

@@ -78,13 +78,13 @@ def make_links(
             message = f"{category!r} is transactional: its messages carry no unsubscribe link."
             raise UnknownTopicError(message, {"category": [message]})
     subjects.get(session, subject_id)
-    session.commit()  # end the read transaction; nothing is written
     payload: dict[str, str] = {"s": subject_id, "c": channel}
     if category:
         payload["k"] = category
     if message_id:
         payload["m"] = message_id
     token = tokens.make(Purpose.UNSUBSCRIBE, payload)
+    session.commit()  # ends the read transaction; nothing is written
     return MessageLinks(preference_url(tokens, base_url, subject_id), f"{base_url}/u/{token}")
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.errors import DomainError, InvalidTokenError, UsedTokenError
 from app.domain.vocabulary import IdentifierKind
-from app.models import AccessLog, AccessSession, OutboxMessage, SubjectIdentifier, UsedToken, utcnow
+from app.models import AccessLog, AccessSession, SubjectIdentifier, UsedToken, utcnow
 from app.services.consent import subjects
 from app.services.delivery import mail
 from app.services.privacy_center import rights
@@ -82,27 +82,20 @@ def request_access(
     address = email_of(session, subject_id)
     if address is None:
         raise AccessSessionError("There is no email address to send a link to.")
-    recent = session.scalar(
-        select(
-            exists().where(
-                OutboxMessage.subject_id == subject_id,
-                OutboxMessage.template == ACCESS_MAIL,
-                OutboxMessage.created_at > now - MAIL_GAP,
-            )
+    is_mailed = not mail.sent_recently(session, subject_id, ACCESS_MAIL, since=now - MAIL_GAP)
+    if is_mailed:
+        access = tokens.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
+        ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
+        rendered = templates.render(
+            ACCESS_MAIL,
+            locale or subject.locale,
+            {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
         )
-    )
-    if recent:
-        return False
-    access = tokens.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
-    ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
-    rendered = templates.render(
-        ACCESS_MAIL,
-        locale or subject.locale,
-        {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
-    )
-    mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=subject_id, now=now)
+        mail.enqueue(
+            session, rendered, to=address, mail_from=mail_from, subject_id=subject_id, now=now
+        )
     session.commit()
-    return True
+    return is_mailed
 
 
 def check_access_link(session: Session, tokens: Tokens, token: str) -> None:
@@ -154,6 +147,7 @@ def open_session(
 
 
 def end_session(session: Session, session_id: str | None) -> None:
+    """Log out, or clear away a session `resume` found over: its row goes."""
     if session_id:
         row = session.get(AccessSession, token_hash(session_id))
         if row is not None:
@@ -176,13 +170,17 @@ def resume(
     now: datetime,
     touch: bool = True,
 ) -> AccessSession:
-    """The live session behind a cookie; each use pushes its idle deadline forward."""
+    """The live session behind a cookie; each use pushes its idle deadline forward.
+
+    A session idle for too long is deleted in the caller's transaction and AccessSessionError
+    raised; the caller's use case has then failed, and the page that says so ends the session
+    for good with `end_session`.
+    """
     row = session.get(AccessSession, token_hash(session_id)) if session_id else None
     if row is None:
         raise AccessSessionError("Your secure session has ended.")
     if row.expires_at <= now:
         session.delete(row)
-        session.commit()
         raise AccessSessionError("Your secure session has ended.")
     if touch:
         row.last_seen_at, row.expires_at = now, now + idle

@@ -43,7 +43,6 @@ def download(
     rights.add(
         session, access.subject_id, "download", received_at=now, answered_at=now, channel="web"
     )
-    session.commit()
     held = gather(session, rules, inventory, access, now)
     notices_shown = {(n.key, n.version, n.locale): n for e in held.timeline if (n := e.notice)}
     data = {
@@ -75,6 +74,7 @@ def download(
         "inventory": [_item_data(item, locale) for item in inventory.items],
         "security_measures": list(inventory.measures(locale)),
     }
+    session.commit()
     return _plain(data)  # type: ignore[no-any-return]
 
 
