@@ -16,6 +16,7 @@ from marshmallow import (
     validates_schema,
 )
 
+from app.domain import chain
 from app.domain.catalog import LOCALES
 from app.domain.vocabulary import Reason, Status
 
@@ -289,30 +290,17 @@ class EvidenceSchema(Schema):
     country = fields.String(allow_none=True)
 
 
-class AuditEventSchema(Schema):
-    seq = fields.Integer()
-    id = fields.String()
-    occurred_at = fields.String()
-    subject_id = fields.String(allow_none=True)
-    channel = fields.String(allow_none=True)
-    category = fields.String(allow_none=True)
-    purpose = fields.String(allow_none=True)
-    action = fields.String()
-    status = fields.String(allow_none=True)
-    source = fields.String(allow_none=True)
-    actor = fields.String()
-    notice_version = fields.String(allow_none=True)
-    prev_hash = fields.String()
-    hash = fields.String()
-    chain_id = fields.String()
-    legal_basis = fields.String(allow_none=True)
-    method = fields.String()
-    capture_point = fields.String(allow_none=True)
-    locale = fields.String(allow_none=True)
-    notice_sha256 = fields.String(allow_none=True)
-    evidence_hash = fields.String(allow_none=True)
-    details = fields.Dict(allow_none=True)
-    evidence = fields.Nested(EvidenceSchema, allow_none=True)
+_EVENT_WIRE: dict[str, type[fields.Field[Any]]] = {
+    "int": fields.Integer,
+    "str": fields.String,
+    "time": fields.String,  # already spelt by chain.format_time
+    "json": fields.Dict,
+}
+AuditEventSchema = Schema.from_dict(
+    {f.name: _EVENT_WIRE[f.kind](allow_none=f.is_nullable) for f in chain.FIELDS}
+    | {"evidence": fields.Nested(EvidenceSchema, allow_none=True)},
+    name="AuditEventSchema",
+)
 
 
 class EventsPageSchema(Schema):
