@@ -10,7 +10,7 @@ from flask.json.provider import DefaultJSONProvider
 
 from app import components
 from app.config import Settings
-from app.domain.catalog import LOCALES, Catalog
+from app.domain.catalog import LANGUAGES, LOCALES, Catalog
 from app.domain.chain import format_time
 
 PACKAGE = Path(__file__).parent
@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     from flask_babel import get_locale
 
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
+    app.jinja_env.globals["languages"] = LANGUAGES
     return app
 
 

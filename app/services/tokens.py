@@ -33,6 +33,14 @@ class Opened:
     payload: dict[str, Any]
     issued_at: datetime
 
+    @property
+    def subject_id(self) -> str:
+        """The subject the link names (its "s"); InvalidTokenError when it names none."""
+        subject_id = self.payload.get("s")
+        if not isinstance(subject_id, str):
+            raise InvalidTokenError("This link is not valid.")
+        return subject_id
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()

@@ -1,7 +1,7 @@
 """The person's pages: preference center (/p/), one-click unsubscribe (/u/), email-me-a-link.
 
-Tokens travel in these URLs, so every response says `Referrer-Policy: no-referrer` and
-`Cache-Control: no-store`.
+Tokens travel in these URLs, so every response says `Referrer-Policy: no-referrer` (and, as
+every page does, app/security.py's `Cache-Control: no-store`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ bp = Blueprint("preferences_page", __name__)
 GPC_LAST_UPDATE = date(2026, 11, 23)  # when /.well-known/gpc.json's promise last changed
 LANG_COOKIE_AGE = 365 * 24 * 3600
 NAME = r"[a-z][a-z0-9_]{0,63}"
-LANGUAGES = (("en", "English"), ("es", "Español"), ("it", "Italiano"), ("de", "Deutsch"))
 
 
 class PreferencesFormSchema(Schema):
@@ -79,7 +78,6 @@ def _form_data() -> dict[str, Any]:
 @bp.after_request
 def private_page(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
     lang = request.args.get("lang")
     if lang in LOCALES:
         response.set_cookie(
@@ -94,7 +92,6 @@ def page_context() -> dict[str, Any]:
     return {
         "sender": controller.get("name", "Consent Center"),
         "contact": controller.get("contact"),
-        "languages": LANGUAGES,
         "days": tokens().ttl(Purpose.PREFERENCES).days,
     }
 

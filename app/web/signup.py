@@ -147,7 +147,6 @@ def _render_form(values: dict[str, Any], errors: dict[str, Any]) -> str:
         page=page,
         values=values,
         errors=errors,
-        locales=[("en", "English"), ("es", "Español"), ("it", "Italiano"), ("de", "Deutsch")],
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import yaml
 from sqlalchemy import case, select
@@ -108,6 +108,19 @@ def _publish(
         now=now,
     )
     return notice
+
+
+def record(row: NoticeVersion) -> dict[str, Any]:
+    """A published notice as data: its exact wording, that wording's hash, when it was published."""
+    return {
+        "key": row.key,
+        "version": row.version,
+        "locale": row.locale,
+        "title": row.title,
+        "text": row.text,
+        "sha256": row.sha256,
+        "published_at": row.published_at,
+    }
 
 
 def resolve(

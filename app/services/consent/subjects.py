@@ -32,7 +32,7 @@ from app.models import (
     utcnow,
 )
 from app.services.audit import trail
-from app.services.consent import ledger
+from app.services.consent import ledger, notices
 from app.services.privacy_center import rights
 
 
@@ -183,7 +183,7 @@ def export(
         for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
     }
     versions = sorted({e.notice_version for e in events if e.notice_version})
-    notices = (
+    cited = (
         session.scalars(
             select(NoticeVersion)
             .where(NoticeVersion.version.in_(versions))
@@ -219,7 +219,7 @@ def export(
             | {"evidence": evidence_data(evidence.get(event.evidence_hash or ""))}
             for event in events
         ],
-        "notices": [notice_data(n) for n in notices],
+        "notices": [notices.record(n) for n in cited],
         "rights_requests": [rights_request_data(r) for r in requests],
     }
     session.commit()
@@ -240,18 +240,6 @@ def evidence_data(row: Evidence | None) -> dict[str, Any] | None:
 
 def identifier_data(row: SubjectIdentifier) -> dict[str, Any]:
     return {"kind": row.kind, "value": row.value, "created_at": row.created_at}
-
-
-def notice_data(row: NoticeVersion) -> dict[str, Any]:
-    return {
-        "key": row.key,
-        "version": row.version,
-        "locale": row.locale,
-        "title": row.title,
-        "text": row.text,
-        "sha256": row.sha256,
-        "published_at": row.published_at,
-    }
 
 
 def rights_request_data(row: RightsRequest) -> dict[str, Any]:

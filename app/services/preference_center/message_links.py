@@ -90,10 +90,10 @@ def make_links(
 
 def open_unsubscribe(rules: Rules, tokens: Tokens, token: str) -> UnsubscribeTarget:
     """The target of a genuine, unexpired token whose topic the catalog still has."""
-    payload = tokens.open(Purpose.UNSUBSCRIBE, token).payload
-    subject_id, channel = payload.get("s"), payload.get("c")
-    category, message_id = payload.get("k") or "", payload.get("m")
-    if not isinstance(subject_id, str) or not isinstance(channel, str):
+    opened = tokens.open(Purpose.UNSUBSCRIBE, token)
+    subject_id, payload = opened.subject_id, opened.payload
+    channel, category, message_id = payload.get("c"), payload.get("k") or "", payload.get("m")
+    if not isinstance(channel, str):
         raise InvalidTokenError("This link is not valid.")
     if not isinstance(category, str) or not (message_id is None or isinstance(message_id, str)):
         raise InvalidTokenError("This link is not valid.")

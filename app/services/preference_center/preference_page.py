@@ -17,7 +17,7 @@ from app.domain.consent import (
     preferences_view,
     purpose_topic,
 )
-from app.domain.errors import DomainError, InvalidTokenError, NotFoundError
+from app.domain.errors import DomainError, NotFoundError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
 from app.models import ConsentEvent, NoticeVersion, Subject, utcnow
@@ -60,10 +60,7 @@ class PreferenceVisit:
 
 
 def subject_of(tokens: Tokens, token: str) -> str:
-    subject_id = tokens.open(Purpose.PREFERENCES, token).payload.get("s")
-    if not isinstance(subject_id, str):
-        raise InvalidTokenError("This link is not valid.")
-    return subject_id
+    return tokens.open(Purpose.PREFERENCES, token).subject_id
 
 
 def show(

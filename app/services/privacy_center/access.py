@@ -16,7 +16,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain.errors import DomainError, InvalidTokenError, UsedTokenError
+from app.domain.errors import DomainError, UsedTokenError
 from app.domain.vocabulary import IdentifierKind
 from app.models import AccessLog, AccessSession, SubjectIdentifier, UsedToken, utcnow
 from app.services.consent import subjects
@@ -53,10 +53,7 @@ class PrivacyVisit:
 
 def subject_for_preference_link(session: Session, tokens: Tokens, token: str) -> str:
     """The subject a preference link names; such a link never opens personal data by itself."""
-    payload = tokens.open(Purpose.PREFERENCES, token).payload
-    subject_id = payload.get("s")
-    if not isinstance(subject_id, str):
-        raise InvalidTokenError("This link is not valid.")
+    subject_id = tokens.open(Purpose.PREFERENCES, token).subject_id
     subjects.get(session, subject_id)
     return subject_id
 
@@ -100,7 +97,7 @@ def request_access(
 
 def check_access_link(session: Session, tokens: Tokens, token: str) -> None:
     """Raise if the link is forged, expired, used, or its subject erased; change nothing."""
-    subject_id = _access_subject(tokens, token)
+    subject_id = tokens.open(Purpose.ACCESS, token).subject_id
     if session.get(UsedToken, token_hash(token)) is not None:
         raise UsedTokenError("This link was already used.")
     subjects.get(session, subject_id)
@@ -125,9 +122,7 @@ def open_session(
     """Spend the access link and open a session; the access is answered as a rights request."""
     now = now or utcnow()
     opened = tokens.open(Purpose.ACCESS, token)
-    subject_id = opened.payload.get("s")
-    if not isinstance(subject_id, str):
-        raise InvalidTokenError("This link is not valid.")
+    subject_id = opened.subject_id
     subjects.get(session, subject_id)
     spend(session, token, Purpose.ACCESS, opened.issued_at + tokens.ttl(Purpose.ACCESS), now=now)
     session_id = secrets.token_urlsafe(32)
@@ -153,13 +148,6 @@ def end_session(session: Session, session_id: str | None) -> None:
         if row is not None:
             session.delete(row)
     session.commit()
-
-
-def _access_subject(tokens: Tokens, token: str) -> str:
-    subject_id = tokens.open(Purpose.ACCESS, token).payload.get("s")
-    if not isinstance(subject_id, str):
-        raise InvalidTokenError("This link is not valid.")
-    return subject_id
 
 
 def resume(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.domain.inventory import Inventory, Item
 from app.domain.rules import Rules
 from app.models import utcnow
-from app.services.consent import subjects
+from app.services.consent import notices, subjects
 from app.services.privacy_center import rights
 from app.services.privacy_center.access import PrivacyPage, PrivacyVisit, log_visit, resume
 from app.services.privacy_center.overview import gather
@@ -61,7 +61,7 @@ def download(
             | {"evidence": subjects.evidence_data(held.evidence.get(event.evidence_hash))}
             for event in held.events
         ],
-        "notices": [subjects.notice_data(n) for _, n in sorted(notices_shown.items())],
+        "notices": [notices.record(n) for _, n in sorted(notices_shown.items())],
         "rights_requests": [subjects.rights_request_data(r) for r in reversed(held.requests)],
         "derived": [
             {"key": d.item.key, "label": d.item.label.get(locale), "value": d.value}
