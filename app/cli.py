@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.components import Components, build
 from app.config import Settings
 from app.database import make_engine
+from app.domain.chain import format_time
 
 
 @click.group()
@@ -334,8 +335,8 @@ def rights_overdue() -> None:
                         "id": row.id,
                         "subject_id": row.subject_id,
                         "kind": row.kind,
-                        "received_at": row.received_at.isoformat(),
-                        "due_at": row.due_at.isoformat(),
+                        "received_at": format_time(row.received_at),
+                        "due_at": format_time(row.due_at),
                         "channel": row.channel,
                     }
                 )

@@ -20,7 +20,7 @@ class CheckpointSchema(Schema):
     seq = fields.Integer()
     signed_seq = fields.Integer()
     signed_hash = fields.String()
-    occurred_at = fields.AwareDateTime()
+    occurred_at = UTCDateTime()
     jws = fields.String()
 
 
@@ -41,9 +41,9 @@ class RightsRequestSchema(Schema):
     id = fields.String()
     subject_id = fields.String()
     kind = fields.String()
-    received_at = fields.AwareDateTime()
-    due_at = fields.AwareDateTime()
-    answered_at = fields.AwareDateTime(allow_none=True)
+    received_at = UTCDateTime()
+    due_at = UTCDateTime()
+    answered_at = UTCDateTime(allow_none=True)
     channel = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
 
@@ -58,7 +58,7 @@ class NoticeTextSchema(Schema):
 
 
 class RequestStepSchema(Schema):
-    requested_at = fields.AwareDateTime()
+    requested_at = UTCDateTime()
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     source = fields.String(allow_none=True)
@@ -73,11 +73,11 @@ class MailStepSchema(Schema):
     template_version = fields.String(allow_none=True)
     template_sha256 = fields.String(allow_none=True)
     status = fields.String(allow_none=True)
-    sent_at = fields.AwareDateTime(allow_none=True)
+    sent_at = UTCDateTime(allow_none=True)
 
 
 class ConfirmStepSchema(Schema):
-    confirmed_at = fields.AwareDateTime()
+    confirmed_at = UTCDateTime()
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     event_seqs = fields.List(fields.Integer())

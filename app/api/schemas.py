@@ -34,7 +34,11 @@ class StrictSchema(Schema):
 
 class UTCDateTime(fields.AwareDateTime):
     """An aware datetime, turned to UTC, between 1970 and 9998: every instant the ledger can
-    store, compare and add a statutory month to."""
+    store, compare and add a statutory month to. Written out as every answer writes a time:
+    RFC 3339 in UTC with `Z` (chain.format_time)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else chain.format_time(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
@@ -208,7 +212,7 @@ class UnsubscribeAllSchema(EvidenceFieldsMixin):
 
 class StandingSchema(Schema):
     status = fields.String(allow_none=True)
-    updated_at = fields.AwareDateTime(allow_none=True)
+    updated_at = UTCDateTime(allow_none=True)
 
 
 class ChannelViewSchema(StandingSchema):
@@ -253,14 +257,14 @@ class SubjectQuerySchema(StrictSchema):
 
 class SubjectSchema(Schema):
     subject_id = fields.String(attribute="id")
-    created_at = fields.AwareDateTime()
+    created_at = UTCDateTime()
     locale = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
 
 
 class ErasureSchema(Schema):
     subject_id = fields.String()
-    erased_at = fields.AwareDateTime()
+    erased_at = UTCDateTime()
     identifiers_suppressed = fields.Integer()
     event_id = fields.String()
     kept = fields.Dict()
@@ -333,7 +337,7 @@ class NoticeOutSchema(Schema):
     title = fields.String()
     text = fields.String()
     sha256 = fields.String()
-    published_at = fields.AwareDateTime()
+    published_at = UTCDateTime()
 
 
 # --- links for a message ---------------------------------------------------------------------

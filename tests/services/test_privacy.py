@@ -19,6 +19,7 @@ from app.services.privacy_center import access, download, erasure, overview, rig
 from app.services.tokens import Purpose, Tokens
 from tests.factories import make_subscriber
 from tests.transactions import counting_commits
+from tests.wire import offset_times
 
 ROOT = Path(__file__).parent.parent.parent
 IDLE = timedelta(minutes=15)
@@ -195,6 +196,24 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
     ]
     with pytest.raises(access.AccessSessionError):
         overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
+
+
+def test_the_download_writes_every_time_in_utc_with_z(
+    session: Session,
+    rules: Rules,
+    signer: Tokens,
+    templates: MailTemplates,
+    inventory: Inventory,
+) -> None:
+    subject_id = make_subscriber(session, rules)
+    ask(session, signer, templates, subject_id)
+    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+    data = download.download(
+        session, rules, inventory, opened.session_id, VISIT, idle=IDLE, locale="en", now=T0
+    )
+    text = download.dumps(data)
+    assert offset_times(text) == []
+    assert data["generated_at"] == "2026-11-20T09:00:00.000000Z"
 
 
 def test_a_self_service_erasure_is_one_transaction_logged_once_as_from_the_web(
