@@ -43,6 +43,16 @@ def inventory() -> Inventory:
     return load_inventory(Settings.__dataclass_fields__["inventory_path"].default)  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def opened(
+    session: Session, rules: Rules, signer: Tokens, templates: MailTemplates
+) -> access.OpenedSession:
+    """A subscriber who asked for access and opened the mailed link at T0."""
+    subject_id = make_subscriber(session, rules)
+    ask(session, signer, templates, subject_id)
+    return access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+
+
 def ask(session: Session, signer: Tokens, templates: MailTemplates, subject_id: str) -> bool:
     return access.request_access(
         session,
@@ -201,13 +211,10 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
 def test_the_download_writes_every_time_in_utc_with_z(
     session: Session,
     rules: Rules,
-    signer: Tokens,
     templates: MailTemplates,
     inventory: Inventory,
+    opened: access.OpenedSession,
 ) -> None:
-    subject_id = make_subscriber(session, rules)
-    ask(session, signer, templates, subject_id)
-    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
     data = download.download(
         session, rules, inventory, opened.session_id, VISIT, idle=IDLE, locale="en", now=T0
     )
@@ -219,13 +226,10 @@ def test_the_download_writes_every_time_in_utc_with_z(
 def test_a_self_service_erasure_is_one_transaction_logged_once_as_from_the_web(
     session: Session,
     rules: Rules,
-    signer: Tokens,
     templates: MailTemplates,
     inventory: Inventory,
+    opened: access.OpenedSession,
 ) -> None:
-    subject_id = make_subscriber(session, rules)
-    ask(session, signer, templates, subject_id)
-    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
     with counting_commits(session) as commits:
         erasure.erase(
             session,
@@ -249,13 +253,10 @@ def test_a_self_service_erasure_is_one_transaction_logged_once_as_from_the_web(
 def test_an_idle_session_fails_the_use_case_and_ending_it_removes_it(
     session: Session,
     rules: Rules,
-    signer: Tokens,
     templates: MailTemplates,
     inventory: Inventory,
+    opened: access.OpenedSession,
 ) -> None:
-    subject_id = make_subscriber(session, rules)
-    ask(session, signer, templates, subject_id)
-    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
     later = T0 + IDLE + timedelta(seconds=1)
     with counting_commits(session) as commits, pytest.raises(access.AccessSessionError):
         overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=later)
