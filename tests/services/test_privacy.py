@@ -211,7 +211,6 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
 def test_the_download_writes_every_time_in_utc_with_z(
     session: Session,
     rules: Rules,
-    templates: MailTemplates,
     inventory: Inventory,
     opened: access.OpenedSession,
 ) -> None:
@@ -253,7 +252,6 @@ def test_a_self_service_erasure_is_one_transaction_logged_once_as_from_the_web(
 def test_an_idle_session_fails_the_use_case_and_ending_it_removes_it(
     session: Session,
     rules: Rules,
-    templates: MailTemplates,
     inventory: Inventory,
     opened: access.OpenedSession,
 ) -> None:
