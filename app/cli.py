@@ -317,6 +317,27 @@ def retention_run() -> None:
     click.echo(json.dumps(report.as_dict()))
 
 
+@main.command("openapi")
+@click.option(
+    "--check",
+    "committed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Compare with this file instead of printing; exit 1 if it is not current.",
+)
+def openapi(committed: Path | None) -> None:
+    """Print the API description generated from the routes and schemas (openapi.yaml)."""
+    from app.api.openapi import generate
+
+    generated = generate()
+    if committed is None:
+        click.echo(generated, nl=False)
+    elif committed.read_text(encoding="utf-8") != generated:
+        raise click.ClickException(
+            f"{committed} is not current: run `consent-center openapi > {committed}`."
+        )
+
+
 @main.group()
 def rights() -> None:
     """The rights-request log."""
