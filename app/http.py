@@ -66,7 +66,7 @@ def read_session() -> Iterator[Session]:
 
 
 def client_ip() -> str | None:
-    """The caller's address (gunicorn's forwarded_allow_ips decides whom to believe)."""
+    """The caller's address: behind TRUSTED_PROXY_HOPS proxies, the one they saw (ProxyFix)."""
     return request.remote_addr
 
 
