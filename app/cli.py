@@ -351,6 +351,18 @@ def rights_overdue() -> None:
     sys.exit(1 if found else 0)
 
 
+@main.command("rekey-identifiers")
+def rekey_identifiers() -> None:
+    """After a new IDENTIFIER_HMAC_KEY: re-key every identifier to it. Suppressions keep their
+    old HMAC (no plain value is kept), so keep the old key in IDENTIFIER_HMAC_OLD_KEYS."""
+    from app.services.consent import subjects
+
+    settings = Settings.from_env()
+    with db_session(settings) as session:
+        report = subjects.rekey(session, components(settings).rules)
+    click.echo(json.dumps(report.__dict__))
+
+
 @main.command("config-reference")
 def config_reference() -> None:
     """Print the configuration reference (docs/configuration.md) from the settings' declaration."""
