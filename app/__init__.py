@@ -68,6 +68,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+    if settings.database_read_url:
+        from app.database import make_replica_engine
+
+        app.extensions["replica_engine"] = make_replica_engine(settings.database_read_url)
     if settings.trusted_proxy_hops:
         # The client's address is the one the trusted proxies saw: evidence and per-IP limits
         # both read request.remote_addr, and a client-sent extra X-Forwarded-For hop is ignored.

@@ -10,7 +10,7 @@ from app.api.schemas import BatchCheckSchema, CheckQuerySchema, CheckResultSchem
 from app.auth import require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Scope
-from app.http import read_session, rules
+from app.http import read_session, read_source, rules
 from app.observability import count_decisions
 from app.services.consent import checks
 
@@ -44,6 +44,7 @@ def check() -> ResponseReturnValue:
             "reason": answer.decision.reason,
             "subject_id": answer.subject_id,
             "event_id": answer.decision.event_id,
+            **read_source(),
         },
     )
 
@@ -63,4 +64,5 @@ def check_batch() -> ResponseReturnValue:
         ],
         "allowed": allowed,
         "denied": len(results) - allowed,
+        **read_source(),
     }

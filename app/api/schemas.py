@@ -95,6 +95,7 @@ class CheckResultSchema(Schema):
     reason = fields.Enum(Reason, by_value=True, required=True)
     subject_id = fields.String(allow_none=True)
     event_id = fields.String(allow_none=True)
+    read_from = fields.String()  # "replica" when the read replica answered
 
 
 class EmailList(fields.Field[list[str]]):
