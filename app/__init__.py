@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import components
 from app.config import Settings
@@ -67,6 +68,18 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+    if settings.database_read_url:
+        from app.database import make_replica_engine
+
+        app.extensions["replica_engine"] = make_replica_engine(settings.database_read_url)
+    if settings.trusted_proxy_hops:
+        # The client's address is the one the trusted proxies saw: evidence and per-IP limits
+        # both read request.remote_addr, and a client-sent extra X-Forwarded-For hop is ignored.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    from app.observability import init_observability
+
+    init_observability(app, settings)
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 

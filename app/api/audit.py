@@ -108,7 +108,7 @@ def export() -> ResponseReturnValue:
     else:
         render, mimetype, suffix = trail.to_ndjson, "application/x-ndjson", "ndjson"
     return Response(
-        streamed(lambda own: render(trail.iter_events(own, filters))),
+        streamed(lambda own: render(trail.iter_events(own, filters)), replica=True),
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="audit-trail.{suffix}"'},
     )

@@ -10,7 +10,8 @@ from app.api.schemas import BatchCheckSchema, CheckQuerySchema, CheckResultSchem
 from app.auth import require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Scope
-from app.http import read_session, rules
+from app.http import read_session, read_source, rules
+from app.observability import count_decisions
 from app.services.consent import checks
 
 bp = Blueprint("consent", __name__)
@@ -79,6 +80,7 @@ def check() -> ResponseReturnValue:
     subject_id = str(args["subject_id"]) if "subject_id" in args else None
     with read_session() as reader:
         answer = checks.check(reader, rules(), _question(args), ident=ident, subject_id=subject_id)
+    count_decisions(answer.decision.reason)
     return dump(
         _result,
         {
@@ -86,6 +88,7 @@ def check() -> ResponseReturnValue:
             "reason": answer.decision.reason,
             "subject_id": answer.subject_id,
             "event_id": answer.decision.event_id,
+            **read_source(),
         },
     )
 
@@ -121,6 +124,7 @@ def check_batch() -> ResponseReturnValue:
     body = load_body(_batch)
     with read_session() as reader:
         results = checks.check_emails(reader, rules(), _question(body), body["emails"])
+    count_decisions(*(r.decision.reason for r in results))
     allowed = sum(1 for r in results if r.decision.allowed)
     return {
         "results": [
@@ -129,4 +133,5 @@ def check_batch() -> ResponseReturnValue:
         ],
         "allowed": allowed,
         "denied": len(results) - allowed,
+        **read_source(),
     }

@@ -143,6 +143,15 @@ class CheckResultSchema(Schema):
     event_id = uuid_field(
         "The audit event the answer relied on, where there is one.", allow_none=True
     )
+    read_from = fields.String(
+        metadata={
+            "enum": ["replica"],
+            "description": "Present when the answer was read from the read replica\n"
+            "(`DATABASE_READ_URL`): a change made in the last moments (replication lag) may not\n"
+            "be in it yet.\n",
+            "x-optional": True,
+        }
+    )
 
 
 class EmailList(fields.Field[list[str]]):
