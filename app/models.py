@@ -316,3 +316,17 @@ class RightsRequest(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_rights_requests_open", "answered_at", "due_at"),)
+
+
+class JobRun(Base):
+    """A scheduled job's claim row: a worker runs the job only if it moves `next_due_at` on
+    first, in one conditional UPDATE, so of several workers exactly one runs each turn."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_due_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)

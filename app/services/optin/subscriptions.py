@@ -152,8 +152,11 @@ def _record(
     subject, is_new = subjects.find_or_create(
         session, rules, ident, now=now, locale=act.locale, country=country
     )
-    key = ident.key(rules.identifier_key)
-    is_suppressed = subjects.is_suppressed(session, key)
+    keys = ident.keys(rules.identifier_keys)
+    key = keys[0]
+    is_suppressed = subjects.is_suppressed(session, keys)
+    if is_suppressed:
+        subjects.carry_suppression(session, keys)  # so that confirming lifts it
     needs_confirmation = is_suppressed or rules.needs_double_opt_in(channel, country)
     current = ledger.standings(session, subject.id)
     status = Status.PENDING if needs_confirmation else Status.GRANTED
