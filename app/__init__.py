@@ -8,7 +8,7 @@ from pathlib import Path
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
-from app.config import Settings
+from app.config import Settings, check_opt_in_policy
 from app.domain.catalog import LOCALES, Catalog, load_catalog
 from app.domain.chain import format_time
 from app.domain.rules import Rules
@@ -41,6 +41,7 @@ class JSONProvider(DefaultJSONProvider):
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    check_opt_in_policy(settings)
     catalog = catalog or load_catalog(settings.catalog_path)
     app = Flask(
         __name__,

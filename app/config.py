@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from app.domain.opt_in_policy import load_policy, refusals
+
 DEFAULT_INSTANCE = Path.cwd() / "instance"
 PACKAGE_DATA = Path(__file__).parent / "data"
 
@@ -41,6 +43,8 @@ class Settings:
     # Consent rules.
     max_consent_age: timedelta | None = None
     single_opt_in_countries: frozenset[str] = frozenset()
+    # Countries the shipped policy requires double opt-in for, allowed single opt-in anyway.
+    single_opt_in_override: frozenset[str] = frozenset()
     # Lifetimes of links and tokens.
     access_token_ttl: timedelta = timedelta(hours=1)
     revocation_refresh: timedelta = timedelta(seconds=10)
@@ -80,7 +84,7 @@ class Settings:
         secret_key = env.get("SECRET_KEY") or _development_secret(instance)
         identifier_key = env.get("IDENTIFIER_HMAC_KEY")
         port = env.get("PORT", "5000")
-        return cls(
+        settings = cls(
             database_url=_database_url(env.get("DATABASE_URL"), instance),
             secret_key=secret_key,
             identifier_key=(
@@ -100,11 +104,8 @@ class Settings:
             outbox_dir=_path(env, "OUTBOX_DIR", instance / "outbox"),
             send_mail_inline=_bool(env, "SEND_MAIL_INLINE", False),
             max_consent_age=_days(env, "MAX_CONSENT_AGE_DAYS", None),
-            single_opt_in_countries=frozenset(
-                c.strip().upper()
-                for c in env.get("SINGLE_OPT_IN_COUNTRIES", "").split(",")
-                if c.strip()
-            ),
+            single_opt_in_countries=_countries(env, "SINGLE_OPT_IN_COUNTRIES"),
+            single_opt_in_override=_countries(env, "SINGLE_OPT_IN_OVERRIDE"),
             access_token_ttl=timedelta(seconds=_int(env, "ACCESS_TOKEN_TTL_SECONDS", 3600)),
             confirm_link_ttl=timedelta(hours=_int(env, "CONFIRM_LINK_TTL_HOURS", 72)),
             preference_link_ttl=timedelta(days=_int(env, "PREFERENCE_LINK_TTL_DAYS", 90)),
@@ -125,6 +126,17 @@ class Settings:
             ),
             checkpoint_every=_int(env, "CHECKPOINT_EVERY", 1000),
         )
+        check_opt_in_policy(settings)
+        return settings
+
+
+def check_opt_in_policy(settings: Settings) -> None:
+    """Refuse single opt-in where the shipped policy requires double opt-in, unless overridden."""
+    found = refusals(
+        settings.single_opt_in_countries, settings.single_opt_in_override, load_policy()
+    )
+    if found:
+        raise ConfigError(" ".join(found))
 
 
 def derive_key(secret: str, purpose: str) -> bytes:
@@ -153,6 +165,10 @@ def _database_url(value: str | None, instance: Path) -> str:
     elif value.startswith("postgresql://"):
         value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
     return value
+
+
+def _countries(env: Mapping[str, str], name: str) -> frozenset[str]:
+    return frozenset(c.strip().upper() for c in env.get(name, "").split(",") if c.strip())
 
 
 def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
