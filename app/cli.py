@@ -85,7 +85,13 @@ def run(host: str, port: int, no_migrate: bool) -> None:
 
 @main.command("create-client")
 @click.argument("name")
-@click.option("--scopes", default="consent:read", show_default=True, help="Space-separated scopes.")
+@click.option(
+    "--scopes",
+    default="consent:read",
+    show_default=True,
+    help="Space-separated scopes: consent:read consent:write notices:publish subjects:manage "
+    "audit:read audit:write.",
+)
 def create_client(name: str, scopes: str) -> None:
     """Create an API client; prints {"client_id", "client_secret", "scopes"} once."""
     from app.services import clients

@@ -99,7 +99,7 @@ def dpo_package() -> ResponseReturnValue:
 
 
 @bp.post("/audit/checkpoints")
-@require(Scope.AUDIT_READ)
+@require(Scope.AUDIT_WRITE)
 def create_checkpoint() -> ResponseReturnValue:
     load_body(_no_fields, optional=True)  # nothing to send; a body that is sent must be valid
     return dump(_checkpoint, checkpoints.create(session(), signing_key())), 201

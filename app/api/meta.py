@@ -31,7 +31,7 @@ def list_notices() -> ResponseReturnValue:
 
 
 @bp.post("/notices")
-@require(Scope.CONSENT_WRITE)
+@require(Scope.NOTICES_PUBLISH)
 def publish_notice() -> ResponseReturnValue:
     body = load_body(_notice_in)
     notice = notices.publish(session(), actor=f"client:{current_client_id()}", **body)

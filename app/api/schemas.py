@@ -17,7 +17,7 @@ from marshmallow import (
 )
 
 from app.domain.catalog import LOCALES
-from app.domain.vocabulary import Reason, Status
+from app.domain.vocabulary import CLIENT_METHODS, Reason, Status
 
 NAME = validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="Not a valid name.")
 IDENTIFIER_FIELDS = ("email", "phone", "external_id", "subject_id")
@@ -196,7 +196,12 @@ class PreferencesPatchSchema(EvidenceFieldsMixin):
         fields.Nested(ChangeSchema), required=True, validate=validate.Length(min=1, max=200)
     )
     method = fields.String(
-        validate=validate.OneOf(["api", "form", "import", "preference_page"]), load_default="api"
+        validate=validate.OneOf(
+            [str(m) for m in CLIENT_METHODS],
+            error="Must be one of: {choices}; the others are recorded only by the service's "
+            "own pages.",
+        ),
+        load_default="api",
     )
 
 

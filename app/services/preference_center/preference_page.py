@@ -29,6 +29,7 @@ from app.services.tokens import Purpose, Tokens
 LINK_MAIL = "preference_link"
 LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
 GPC_ACTOR = "browser:gpc"
+PAGE_ACTOR = "subject"
 
 
 @dataclass(frozen=True)
@@ -111,9 +112,7 @@ def _honour_gpc(
     chosen = {
         topic
         for topic, standing in current.items()
-        if standing.status is Status.GRANTED
-        and session.scalar(select(ConsentEvent.method).where(ConsentEvent.id == standing.event_id))
-        == Method.PREFERENCE_PAGE
+        if standing.status is Status.GRANTED and _chosen_on_page(session, standing.event_id)
     }
     drafts = [
         ledger.Draft(
@@ -140,6 +139,14 @@ def _honour_gpc(
         ledger.append(session, head, act, drafts, now=now)
     session.commit()
     return bool(chosen)
+
+
+def _chosen_on_page(session: Session, event_id: str) -> bool:
+    """Made by the person on this page: an API client's claim to the method is not enough."""
+    made = session.execute(
+        select(ConsentEvent.method, ConsentEvent.actor).where(ConsentEvent.id == event_id)
+    ).first()
+    return made is not None and tuple(made) == (Method.PREFERENCE_PAGE, PAGE_ACTOR)
 
 
 def _notice(session: Session, locale: str) -> Notice | None:
@@ -231,7 +238,7 @@ def _page_act(
     else:
         version = shown.version
     return ledger.Act(
-        actor="subject",
+        actor=PAGE_ACTOR,
         method=Method.PREFERENCE_PAGE,
         source="preference_page",
         capture_point="preference_page",
