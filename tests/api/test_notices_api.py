@@ -68,10 +68,10 @@ def test_a_keys_versions_are_listed_per_locale(api: ApiClient, clean_db: Engine)
         for day, (version, locale) in enumerate(
             [("1", "en"), ("1", "it"), ("2", "en"), ("3", "it")]
         ):
-            notices.publish(
+            publish(
                 session,
-                **NOTICE | {"version": version, "locale": locale},
-                now=start + timedelta(days=day),
+                NOTICE | {"version": version, "locale": locale},
+                start + timedelta(days=day),
             )
     listed = [(n["locale"], n["version"]) for n in api.get("/v1/notices").get_json()["notices"]]
     assert listed == [("en", "1"), ("en", "2"), ("it", "1"), ("it", "3")]
