@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
 from app.domain.consent import Standing, Topic
+from app.domain.errors import UnpublishedNoticeError
 from app.domain.vocabulary import Action, LegalBasis, Method, Status
 from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, utcnow
 
@@ -90,6 +91,23 @@ def lock(session: Session, chain_id: str = CHAIN_ID) -> ChainHead:
     return head
 
 
+def cited(session: Session, act: Act) -> Act:
+    """The act with the hash of the notice it cites; UnpublishedNoticeError if there is none.
+
+    Use cases call it before they write, so a bad citation is refused even when nothing
+    would change; `append` calls it again for every act.
+    """
+    if not act.notice_version or act.notice_sha256 is not None:
+        return act
+    from app.services.consent.notices import resolve  # notices writes through the ledger too
+
+    notice = resolve(session, act.notice_version, act.locale)
+    if notice is None:
+        message = f"Notice version {act.notice_version!r} was never published."
+        raise UnpublishedNoticeError(message, {"notice_version": [message]})
+    return replace(act, notice_sha256=notice.sha256)
+
+
 def record_evidence(
     session: Session, subject_id: str | None, act: Act, now: datetime
 ) -> str | None:
@@ -132,11 +150,7 @@ def append(
 ) -> list[ConsentEvent]:
     """Append one event per draft to the locked chain and update current state with it."""
     occurred_at = now or utcnow()
-    if act.notice_version and act.notice_sha256 is None:
-        from app.services.consent.notices import resolve  # notices writes through the ledger too
-
-        notice = resolve(session, act.notice_version, act.locale)
-        act = replace(act, notice_sha256=notice.sha256 if notice else None)
+    act = cited(session, act)
     subject_ids = {d.subject_id for d in drafts}
     if evidence_hash is None and act.has_evidence:
         evidence_hash = record_evidence(
@@ -218,6 +232,23 @@ def standings(
         Topic(row.channel, row.category, row.purpose): standing_of(row)
         for row in session.scalars(query)
     }
+
+
+def has_been_granted(session: Session, subject_id: str, topic: Topic) -> bool:
+    """Whether any event ever granted this topic (a confirmed address stays proven)."""
+    events = ConsentEvent.__table__.c
+    found = session.scalar(
+        select(events.seq)
+        .where(
+            events.subject_id == subject_id,
+            events.channel == (topic.channel or None),
+            events.category.is_(None) if not topic.category else events.category == topic.category,
+            events.purpose.is_(None),
+            events.status == str(Status.GRANTED),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def standing_of(row: ConsentState) -> Standing:

@@ -60,6 +60,7 @@ def request(
     validate_categories(rules, channel, categories)
     now = now or utcnow()
     head = ledger.lock(session)
+    act = ledger.cited(session, act)
     subject, is_new = subjects.find_or_create(
         session, rules, ident, now=now, locale=act.locale, country=country
     )
@@ -137,6 +138,16 @@ def confirm(
     current = ledger.standings(session, pending.subject_id)
     topics = [channel_topic(pending.channel)] + [
         pair_topic(pending.channel, c) for c in json.loads(pending.categories)
+    ]
+    # What was granted on this channel while it awaited confirmation (by a PATCH or a page)
+    # is confirmed with it: the address's confirmation is what it waited for.
+    topics += [
+        topic
+        for topic, standing in current.items()
+        if topic.channel == pending.channel
+        and topic.category
+        and standing.status is Status.PENDING
+        and topic not in topics
     ]
     confirm_act = ledger.Act(
         actor="subject",

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.domain.consent import (
     PreferencesView,
-    channel_topic,
     legal_basis,
     pair_topic,
     preferences_view,
@@ -178,7 +177,7 @@ def save(
     subject_id = subject_of(tokens, token)
     now = now or utcnow()
     head = ledger.lock(session)
-    subjects.get(session, subject_id)
+    subject = subjects.get(session, subject_id)
     current = ledger.standings(session, subject_id)
     shown = preferences_view(
         rules.catalog, current, is_suppressed=False, now=now, max_age=rules.max_consent_age
@@ -188,12 +187,9 @@ def save(
         wanted = (pair.channel, pair.category) in pairs
         if wanted == pair.decision.allowed:
             continue
-        if wanted:
-            # A pending channel is confirmed by ticking one of its boxes on a page that only
-            # the mailbox's owner was sent a link to.
-            channel = current.get(channel_topic(pair.channel))
-            if channel is not None and channel.status is Status.PENDING:
-                changes.append(preferences.Change(channel_topic(pair.channel), Status.GRANTED))
+        # Ticking a box of a channel awaiting confirmation leaves it pending: the page's link
+        # can be passed on (an API client asks for it), so only the confirmation link proves
+        # the mailbox.
         status = Status.GRANTED if wanted else Status.WITHDRAWN
         changes.append(preferences.Change(pair_topic(pair.channel, pair.category), status))
     for purpose in shown.purposes:
@@ -202,7 +198,8 @@ def save(
             status = Status.GRANTED if wanted else Status.WITHDRAWN
             changes.append(preferences.Change(purpose_topic(purpose.purpose), status))
     preferences.validate_changes(rules, changes)
-    drafts = preferences.plan_changes(rules, subject_id, changes, current)
+    awaiting = preferences.awaiting_confirmation(session, rules, subject, current)
+    drafts = preferences.plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
     if drafts:
         ledger.append(
             session, head, _page_act(session, visit, locale, notice_version), drafts, now=now
