@@ -146,15 +146,11 @@ def audit_verify(package_file: Path | None, key_file: Path | None) -> None:
         sys.exit(0 if outcome.is_ok else 1)
     from app.services.audit import trail as audit_service
 
-    with db_session(Settings.from_env()) as session:
-        result = audit_service.verify(session)
-    report = {
-        "ok": result.is_ok,
-        "events_checked": result.events_checked,
-        "first_bad_seq": result.first_bad_seq,
-        "problem": result.problem,
-    }
-    click.echo(json.dumps(report))
+    settings = Settings.from_env()
+    keys = components(settings).signing_keys.verifying()
+    with db_session(settings) as session:
+        result = audit_service.verify(session, keys=keys)
+    click.echo(json.dumps(result.as_dict()))
     sys.exit(0 if result.is_ok else 1)
 
 

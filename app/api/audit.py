@@ -70,7 +70,8 @@ def export() -> ResponseReturnValue:
 @bp.get("/audit/verify")
 @require(Scope.AUDIT_READ)
 def verify() -> ResponseReturnValue:
-    return dump(_verification, trail.verify(session()))
+    report = trail.verify(session(), keys=signing_keys().verifying())
+    return dump(_verification, report.as_dict())
 
 
 _package_query = PackageQuerySchema()

@@ -325,11 +325,39 @@ class EventsPageSchema(Schema):
     next_after = fields.Integer(allow_none=True)
 
 
+class NoticeNameSchema(Schema):
+    key = fields.String(allow_none=True)
+    version = fields.String()
+    locale = fields.String(allow_none=True)
+
+
+class StateNameSchema(Schema):
+    subject_id = fields.String()
+    channel = fields.String()
+    category = fields.String()
+    purpose = fields.String()
+
+
+class VerificationCountsSchema(Schema):
+    events = fields.Integer()
+    notices = fields.Integer()
+    evidence = fields.Integer()
+    checkpoints = fields.Integer()
+    states = fields.Integer()
+
+
 class VerificationSchema(Schema):
-    ok = fields.Boolean(attribute="is_ok")
+    """The contract's three fields, then what failed and where, and what was checked."""
+
+    ok = fields.Boolean()
     events_checked = fields.Integer()
     first_bad_seq = fields.Integer(allow_none=True)
     problem = fields.String(allow_none=True)
+    record = fields.String(allow_none=True)
+    notice = fields.Nested(NoticeNameSchema, allow_none=True)
+    evidence_hash = fields.String(allow_none=True)
+    state = fields.Nested(StateNameSchema, allow_none=True)
+    checked = fields.Nested(VerificationCountsSchema)
 
 
 # --- notices ---------------------------------------------------------------------------------

@@ -10,12 +10,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain import chain, proof
-from app.domain.vocabulary import Action
-from app.models import ChainHead, ConsentEvent, Evidence
+from app.domain import chain
+from app.models import ConsentEvent, Evidence
+from app.services.audit import verification
 from app.services.consent.ledger import CHAIN_ID
 
 PAGE = 2000
@@ -140,49 +141,11 @@ def to_csv(events: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield _drain(buffer)
 
 
-def verify(session: Session, chain_id: str = CHAIN_ID) -> chain.Verification:
-    head = session.get(ChainHead, chain_id)
-    if head is None:
-        return chain.Verification(True, 0)
-    result = chain.verify(
-        _records(session, chain_id, head.base_seq),
-        base_seq=head.base_seq,
-        base_hash=head.base_hash,
-        head_seq=head.last_seq,
-        head_hash=head.last_hash,
-    )
-    if not result.is_ok:
-        return result
-    last_run = session.scalar(
-        select(EVENTS.c.details)
-        .where(EVENTS.c.chain_id == chain_id, EVENTS.c.action == str(Action.RETENTION_RUN))
-        .order_by(EVENTS.c.seq.desc())
-        .limit(1)
-    )
-    moved = proof.base_problem(
-        head.base_seq, head.base_hash, proof.retention_base(last_run) if last_run else None
-    )
-    return moved or result
-
-
-def _records(session: Session, chain_id: str, after: int) -> Iterator[dict[str, Any]]:
-    """Rows straight from the table (Core, not the ORM's identity map): what is stored now."""
-    while True:
-        rows = (
-            session.execute(
-                select(EVENTS)
-                .where(EVENTS.c.chain_id == chain_id, EVENTS.c.seq > after)
-                .order_by(EVENTS.c.seq)
-                .limit(PAGE * 5)
-            )
-            .mappings()
-            .all()
-        )
-        if not rows:
-            return
-        for row in rows:
-            yield dict(row)
-        after = rows[-1]["seq"]
+def verify(
+    session: Session, chain_id: str = CHAIN_ID, keys: KeySet | None = None
+) -> verification.Report:
+    """The chain and every record it vouches for: see services/audit/verification.py."""
+    return verification.verify(session, keys, chain_id)
 
 
 def event_dict(row: Mapping[str, Any], evidence: Any = None) -> dict[str, Any]:

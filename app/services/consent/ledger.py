@@ -9,7 +9,6 @@ writes one event.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,9 +22,11 @@ from sqlalchemy.orm import Session
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
 from app.domain.consent import Standing, Topic
 from app.domain.errors import UnpublishedNoticeError
+from app.domain.records import evidence_digest
 from app.domain.vocabulary import Action, LegalBasis, Method, Status
 from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, utcnow
 
+EVIDENCE_HASHED = ("nonce", "ip", "user_agent", "country", "details", "created_at")
 CHAIN_ID = "main"  # one chain for now; shard by subject later without changing the format
 
 
@@ -113,30 +114,18 @@ def record_evidence(
 ) -> str | None:
     if not act.has_evidence:
         return None
-    nonce = secrets.token_hex(16)
-    details = canonical_json(dict(act.evidence)) if act.evidence else None
-    body = {
-        "nonce": nonce,
-        "ip": act.ip,
-        "user_agent": act.user_agent,
-        "country": act.country,
-        "details": details,
-        "created_at": now.isoformat(),
-    }
-    digest = hashlib.sha256(canonical_json(body).encode()).hexdigest()
-    session.add(
-        Evidence(
-            hash=digest,
-            subject_id=subject_id,
-            nonce=nonce,
-            ip=act.ip,
-            user_agent=act.user_agent,
-            country=act.country,
-            details=details,
-            created_at=now,
-        )
+    row = Evidence(
+        subject_id=subject_id,
+        nonce=secrets.token_hex(16),
+        ip=act.ip,
+        user_agent=act.user_agent,
+        country=act.country,
+        details=canonical_json(dict(act.evidence)) if act.evidence else None,
+        created_at=now,
     )
-    return digest
+    row.hash = evidence_digest({name: getattr(row, name) for name in EVIDENCE_HASHED})
+    session.add(row)
+    return row.hash
 
 
 def append(
