@@ -1,7 +1,8 @@
-"""The records the proof rests on besides the chain: notice texts, session evidence, signed
-checkpoints and the current state, checked one by one; each failure names what and where.
+"""The records the proof rests on besides the chain: notice texts, session evidence and the
+current state, checked one by one; each failure names what and where.
 
 Pure: the live verifier feeds it rows from the database, the offline one a package's records.
+Checkpoint signatures are checked by app.domain.proof.check_checkpoint.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from joserfc.jwk import KeySet
-
-from app.domain import chain, proof
+from app.domain import chain
 
 NOTICE_PUBLISHED = "notice_published"
 ERASE = "erase"
@@ -207,24 +206,6 @@ def _nearest(stored: Mapping[tuple[str, str], str], locale: Any) -> tuple[str, s
         if found == locale:
             return key, found
     return min(stored) if stored else None
-
-
-# --- checkpoints -------------------------------------------------------------------------------
-
-
-def check_checkpoint(seq: int, token: Any, keys: KeySet, previous: tuple[int, str] | None) -> None:
-    """A checkpoint's JWS must verify with the service's keys and sign the event before it."""
-    claims = proof.open_signed(str(token or ""), keys)
-    if claims is None or claims.get("typ") != proof.CHECKPOINT_TYPE:
-        raise BadRecord(Finding("checkpoint", f"checkpoint {seq}'s signature does not verify", seq))
-    if previous is not None and (claims.get("seq"), claims.get("hash")) != previous:
-        raise BadRecord(
-            Finding(
-                "checkpoint",
-                f"checkpoint {seq} signed a head the events before it do not have",
-                seq,
-            )
-        )
 
 
 # --- current state -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain import chain
+from app.domain import chain, records
 from app.models import ConsentEvent, Evidence
 from app.services.audit import verification
 from app.services.consent.ledger import CHAIN_ID
@@ -87,14 +87,20 @@ def page(
     return events, next_after
 
 
-def iter_events(session: Session, filters: EventFilter) -> Iterator[dict[str, Any]]:
-    """Every matching event, read page by page by seq: constant memory however long the trail."""
+def iter_events(
+    session: Session, filters: EventFilter, *, with_proof: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Every matching event, read page by page by seq: constant memory however long the trail.
+
+    `with_proof` adds to the evidence what its hash covers (nonce, details, time), so a
+    package's reader can recompute it.
+    """
     after = filters.after
     while True:
         rows = session.execute(_query(_replace_after(filters, after)).limit(PAGE)).mappings().all()
         if not rows:
             return
-        yield from _with_evidence(session, rows)
+        yield from _with_evidence(session, rows, with_proof=with_proof)
         after = rows[-1]["seq"]
         if len(rows) < PAGE:
             return
@@ -148,13 +154,21 @@ def verify(
     return verification.verify(session, keys, chain_id)
 
 
-def event_dict(row: Mapping[str, Any], evidence: Any = None) -> dict[str, Any]:
+def event_dict(
+    row: Mapping[str, Any], evidence: Any = None, *, with_proof: bool = False
+) -> dict[str, Any]:
     event = {name: row[name] for name in EVENT_FIELDS}
     event["occurred_at"] = chain.format_time(row["occurred_at"])
     event["details"] = json.loads(row["details"]) if row["details"] else None
     event["evidence"] = (
         {name: evidence[name] for name in EVIDENCE_FIELDS} if evidence is not None else None
     )
+    if with_proof and evidence is not None:
+        event["evidence"] |= {
+            "nonce": evidence["nonce"],
+            "details": evidence["details"],
+            "created_at": records.evidence_time(evidence["created_at"]),
+        }
     return event
 
 
@@ -181,7 +195,9 @@ def _replace_after(filters: EventFilter, after: int) -> EventFilter:
     return replace(filters, after=after)
 
 
-def _with_evidence(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
+def _with_evidence(
+    session: Session, rows: Sequence[Any], *, with_proof: bool = False
+) -> list[dict[str, Any]]:
     hashes = {r["evidence_hash"] for r in rows if r["evidence_hash"]}
     evidence = (
         {
@@ -191,7 +207,9 @@ def _with_evidence(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]
         if hashes
         else {}
     )
-    return [event_dict(r, evidence.get(r["evidence_hash"] or "")) for r in rows]
+    return [
+        event_dict(r, evidence.get(r["evidence_hash"] or ""), with_proof=with_proof) for r in rows
+    ]
 
 
 def _drain(buffer: io.StringIO) -> str:

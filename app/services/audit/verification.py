@@ -171,7 +171,7 @@ class _Walk:
             if row["action"] == Action.CHECKPOINT and self.keys is not None:
                 jws = json.loads(row["details"] or "{}").get("jws")
                 previous = self.previous if self.previous and self.previous[0] == seq - 1 else None
-                records.check_checkpoint(seq, jws, self.keys, previous)
+                proof.check_checkpoint(seq, jws, self.keys, previous)
                 self.counts.checkpoints += 1
             for state in named.get(seq, ()):
                 records.check_state_row(state, row)
