@@ -232,11 +232,11 @@ def check_state_row(row: Mapping[str, Any], event: Mapping[str, Any] | None) -> 
     key: StateKey = (row["subject_id"], row["channel"], row["category"], row["purpose"])
     seq = int(row["event_seq"])
     as_event = (
-        (state_key(event), event.get("status"), event.get("id"), _time(event.get("occurred_at")))
+        (state_key(event), event.get("status"), event.get("id"), event.get("occurred_at"))
         if event is not None
         else None
     )
-    as_row = (key, row["status"], row["event_id"], _time(row["occurred_at"]))
+    as_row = (key, row["status"], row["event_id"], row["occurred_at"])
     if as_event != as_row:
         raise BadRecord(
             Finding(
@@ -265,7 +265,3 @@ def check_superseded(event: Mapping[str, Any], row: Mapping[str, Any] | None, er
     else:
         return
     raise BadRecord(Finding("state", problem, seq, state=named_state(key)))
-
-
-def _time(value: Any) -> Any:
-    return chain.format_time(value) if isinstance(value, datetime) else value

@@ -158,8 +158,7 @@ class _Walk:
         by_seq = {r["seq"]: r for r in rows}
         evidence = self._evidence({r["evidence_hash"] for r in rows if r["evidence_hash"]})
         subjects = {r["subject_id"] for r in rows if r["subject_id"]}
-        states = self._states_of(subjects)
-        named = self._states_at(rows[0]["seq"], rows[-1]["seq"])
+        states, named = self._states(subjects, rows[0]["seq"], rows[-1]["seq"])
         for row in rows:
             seq = int(row["seq"])
             self.notices.cite(row)
@@ -208,21 +207,23 @@ class _Walk:
         query = select(EVIDENCE).where(EVIDENCE.c.hash.in_(hashes))
         return {row["hash"]: dict(row) for row in self.session.execute(query).mappings()}
 
-    def _states_of(self, subjects: set[str]) -> dict[records.StateKey, Mapping[str, Any]]:
-        if not subjects:
-            return {}
-        query = select(STATES).where(STATES.c.subject_id.in_(subjects))
-        return {
-            (r["subject_id"], r["channel"], r["category"], r["purpose"]): dict(r)
-            for r in self.session.execute(query).mappings()
-        }
-
-    def _states_at(self, first: int, last: int) -> dict[int, list[Mapping[str, Any]]]:
-        query = select(STATES).where(STATES.c.event_seq.between(first, last))
-        found: dict[int, list[Mapping[str, Any]]] = {}
-        for row in self.session.execute(query).mappings():
-            found.setdefault(int(row["event_seq"]), []).append(dict(row))
-        return found
+    def _states(
+        self, subjects: set[str], first: int, last: int
+    ) -> tuple[dict[records.StateKey, dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+        """In one query: the page's subjects' state rows by topic, and the rows naming an
+        event of the page by that event's seq."""
+        by_event = STATES.c.event_seq.between(first, last)
+        query = select(STATES).where(STATES.c.subject_id.in_(subjects) | by_event)
+        of_subjects: dict[records.StateKey, dict[str, Any]] = {}
+        at: dict[int, list[dict[str, Any]]] = {}
+        for found in self.session.execute(query).mappings():
+            row = dict(found)
+            if row["subject_id"] in subjects:
+                key = (row["subject_id"], row["channel"], row["category"], row["purpose"])
+                of_subjects[key] = row
+            if first <= row["event_seq"] <= last:
+                at.setdefault(int(row["event_seq"]), []).append(row)
+        return of_subjects, at
 
     def _erased_after(self, subject_id: str, seq: int) -> bool:
         last = self.session.scalar(
