@@ -18,7 +18,7 @@ from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.services.audit import checkpoints
 from app.services.consent import notices
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 from tests.factories import make_act
 from tests.web.pages import notices_path
 
@@ -42,7 +42,9 @@ def package(
             make_act(notice_version=VERSION),
         )
         assert requested.request is not None
-        subscriptions.confirm(session, rules, requested.request.id, make_act(actor="subject"))
+        confirmation.confirm_request(
+            session, rules, requested.request.id, make_act(actor="subject")
+        )
     checkpoints.create(session, checkpoints.signing_key(settings.audit_signing_key_path))
     package_file, key_file = tmp_path / "package.ndjson", tmp_path / "jwks.json"
     assert cli("audit", "package", "--output", str(package_file)).exit_code == 0

@@ -24,7 +24,7 @@ def cited_subscriber(session: Session, rules: Rules, email: str = "ada@example.o
     notices.publish_file(session, notices_path())
     from app.domain.identifiers import identifier
     from app.domain.vocabulary import IdentifierKind
-    from app.services.optin import subscriptions
+    from app.services.optin import confirmation, subscriptions
 
     requested = subscriptions.request(
         session,
@@ -35,7 +35,7 @@ def cited_subscriber(session: Session, rules: Rules, email: str = "ada@example.o
         make_act(notice_version=VERSION),
     )
     assert requested.request is not None
-    subscriptions.confirm(session, rules, requested.request.id, make_act(actor="subject"))
+    confirmation.confirm_request(session, rules, requested.request.id, make_act(actor="subject"))
     return requested.subject_id
 
 

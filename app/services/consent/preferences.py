@@ -89,8 +89,9 @@ def change(
     drafts = plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
     if drafts:
         ledger.append(session, head, act, drafts, now=now)
+    changed = view(session, rules, subject_id, now=now)
     session.commit()
-    return view(session, rules, subject_id, now=now)
+    return changed
 
 
 def awaiting_confirmation(
@@ -177,6 +178,21 @@ def unsubscribe_all(
 ) -> PreferencesView:
     """Withdraw all marketing at once. Idempotent: nothing new if nothing was granted since."""
     now = now or utcnow()
+    withdraw_all(session, subject_id, act, details=details, now=now)
+    withdrawn = view(session, rules, subject_id, now=now)
+    session.commit()
+    return withdrawn
+
+
+def withdraw_all(
+    session: Session,
+    subject_id: str,
+    act: ledger.Act,
+    *,
+    details: Mapping[str, str] | None = None,
+    now: datetime,
+) -> None:
+    """The unsubscribe-all event, in the caller's transaction (which it locks first)."""
     head = ledger.lock(session)
     act = ledger.cited(session, act)
     subjects.get(session, subject_id)
@@ -204,5 +220,3 @@ def unsubscribe_all(
             ],
             now=now,
         )
-    session.commit()
-    return view(session, rules, subject_id, now=now)
