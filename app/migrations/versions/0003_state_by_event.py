@@ -1,7 +1,7 @@
 """consent_state by event_seq: the verifier matches each state row to its event page by page.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import op
 
 revision: str = "0003"
-down_revision: str | None = "0001"
+down_revision: str | None = "0008"
 branch_labels = None
 depends_on = None
 
