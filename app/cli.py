@@ -8,16 +8,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy.orm import Session
 
 from app.components import Components, build
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.database import make_engine
 
 
-@click.group()
+class Commands(click.Group):
+    """Settings that cannot start the service end the command with their message, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=Commands)
 def main() -> None:
     """consent-center: consent and preference center with a verifiable audit trail."""
 
