@@ -213,11 +213,10 @@ def init_observability(app: Flask, settings: Settings) -> None:
         init_tracing(app)
 
 
-def init_tracing(app: Flask) -> None:
-    """OpenTelemetry spans for requests and queries, exported by OTLP over HTTP (configured by
-    the standard OTEL_EXPORTER_OTLP_* variables, which the exporter reads itself)."""
+def init_tracing(app: Flask, provider: Any = None) -> None:
+    """OpenTelemetry spans for requests and queries. By default they go to an OTLP/HTTP exporter
+    configured by the standard OTEL_EXPORTER_OTLP_* variables (which it reads itself)."""
     try:
-        from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -227,10 +226,12 @@ def init_tracing(app: Flask) -> None:
         raise ConfigError(
             "OTEL_TRACING=true needs the tracing extra: pip install 'consent-center[tracing]'"
         ) from error
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    if provider is None:
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        trace.set_tracer_provider(provider)
-    FlaskInstrumentor().instrument_app(app)
+    FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
     with app.app_context():
-        SQLAlchemyInstrumentor().instrument(engine=db.engine)
+        # Its declared range stops before SQLAlchemy 2.1, whose engine events it uses unchanged.
+        SQLAlchemyInstrumentor().instrument(
+            engine=db.engine, tracer_provider=provider, skip_dep_check=True
+        )
