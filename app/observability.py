@@ -229,7 +229,7 @@ def init_tracing(app: Flask, provider: Any = None) -> None:
     if provider is None:
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
+    FlaskInstrumentor().instrument_app(app, tracer_provider=provider)  # type: ignore[no-untyped-call, unused-ignore]
     with app.app_context():
         # Its declared range stops before SQLAlchemy 2.1, whose engine events it uses unchanged.
         SQLAlchemyInstrumentor().instrument(
