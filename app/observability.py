@@ -10,7 +10,6 @@ when /metrics is scraped.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
 import time
@@ -32,7 +31,7 @@ from app.config import ConfigError, Settings
 from app.errors import problem
 from app.extensions import db
 from app.http import settings as current_settings
-from app.logs import RedactingFilter
+from app.logs import JSONFormatter, RedactingFilter
 from app.services import operations
 
 REQUEST_ID = "X-Request-ID"
@@ -71,24 +70,6 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id()
         return True
-
-
-class JSONFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, request_id, and the traceback."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None),
-        }
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            entry["exception"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False)
 
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
