@@ -38,3 +38,4 @@ lint:
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
+	$(BIN)/consent-center openapi --check openapi.yaml

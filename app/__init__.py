@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import components
 from app.config import Settings
-from app.domain.catalog import LOCALES, Catalog
+from app.domain.catalog import LANGUAGES, LOCALES, Catalog
 from app.domain.chain import format_time
 
 PACKAGE = Path(__file__).parent
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     init_auth(app, settings, parts.access_token_key)
 
     from app.api import audit, consent, meta, oauth, rights, subjects, subscriptions
-    from app.web import dpo, health, jwks, privacy, signup
+    from app.web import docs, dpo, health, jwks, privacy, signup
 
     for module in (consent, subjects, subscriptions, audit, meta, rights):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.register_blueprint(message_links.bp, url_prefix="/v1")
     app.register_blueprint(preference_pages.bp)
     csrf.exempt(oauth.bp)
-    for blueprint in (oauth.bp, health.bp, jwks.bp, signup.bp, privacy.bp, dpo.bp):
+    for blueprint in (oauth.bp, health.bp, jwks.bp, docs.bp, signup.bp, privacy.bp, dpo.bp):
         app.register_blueprint(blueprint)
 
     from app.limits import init_rate_limits
@@ -139,6 +139,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     from flask_babel import get_locale
 
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
+    app.jinja_env.globals["languages"] = LANGUAGES
     return app
 
 

@@ -334,6 +334,44 @@ def retention_run() -> None:
     click.echo(json.dumps(report.as_dict()))
 
 
+@main.command("openapi")
+@click.option(
+    "--check",
+    "committed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Compare with this file instead of printing; exit 1 if it is not current.",
+)
+@click.option(
+    "--compare",
+    "other",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="List what this (hand-edited) file says that the generated one does not, and back.",
+)
+def openapi(committed: Path | None, other: Path | None) -> None:
+    """Print the API description generated from the routes and schemas (openapi.yaml)."""
+    import yaml
+
+    from app.api.openapi import generate
+    from app.api.spec_diff import differences
+
+    generated = generate()
+    if other is not None:
+        found = differences(
+            yaml.safe_load(other.read_text(encoding="utf-8")), yaml.safe_load(generated)
+        )
+        for line in found:
+            click.echo(line)
+        sys.exit(1 if found else 0)
+    if committed is None:
+        click.echo(generated, nl=False)
+    elif committed.read_text(encoding="utf-8") != generated:
+        raise click.ClickException(
+            f"{committed} is not current: run `consent-center openapi > {committed}`."
+        )
+
+
 @main.group()
 def rights() -> None:
     """The rights-request log."""

@@ -13,7 +13,7 @@ from app.domain.rules import Rules
 from app.extensions import db
 from app.services.audit.checkpoints import SigningKeys
 from app.services.delivery.mail import MailTemplates
-from app.services.optin.signups import Mailer
+from app.services.optin.confirmation import Mailer
 from app.services.tokens import Tokens
 
 

@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from app.models import JobRun, utcnow
@@ -25,7 +26,7 @@ def claim(
     now = now or utcnow()
     # The UPDATE comes first: on SQLite a read before it would pin a snapshot that a
     # concurrent writer invalidates ("database is locked" at once, without waiting).
-    result = cast(
+    moved = cast(
         CursorResult[tuple[()]],
         session.execute(
             update(JobRun)
@@ -39,17 +40,19 @@ def claim(
             )
         ),
     )
-    if result.rowcount == 0 and session.get(JobRun, name) is None:
+    is_claimed = moved.rowcount == 1
+    if not is_claimed:
         # The job's first turn ever: creating its row is the claim, and only one insert wins.
-        session.add(JobRun(name=name, next_due_at=now + every, claimed_by=worker, started_at=now))
-        try:
-            session.commit()
-        except IntegrityError:
-            session.rollback()
-            return False
-        return True
+        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+        created = session.scalar(
+            insert(JobRun)
+            .values(name=name, next_due_at=now + every, claimed_by=worker, started_at=now)
+            .on_conflict_do_nothing(index_elements=[JobRun.name])
+            .returning(JobRun.name)
+        )
+        is_claimed = created is not None
     session.commit()
-    return result.rowcount == 1
+    return is_claimed
 
 
 def finish(

@@ -11,7 +11,7 @@ from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
 from app.models import SubjectIdentifier, Suppression
 from app.services.consent import checks, subjects
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 from tests.factories import make_act
 
 OFFERS = checks.Question("email", "offers")
@@ -77,5 +77,5 @@ def test_a_suppressed_subject_stays_suppressed_after_rotation_and_rekeying(
     gone_new = identifier(IdentifierKind.EMAIL, "gone@example.org").key(b"new-key")
     assert session.scalars(select(Suppression.hmac)).all() == [gone_new]
     assert reason(session, rotated, "gone@example.org") is Reason.SUPPRESSED  # until confirmed
-    subscriptions.confirm(session, rotated, again.request.id, make_act())
+    confirmation.confirm_request(session, rotated, again.request.id, make_act())
     assert reason(session, rotated, "gone@example.org") is Reason.GRANTED

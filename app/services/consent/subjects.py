@@ -33,7 +33,7 @@ from app.models import (
     utcnow,
 )
 from app.services.audit import trail
-from app.services.consent import ledger
+from app.services.consent import ledger, notices
 from app.services.privacy_center import rights
 
 
@@ -171,12 +171,26 @@ def erase(
     act: ledger.Act,
     *,
     now: datetime | None = None,
-    commit: bool = True,
+) -> Erasure:
+    """Erase a subject on request through the API; one transaction."""
+    erasure = apply_erasure(session, rules, subject_id, act, now=now, channel="api")
+    session.commit()
+    return erasure
+
+
+def apply_erasure(
+    session: Session,
+    rules: Rules,
+    subject_id: str,
+    act: ledger.Act,
+    *,
+    channel: str,
+    now: datetime | None = None,
 ) -> Erasure:
     """Delete identifiers and personal evidence; keep HMAC suppressions and pseudonymous proof.
 
-    commit=False leaves the transaction open for a caller that writes more with it (the final
-    mail of a self-service erasure).
+    Writes in the caller's transaction and logs the erasure as a rights request that came in
+    through `channel`; the caller commits (with the final mail of a self-service erasure).
     """
     now = now or utcnow()
     head = ledger.lock(session)
@@ -209,9 +223,7 @@ def erase(
         ],
         now=now,
     )
-    rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel="api")
-    if commit:
-        session.commit()
+    rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel=channel)
     return Erasure(subject_id, now, len(identifiers), event.id)
 
 
@@ -232,7 +244,7 @@ def export(
         for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
     }
     versions = sorted({e.notice_version for e in events if e.notice_version})
-    notices = (
+    cited = (
         session.scalars(
             select(NoticeVersion)
             .where(NoticeVersion.version.in_(versions))
@@ -268,7 +280,7 @@ def export(
             | {"evidence": evidence_data(evidence.get(event.evidence_hash or ""))}
             for event in events
         ],
-        "notices": [notice_data(n) for n in notices],
+        "notices": [notices.record(n) for n in cited],
         "rights_requests": [rights_request_data(r) for r in requests],
     }
     session.commit()
@@ -289,18 +301,6 @@ def evidence_data(row: Evidence | None) -> dict[str, Any] | None:
 
 def identifier_data(row: SubjectIdentifier) -> dict[str, Any]:
     return {"kind": row.kind, "value": row.value, "created_at": row.created_at}
-
-
-def notice_data(row: NoticeVersion) -> dict[str, Any]:
-    return {
-        "key": row.key,
-        "version": row.version,
-        "locale": row.locale,
-        "title": row.title,
-        "text": row.text,
-        "sha256": row.sha256,
-        "published_at": row.published_at,
-    }
 
 
 def rights_request_data(row: RightsRequest) -> dict[str, Any]:
