@@ -33,7 +33,7 @@ def test_every_direct_dependency_is_pinned_with_hashes_in_the_lock() -> None:
     lock = (ROOT / "requirements.lock").read_text().lower()
     for requirement in project["dependencies"]:
         name = re.split(r"[\[<>=~! ]", requirement, maxsplit=1)[0].lower()
-        assert re.search(rf"^{re.escape(name)}==\S+ \\$", lock, re.MULTILINE), name
+        assert re.search(rf"^{re.escape(name)}==\S+ \\$", lock, re.MULTILINE), f"{name}: make lock"
     assert "--hash=sha256:" in lock
 
 
