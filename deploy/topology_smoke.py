@@ -219,6 +219,7 @@ def main() -> int:
             [cli, "audit", "new-key", str(key)], env=env, check=True, capture_output=True
         )
         subprocess.run([cli, "db", "upgrade"], env=env, check=True, capture_output=True)
+        say("migrated; starting web, workers and nginx")
 
         for n, port in enumerate(web_ports):
             stack.enter_context(
