@@ -43,20 +43,26 @@ def load_keys(path: Path, retired: Sequence[Path] = (), *, create: bool = True) 
 
 
 def signing_key(path: Path) -> ECKey:
-    """The private P-256 key at `path`, made there (mode 0600) the first time it is needed."""
-    if not path.exists():
-        try:
-            return new_key(path)
-        except FileExistsError:  # another process (a sibling gunicorn worker) made it first
-            pass
+    """The private P-256 key at `path`, made there (mode 0600) the first time it is needed.
+
+    Several gunicorn workers may start at once on an empty instance folder: one of them makes
+    the key, and the others read the one it made.
+    """
+    try:
+        return new_key(path) if not path.exists() else _read_key(path)
+    except FileExistsError:
+        return _read_key(path)
+
+
+def _read_key(path: Path) -> ECKey:
     return ECKey.import_key(json.loads(path.read_text()))
 
 
 def new_key(path: Path) -> ECKey:
     """A new private key written to `path` (mode 0600); refuses to overwrite one.
 
-    Written to a temporary name and then hard-linked into place, so that a process starting at
-    the same moment sees either no key or the whole key, never half of one.
+    The key is written whole to a file of its own, then linked into place: nobody reads a
+    half-written key, and of two processes racing, the second gets FileExistsError.
     """
     key = ECKey.generate_key("P-256", auto_kid=True)
     path.parent.mkdir(parents=True, exist_ok=True)
