@@ -206,8 +206,10 @@ def worker(once: bool, interval: float, no_jobs: bool) -> None:
     import threading
 
     from app import worker as outbox
+    from app.observability import configure_logging
 
     settings = Settings.from_env()
+    configure_logging(settings)  # the same JSON lines as the web process
     parts = None if no_jobs else components(settings)
     engine = make_engine(settings.database_url)
     try:
