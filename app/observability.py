@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -75,10 +76,27 @@ class RequestIdFilter(logging.Filter):
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
+class StderrHandler(logging.StreamHandler[Any]):
+    """Writes to whatever sys.stderr is when a record comes (click and pytest swap it), unless
+    given a stream of its own."""
+
+    def __init__(self) -> None:
+        self._own: Any = None
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return self._own or sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._own = None if value is sys.stderr else value
+
+
 def log_handler(log_format: str) -> logging.StreamHandler[Any]:
     if log_format not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be json or text, not {log_format!r}")
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     handler.set_name("consent-center")
     handler.setFormatter(
         JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
