@@ -19,17 +19,17 @@ from app.database import make_engine
 from app.domain.chain import format_time
 
 
-class _Group(click.Group):
-    """Settings refused at start-up end the command with their message, not a traceback."""
+class Commands(click.Group):
+    """Settings that cannot start the service end the command with their message, no traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ConfigError as error:
-            raise click.ClickException(str(error)) from error
+            raise click.ClickException(str(error)) from None
 
 
-@click.group(cls=_Group)
+@click.group(cls=Commands)
 def main() -> None:
     """consent-center: consent and preference center with a verifiable audit trail."""
 
@@ -209,8 +209,10 @@ def worker(once: bool, interval: float, no_jobs: bool) -> None:
     import threading
 
     from app import worker as outbox
+    from app.observability import configure_logging
 
     settings = Settings.from_env()
+    configure_logging(settings)  # the same JSON lines as the web process
     parts = None if no_jobs else components(settings)
     engine = make_engine(settings.database_url)
     try:
