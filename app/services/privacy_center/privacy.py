@@ -37,7 +37,7 @@ from app.models import (
     UsedToken,
     utcnow,
 )
-from app.services.consent import ledger, notices, subjects
+from app.services.consent import ledger, notices, subjects, suppression
 from app.services.delivery import mail
 from app.services.privacy_center import rights
 from app.services.tokens import Purpose, Tokens, spend, token_hash
@@ -529,7 +529,7 @@ def _gather(
         preferences=preferences_view(
             rules.catalog,
             ledger.standings(session, subject_id),
-            is_suppressed=False,
+            is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
             now=now,
             max_age=rules.max_consent_age,
         ),
