@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -208,7 +209,7 @@ def worker(once: bool, interval: float) -> None:
     try:
         if once:
             delivery = outbox.deliver_once(engine, settings)
-            click.echo(json.dumps({"sent": delivery.sent, "deferred": delivery.deferred}))
+            click.echo(json.dumps(dataclasses.asdict(delivery)))
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
