@@ -63,10 +63,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     from app.errors import register_error_handlers
     from app.extensions import babel, csrf, db
 
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.database_url)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        settings.database_url, settings.timeouts
+    )
     db.init_app(app)
     with app.app_context():
-        configure_engine(db.engine)
+        configure_engine(db.engine, settings.timeouts)
     babel.init_app(app, locale_selector=select_locale)
     csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 

@@ -27,7 +27,7 @@ def main() -> None:
 
 @contextmanager
 def db_session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, timeouts=settings.timeouts)
     try:
         with Session(engine) as session:
             yield session
@@ -205,7 +205,7 @@ def worker(once: bool, interval: float) -> None:
     from app import worker as outbox
 
     settings = Settings.from_env()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, timeouts=settings.timeouts)
     try:
         if once:
             delivery = outbox.deliver_once(engine, settings)

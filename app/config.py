@@ -11,6 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from app.database import Timeouts
+
 DEFAULT_INSTANCE = Path.cwd() / "instance"
 PACKAGE_DATA = Path(__file__).parent / "data"
 
@@ -24,6 +26,12 @@ class Settings:
     database_url: str
     secret_key: str
     identifier_key: bytes
+    # How long a statement waits for a lock (PostgreSQL lock_timeout, SQLite busy timeout),
+    # runs at most, and a transaction may sit idle: a write that cannot get the chain lock
+    # answers 503 with Retry-After well before gunicorn's own timeout kills the worker.
+    db_lock_timeout: timedelta = timedelta(seconds=5)
+    db_statement_timeout: timedelta = timedelta(seconds=25)
+    db_idle_in_transaction_timeout: timedelta = timedelta(seconds=60)
     instance_path: Path = DEFAULT_INSTANCE
     base_url: str = "http://localhost:5000"
     catalog_path: Path = PACKAGE_DATA / "catalog.yaml"
@@ -67,6 +75,12 @@ class Settings:
     checkpoint_every: int = 1000
 
     @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(
+            self.db_lock_timeout, self.db_statement_timeout, self.db_idle_in_transaction_timeout
+        )
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -82,6 +96,13 @@ class Settings:
         port = env.get("PORT", "5000")
         return cls(
             database_url=_database_url(env.get("DATABASE_URL"), instance),
+            db_lock_timeout=timedelta(milliseconds=_int(env, "DB_LOCK_TIMEOUT_MS", 5000)),
+            db_statement_timeout=timedelta(
+                milliseconds=_int(env, "DB_STATEMENT_TIMEOUT_MS", 25000)
+            ),
+            db_idle_in_transaction_timeout=timedelta(
+                milliseconds=_int(env, "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60000)
+            ),
             secret_key=secret_key,
             identifier_key=(
                 identifier_key.encode() if identifier_key else derive_key(secret_key, "identifiers")
