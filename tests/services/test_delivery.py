@@ -209,7 +209,7 @@ def test_the_outcome_is_recorded_when_the_database_was_locked_at_first(
 def test_under_load_every_message_id_arrives_exactly_once(
     published: Session, rules: Rules, smtp: tuple[Inbox, int]
 ) -> None:
-    """Four writers signing people up for 6 s while two delivery loops run: on SQLite this
+    """Four writers signing people up for 5 s while two delivery loops run: on SQLite this
     once turned 1,334 messages into 1,350 deliveries."""
     inbox, port = smtp
     engine = published.get_bind()
@@ -243,11 +243,11 @@ def test_under_load_every_message_id_arrives_exactly_once(
     loops = [threading.Thread(target=deliverer) for _ in range(2)]
     for thread in threads + loops:
         thread.start()
-    time.sleep(6)
+    time.sleep(5)
     writing.set()
     for thread in threads:
         thread.join()
-    deadline = time.monotonic() + 4
+    deadline = time.monotonic() + 20  # draining takes a second or two unless the host is busy
     while time.monotonic() < deadline:
         due = published.scalar(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status != "sent")
@@ -259,7 +259,7 @@ def test_under_load_every_message_id_arrives_exactly_once(
     delivering.set()
     for thread in loops:
         thread.join()
-    assert not errors
+    assert not errors, errors[:3]
     queued = set(published.scalars(select(OutboxMessage.message_id)))
     counts = Counter(received_ids(inbox))
     assert len(queued) > 50

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy.orm import Session
 
@@ -97,3 +99,15 @@ def test_the_erased_subject_id_stays_suppressed(
     assert suppression.is_suppressed(session, rules, subject_id=erased)
     by_id = checks.check(session, rules, NEWSLETTER, subject_id=erased)
     assert by_id.decision.reason is Reason.SUPPRESSED
+
+
+def test_a_suppression_made_under_an_earlier_identifier_key_holds(
+    session: Session, rules: Rules, erased: str
+) -> None:
+    rotated = dataclasses.replace(
+        rules, identifier_key=b"the-new-key", identifier_old_keys=(rules.identifier_key,)
+    )
+    ident = identifier(IdentifierKind.EMAIL, "JOSE\u0301.X+x@xn--bcher-kva.de")
+    assert suppression.is_suppressed(session, rotated, ident=ident)
+    [batch] = checks.check_emails(session, rotated, NEWSLETTER, [ERASED])
+    assert batch.decision.reason is Reason.SUPPRESSED

@@ -25,7 +25,7 @@ from app.domain.consent import (
     purpose_topic,
 )
 from app.domain.errors import InvalidIdentifierError
-from app.domain.identifiers import Identifier, email_keys, normalize_email_fast
+from app.domain.identifiers import Identifier, normalize_email_fast
 from app.domain.rules import Rules
 from app.domain.vocabulary import Status
 from app.models import ConsentState, Subject, SubjectIdentifier, utcnow
@@ -115,23 +115,25 @@ def check_emails(
             normalized.append(normalize_email_fast(raw))
         except InvalidIdentifierError:
             normalized.append(None)
-    keys, mailbox_keys = email_keys(rules.identifier_key, [n for n in normalized if n])
+    valid = [n for n in normalized if n]
+    entry_keys = suppression.email_keys_of(rules, valid)
+    keys = [own[0] for own in entry_keys]  # the current key's, which finds the subject
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
-    held_back = suppression.suppressed_keys(session, {*keys, *mailbox_keys})
+    held_back = suppression.suppressed_keys(session, {k for ks in entry_keys for k in ks})
     held_back.update(
         suppression.suppressed_subjects(
             session, rules, {subject_id for subject_id, _ in found.values() if subject_id}
         )
     )
     results = []
-    pairs = iter(zip(keys, mailbox_keys, strict=True))
+    entries = iter(zip(keys, entry_keys, strict=True))
     for email, value in zip(emails, normalized, strict=True):
         if value is None:
             results.append(BatchResult(email, INVALID_IDENTIFIER))
             continue
-        key, mailbox_key = next(pairs)
+        key, suppression_keys = next(entries)
         subject_id, standings = found.get(key, _UNKNOWN)
-        if key in held_back or mailbox_key in held_back or subject_id in held_back:
+        if subject_id in held_back or not held_back.isdisjoint(suppression_keys):
             decision = SUPPRESSED
         else:
             decision = _decide(rules, question, is_transactional, subject_id, standings, now)
