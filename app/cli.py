@@ -308,10 +308,15 @@ def retention_run() -> None:
         pending=settings.pending_retention,
         evidence=settings.evidence_retention,
         proof=settings.proof_retention,
+        access_log=settings.access_log_retention,
+        mail=settings.mail_retention,
     )
     with db_session(settings) as session:
         report = retention_service.run(
-            session, periods, key=components(settings).signing_keys.current
+            session,
+            periods,
+            key=components(settings).signing_keys.current,
+            mail_files=None if settings.smtp_host else settings.outbox_dir,
         )
     click.echo(json.dumps(report.as_dict()))
 

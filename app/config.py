@@ -258,6 +258,19 @@ class Settings:
         "Unconfirmed requests are purged after this.",
         timedelta(days=30),
     )
+    access_log_retention: timedelta = setting(
+        "ACCESS_LOG_RETENTION_DAYS",
+        DAYS,
+        "The page-access log (when and from where a person's pages were opened) goes after this.",
+        timedelta(days=30),
+    )
+    mail_retention: timedelta = setting(
+        "MAIL_RETENTION_DAYS",
+        DAYS,
+        "Mail undelivered after this is given up (address and text cleared); .eml files"
+        " in OUTBOX_DIR go after it too.",
+        timedelta(days=7),
+    )
     evidence_retention: timedelta = setting(
         "EVIDENCE_RETENTION_DAYS",
         DAYS,

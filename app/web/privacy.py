@@ -17,7 +17,16 @@ from app.domain.errors import (
 )
 from app.domain.inventory import Inventory, load_inventory
 from app.extensions import limiter
-from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
+from app.http import (
+    client_ip,
+    mail_files,
+    mail_templates,
+    rules,
+    session,
+    settings,
+    tokens,
+    user_agent,
+)
 from app.services.privacy_center import access, download, erasure, overview
 
 bp = Blueprint("privacy", __name__)
@@ -200,6 +209,7 @@ def delete() -> ResponseReturnValue:
         proof_retention=settings().proof_retention,
         mail_from=settings().mail_from,
         locale=locale(),
+        mail_files=mail_files(),
     )
     response = Response(render_template("privacy/deleted.html", report=report, locale=locale()))
     response.delete_cookie(COOKIE, path=COOKIE_PATH)

@@ -6,6 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -32,6 +33,7 @@ from app.models import (
 )
 from app.services.audit import trail
 from app.services.consent import ledger, suppression
+from app.services.delivery import mail
 from app.services.privacy_center import rights
 
 
@@ -102,11 +104,13 @@ def erase(
     *,
     now: datetime | None = None,
     commit: bool = True,
+    mail_files: Path | None = None,
 ) -> Erasure:
     """Delete identifiers and personal evidence; keep HMAC suppressions and pseudonymous proof.
 
     commit=False leaves the transaction open for a caller that writes more with it (the final
-    mail of a self-service erasure).
+    mail of a self-service erasure). `mail_files` is the development outbox folder, whose .eml
+    files sent to the person go too.
     """
     now = now or utcnow()
     head = ledger.lock(session)
@@ -115,6 +119,10 @@ def erase(
         session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject_id))
     )
     suppression.suppress(session, rules, identifiers, now=now)
+    if mail_files is not None:
+        mail.forget_files(
+            mail_files, [r.value for r in identifiers if r.kind == IdentifierKind.EMAIL]
+        )
     for row in identifiers:
         session.delete(row)
     for table in (Evidence, AccessLog, AccessSession, OutboxMessage, SubscriptionRequest):

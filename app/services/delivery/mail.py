@@ -13,7 +13,7 @@ import hashlib
 import smtplib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -149,7 +149,12 @@ class SmtpTransport:
 
 
 class FileTransport:
-    """Development: each message becomes an .eml file in a folder."""
+    """Development: each message becomes an .eml file in a folder.
+
+    The file holds address and text, so it is personal data like the outbox row: its name
+    starts with a digest of the recipient, so an erasure finds the person's files
+    (`forget_files`), and retention removes files past their period (`remove_files`).
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -157,7 +162,32 @@ class FileTransport:
     def send(self, message: EmailMessage) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = str(message["Message-ID"]).strip("<>").replace("@", "_at_").replace("/", "_")
-        (self.directory / f"{name}.eml").write_bytes(bytes(message))
+        recipient = _file_digest(parseaddr(str(message["To"] or ""))[1])
+        (self.directory / f"{recipient}-{name}.eml").write_bytes(bytes(message))
+
+
+def _file_digest(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:16]
+
+
+def forget_files(directory: Path, addresses: Iterable[str]) -> int:
+    """Remove the .eml files sent to these addresses (an erasure)."""
+    removed = 0
+    for address in addresses:
+        for path in directory.glob(f"{_file_digest(address)}-*.eml"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def remove_files(directory: Path, *, before: datetime) -> int:
+    """Remove the .eml files written before a moment (retention)."""
+    removed = 0
+    for path in directory.glob("*.eml") if directory.is_dir() else ():
+        if path.stat().st_mtime < before.timestamp():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def to_email(row: OutboxMessage, mail_from: str) -> EmailMessage:
