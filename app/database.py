@@ -78,5 +78,13 @@ def make_engine(url: str, *, timeouts: Timeouts = Timeouts(), **options: Any) ->
     )
 
 
+def make_replica_engine(url: str, *, timeouts: Timeouts = Timeouts()) -> Engine:
+    """The read replica: reads only, each statement on its own (autocommit on PostgreSQL)."""
+    engine = make_engine(url, timeouts=timeouts)
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN")

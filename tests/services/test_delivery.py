@@ -20,7 +20,7 @@ from app.domain.rules import Rules
 from app.models import OutboxMessage, utcnow
 from app.services.delivery import mail
 from tests.conftest import DATABASE_URL
-from tests.services.test_signups import make_mailer, published, sign_up
+from tests.services.test_optin import make_mailer, published, sign_up
 from tests.smtp import Inbox, free_port, smtp_server
 
 __all__ = ["published"]  # the fixture, shared with the sign-up tests

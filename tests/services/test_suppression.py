@@ -12,7 +12,7 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
 from app.services.consent import checks, preferences, subjects, suppression
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 from tests.factories import make_act, make_subscriber
 
 NEWSLETTER = checks.Question("email", "newsletter")
@@ -87,7 +87,7 @@ def test_a_returning_person_is_suppressed_by_subject_id_and_in_their_preferences
     assert {pair.decision.reason for pair in view.pairs} == {Reason.SUPPRESSED}
     # Only the returning address's own confirmation lifts it, on every path.
     assert again.request is not None
-    subscriptions.confirm(session, rules, again.request.id, make_act(actor="subject"))
+    confirmation.confirm_request(session, rules, again.request.id, make_act(actor="subject"))
     by_id = checks.check(session, rules, NEWSLETTER, subject_id=again.subject_id)
     assert by_id.decision.reason is Reason.GRANTED
     assert checks.check(session, rules, NEWSLETTER, ident=ident).decision.reason is Reason.GRANTED

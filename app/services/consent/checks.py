@@ -79,7 +79,10 @@ def check(
     is_transactional = validate(rules, question)
     now = now or utcnow()
     if ident is not None:
-        subject_id, standings = _by_key(session, ident.key(rules.identifier_key), question)
+        for key in ident.keys(rules.identifier_keys):  # old keys only while nothing is found
+            subject_id, standings = _by_key(session, key, question)
+            if subject_id is not None:
+                break
     else:
         subject = session.get(Subject, subject_id) if subject_id else None
         subject_id = subject.id if subject is not None else None
@@ -119,6 +122,17 @@ def check_emails(
     entry_keys = suppression.email_keys_of(rules, valid)
     keys = [own[0] for own in entry_keys]  # the current key's, which finds the subject
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
+    # Key rotation: look again, under each earlier key, for what is still unknown. Each
+    # entry's keys are (own, mailbox) per key of the ring, the current key's first.
+    for ring in range(1, len(rules.identifier_keys)):
+        unknown = [i for i, key in enumerate(keys) if _is_unknown(found.get(key, _UNKNOWN))]
+        if not unknown:
+            break
+        old = [entry_keys[i][2 * ring] for i in unknown]
+        again = _by_keys(session, list(dict.fromkeys(old)), question)
+        for i, key in zip(unknown, old, strict=True):
+            if not _is_unknown(again.get(key, _UNKNOWN)):
+                found[keys[i]] = again[key]
     held_back = suppression.suppressed_keys(session, {k for ks in entry_keys for k in ks})
     held_back.update(
         suppression.suppressed_subjects(
@@ -145,6 +159,10 @@ def check_emails(
 Key = tuple[str, str, str]
 Found = tuple[str | None, dict[Key, Standing]]
 _UNKNOWN: Found = (None, {})
+
+
+def _is_unknown(entry: Found) -> bool:
+    return entry[0] is None and not entry[1]
 
 
 def _params(question: Question) -> dict[str, Any]:

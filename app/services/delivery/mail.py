@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import CursorResult, Table, and_, case, select, update
+from sqlalchemy import CursorResult, Engine, Table, and_, case, exists, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -119,6 +120,21 @@ def enqueue(
     )
     session.add(message)
     return message
+
+
+def sent_recently(session: Session, subject_id: str, template: str, *, since: datetime) -> bool:
+    """Whether a `template` mail was queued for the subject after `since` (no mail bombing)."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    OutboxMessage.subject_id == subject_id,
+                    OutboxMessage.template == template,
+                    OutboxMessage.created_at > since,
+                )
+            )
+        )
+    )
 
 
 class Transport(Protocol):
@@ -237,11 +253,13 @@ def deliver_due(
     between sending and recording repeats a message at most once. A permanent refusal (5xx)
     marks it `failed` and clears address and text; a temporary one backs off.
     """
+    # Each step is a transaction of its own on the engine, whatever the caller's session holds.
+    engine = session.get_bind()
     sent = deferred = failed = 0
-    failed += _retrying(session, sleep, partial(_give_up_lost, session, now or utcnow()))
+    failed += _retrying(sleep, partial(_give_up_lost, engine, now or utcnow()))
     for _ in range(limit):
         moment = now or utcnow()
-        claimed = _retrying(session, sleep, partial(_claim, session, moment, lease, mail_from))
+        claimed = _retrying(sleep, partial(_claim, engine, moment, lease, mail_from))
         if claimed is None:
             break
         message_id, attempts, email = claimed
@@ -262,7 +280,8 @@ def deliver_due(
         else:
             values = {"status": "sent", "sent_at": moment, "last_error": None, **_SCRUBBED}
             sent += 1
-        _retrying(session, sleep, partial(_record, session, message_id, values))
+        _retrying(sleep, partial(_record, engine, message_id, values))
+    session.commit()  # ends the caller's snapshot, so that its next read sees the outcomes
     return Delivery(sent, deferred, failed)
 
 
@@ -280,71 +299,74 @@ def is_permanent(error: Exception) -> bool:
 
 
 def _claim(
-    session: Session, now: datetime, lease: timedelta, mail_from: str
+    bind: Engine | Connection, now: datetime, lease: timedelta, mail_from: str
 ) -> tuple[str, int, EmailMessage] | None:
     table = _OUTBOX
     due = and_(table.c.status.in_(_DUE_STATES), table.c.next_attempt_at <= now)
     oldest = select(table.c.id).where(due).order_by(table.c.next_attempt_at).limit(1)
-    if session.get_bind().dialect.name == "postgresql":
+    if bind.dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
-    claimed = session.execute(
-        update(table)
-        .where(table.c.id == oldest.scalar_subquery(), due)
-        .values(
-            status="sending",
-            next_attempt_at=now + lease,
-            attempts=table.c.attempts + 1,
-            # Claiming an expired lease re-sends a message whose outcome was lost: once.
-            last_error=case((table.c.status == "sending", LEASE_LOST), else_=table.c.last_error),
-        )
-        .returning(table.c.id, table.c.attempts)
-    ).first()
-    if claimed is None:
-        session.rollback()
-        return None
-    session.commit()
-    row = session.get(OutboxMessage, claimed.id)
-    assert row is not None
-    email = to_email(row, mail_from)
-    session.rollback()  # nothing is held open while the mail server answers
+    with Session(bind) as own, own.begin():
+        claimed = own.execute(
+            update(table)
+            .where(table.c.id == oldest.scalar_subquery(), due)
+            .values(
+                status="sending",
+                next_attempt_at=now + lease,
+                attempts=table.c.attempts + 1,
+                # Claiming an expired lease re-sends a message whose outcome was lost: once.
+                last_error=case(
+                    (table.c.status == "sending", LEASE_LOST), else_=table.c.last_error
+                ),
+            )
+            .returning(table.c.id, table.c.attempts)
+        ).first()
+        if claimed is None:
+            return None
+        row = own.get(OutboxMessage, claimed.id)
+        assert row is not None
+        email = to_email(row, mail_from)
+    # Committed: nothing is held open while the mail server answers.
     return claimed.id, claimed.attempts, email
 
 
-def _give_up_lost(session: Session, now: datetime) -> int:
+def _give_up_lost(bind: Engine | Connection, now: datetime) -> int:
     """A message whose outcome was lost twice is not sent a third time."""
     table = _OUTBOX
-    result = session.execute(
-        update(table)
-        .where(
-            table.c.status == "sending",
-            table.c.next_attempt_at <= now,
-            table.c.last_error == LEASE_LOST,
+    with Session(bind) as own, own.begin():
+        result = own.execute(
+            update(table)
+            .where(
+                table.c.status == "sending",
+                table.c.next_attempt_at <= now,
+                table.c.last_error == LEASE_LOST,
+            )
+            .values(status="failed", **_SCRUBBED)
         )
-        .values(status="failed", **_SCRUBBED)
-    )
-    session.commit()
     return int(cast(CursorResult[Any], result).rowcount)
 
 
-def _record(session: Session, message_id: str, values: dict[str, Any]) -> None:
+def _record(bind: Engine | Connection, message_id: str, values: dict[str, Any]) -> None:
     table = _OUTBOX
-    session.execute(
-        update(table).where(table.c.id == message_id, table.c.status == "sending").values(values)
-    )
-    session.commit()
+    with Session(bind) as own, own.begin():
+        own.execute(
+            update(table)
+            .where(table.c.id == message_id, table.c.status == "sending")
+            .values(values)
+        )
 
 
 T = TypeVar("T")
 RECORD_TRIES = 8
 
 
-def _retrying(session: Session, sleep: Callable[[float], None], work: Callable[[], T]) -> T:
-    """Run one short transaction again while the database is locked or busy."""
+def _retrying(sleep: Callable[[float], None], work: Callable[[], T]) -> T:
+    """Run one short transaction again while the database is locked or busy (each attempt's
+    transaction is rolled back by its own `begin()` block when it fails)."""
     for attempt in range(RECORD_TRIES):
         try:
             return work()
         except OperationalError:
-            session.rollback()
             if attempt == RECORD_TRIES - 1:
                 raise
             sleep(min(0.05 * 2**attempt, 2.0))

@@ -1,15 +1,14 @@
-"""Double opt-in by email: the request and its confirmation mail, the confirming POST, a new link.
+"""Double opt-in confirmation: the confirmation mail and its link, the confirming POST, a new link.
 
-A request, its pending events and its confirmation mail are written in one transaction, so a
-mail is never lost and never sent for a request that was not recorded. The link carries only
-the request id, signed; the request stores only the link's hash, so a newer link replaces it.
+The link carries only the request id, signed; the request stores only the link's hash, so a
+newer link replaces it. Confirming turns the request's pending events into grants, and is the
+only way a pending email address becomes granted.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,19 +16,13 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.domain.errors import ExpiredTokenError, InvalidTokenError, UnknownTopicError
-from app.domain.identifiers import Identifier
+from app.domain.consent import channel_topic, legal_basis, pair_topic
+from app.domain.errors import ExpiredTokenError, InvalidTokenError, NotFoundError
 from app.domain.rules import Rules
-from app.domain.vocabulary import IdentifierKind, Status
-from app.models import (
-    NoticeVersion,
-    SubjectIdentifier,
-    SubscriptionRequest,
-    utcnow,
-)
-from app.services.consent import ledger, notices
+from app.domain.vocabulary import Action, Method, Status
+from app.models import SubjectIdentifier, SubscriptionRequest, utcnow
+from app.services.consent import ledger, subjects, suppression
 from app.services.delivery import mail
-from app.services.optin import subscriptions
 from app.services.tokens import Purpose, Tokens, token_hash
 
 TEMPLATE = "confirm"
@@ -47,28 +40,6 @@ class Mailer:
     mail_from: str
 
 
-@dataclass(frozen=True)
-class Choice:
-    name: str
-    label: str
-    description: str
-
-
-@dataclass(frozen=True)
-class Form:
-    """What the public opt-in form shows: the notice beside the checkboxes, and the choices."""
-
-    notice: NoticeVersion
-    choices: list[Choice]
-
-
-@dataclass(frozen=True)
-class Signup:
-    subject_id: str
-    status: Status
-    is_mailed: bool
-
-
 class State(StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
@@ -81,58 +52,6 @@ class Outcome:
     state: State
     request_id: str
     locale: str | None
-
-
-def form(session: Session, rules: Rules, locale: str, channel: str = "email") -> Form:
-    notice = notices.current(session, notices.CONSENT_NOTICE, locale)
-    choices = [
-        Choice(c.name, c.label.get(locale), c.description.get(locale))
-        for c in rules.catalog.categories.values()
-        if not c.is_transactional and channel in c.channels
-    ]
-    return Form(notice, choices)
-
-
-def subscribe(
-    session: Session,
-    rules: Rules,
-    mailer: Mailer,
-    ident: Identifier,
-    channel: str,
-    categories: Sequence[str],
-    act: ledger.Act,
-    *,
-    country: str | None = None,
-    is_notice_required: bool = False,
-    now: datetime | None = None,
-) -> Signup:
-    """Record the request and, when double opt-in applies, queue its mail: one commit."""
-    now = now or utcnow()
-    if is_notice_required and notices.resolve(session, act.notice_version, act.locale) is None:
-        message = "The consent notice shown is not a published version."
-        raise UnknownTopicError(message, {"notice_version": [message]})
-    requested = subscriptions.request(
-        session,
-        rules,
-        ident,
-        channel,
-        categories,
-        act,
-        country=country,
-        ttl=mailer.tokens.ttl(Purpose.CONFIRM),
-        now=now,
-        commit=False,
-    )
-    pending = requested.request
-    is_mailed = (
-        pending is not None
-        and ident.kind is IdentifierKind.EMAIL
-        and not _mailed_recently(session, pending.identifier_hmac, now)
-    )
-    if pending is not None and is_mailed:
-        _queue_mail(session, rules, mailer, pending, ident.value, now)
-    session.commit()
-    return Signup(requested.subject_id, requested.status, is_mailed)
 
 
 def inspect(
@@ -170,11 +89,25 @@ def confirm(
     """The POST behind a confirmation link: grants once; again, or too late, changes nothing."""
     now = now or utcnow()
     found = inspect(session, tokens, token, now=now)
-    if found.state is not State.PENDING:
-        session.commit()
-        return found
-    subscriptions.confirm(session, rules, found.request_id, act, now=now)
-    return Outcome(State.CONFIRMED, found.request_id, found.locale)
+    if found.state is State.PENDING:
+        _grant(session, rules, found.request_id, act, now)
+        found = Outcome(State.CONFIRMED, found.request_id, found.locale)
+    session.commit()
+    return found
+
+
+def confirm_request(
+    session: Session,
+    rules: Rules,
+    request_id: str,
+    act: ledger.Act,
+    *,
+    now: datetime | None = None,
+) -> SubscriptionRequest:
+    """Confirm a request by its id (the demo data, tests); confirming twice changes nothing."""
+    pending = _grant(session, rules, request_id, act, now or utcnow())
+    session.commit()
+    return pending
 
 
 def renew(
@@ -188,21 +121,37 @@ def renew(
     """A fresh link for a request whose link expired, within the one-mail-a-day rule."""
     now = now or utcnow()
     found = inspect(session, mailer.tokens, token, now=now)
-    if found.state is State.ALREADY_CONFIRMED:
-        session.commit()
-        return found
-    ledger.lock(session)  # serialises with subscribe(), so the daily limit holds under load
-    pending = session.get(SubscriptionRequest, found.request_id, populate_existing=True)
-    address = session.get(SubjectIdentifier, pending.identifier_hmac) if pending else None
-    if pending is None or address is None:
-        raise InvalidTokenError("This confirmation link is no longer valid.")
-    if not _mailed_recently(session, pending.identifier_hmac, now):
-        _queue_mail(session, rules, mailer, pending, address.value, now)
+    if found.state is not State.ALREADY_CONFIRMED:
+        ledger.lock(session)  # serialises with subscribe(), so the daily limit holds under load
+        pending = session.get(SubscriptionRequest, found.request_id, populate_existing=True)
+        address = session.get(SubjectIdentifier, pending.identifier_hmac) if pending else None
+        if pending is None or address is None:
+            raise InvalidTokenError("This confirmation link is no longer valid.")
+        mail_link(session, rules, mailer, pending, address.value, now)
+        found = Outcome(State.PENDING, pending.id, pending.locale)
     session.commit()
-    return Outcome(State.PENDING, pending.id, pending.locale)
+    return found
 
 
-def _mailed_recently(session: Session, identifier_hmac: str, now: datetime) -> bool:
+def mail_link(
+    session: Session,
+    rules: Rules,
+    mailer: Mailer,
+    pending: SubscriptionRequest,
+    address: str,
+    now: datetime,
+) -> bool:
+    """Queue the confirmation mail in the caller's transaction, unless the address had one today.
+
+    Returns whether a mail was queued.
+    """
+    if mailed_recently(session, pending.identifier_hmac, now):
+        return False
+    _queue_mail(session, rules, mailer, pending, address, now)
+    return True
+
+
+def mailed_recently(session: Session, identifier_hmac: str, now: datetime) -> bool:
     count = session.scalar(
         select(func.count())
         .select_from(SubscriptionRequest)
@@ -212,6 +161,61 @@ def _mailed_recently(session: Session, identifier_hmac: str, now: datetime) -> b
         )
     )
     return bool(count)
+
+
+def _grant(
+    session: Session, rules: Rules, request_id: str, act: ledger.Act, now: datetime
+) -> SubscriptionRequest:
+    """Turn a pending request into grants in the caller's transaction; once only."""
+    head = ledger.lock(session)
+    pending = session.get(SubscriptionRequest, request_id, populate_existing=True)
+    if pending is None:
+        raise NotFoundError("No such subscription request.")
+    if pending.confirmed_at is not None:
+        return pending
+    subjects.get(session, pending.subject_id)
+    current = ledger.standings(session, pending.subject_id)
+    topics = [channel_topic(pending.channel)] + [
+        pair_topic(pending.channel, c) for c in json.loads(pending.categories)
+    ]
+    confirm_act = ledger.Act(
+        actor="subject",
+        method=Method.DOUBLE_OPT_IN,
+        source=pending.source,
+        capture_point=act.capture_point,
+        locale=pending.locale,
+        notice_version=pending.notice_version,
+        notice_sha256=act.notice_sha256,
+        ip=act.ip,
+        user_agent=act.user_agent,
+        evidence={"request_id": pending.id, **dict(act.evidence)},
+    )
+    evidence_hash = ledger.record_evidence(session, pending.subject_id, confirm_act, now)
+    drafts = [
+        ledger.Draft(
+            Action.CONFIRM,
+            subject_id=pending.subject_id,
+            topic=topic,
+            status=Status.GRANTED,
+            legal_basis=legal_basis(rules.catalog, topic),
+            details={"request_id": pending.id},
+        )
+        for topic in topics
+        if (s := current.get(topic)) is None or s.status is not Status.GRANTED
+    ]
+    if suppression.lift(session, rules, pending.identifier_hmac, now=now):
+        drafts.append(
+            ledger.Draft(
+                Action.SUPPRESSION_LIFTED,
+                subject_id=pending.subject_id,
+                details={"request_id": pending.id},
+            )
+        )
+    if drafts:
+        ledger.append(session, head, confirm_act, drafts, now=now, evidence_hash=evidence_hash)
+    pending.confirmed_at = now
+    pending.confirm_evidence_hash = evidence_hash
+    return pending
 
 
 def _queue_mail(
