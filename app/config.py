@@ -286,8 +286,9 @@ class Settings:
     ratelimit_storage_url: str = setting(
         "RATELIMIT_STORAGE_URL",
         TEXT,
-        "Where limits count: memory:// (one process) or redis://… (shared).",
-        "memory://",
+        "Where limits count: database:// (this service's database, shared by every worker and"
+        " instance), redis://… (shared), or memory:// (this process only).",
+        "database://",
     )
     ratelimit_enabled: bool = setting("RATELIMIT_ENABLED", BOOLEAN, "Apply rate limits.", True)
     ratelimit_key_prefix: str = setting(
@@ -300,13 +301,22 @@ class Settings:
         "TOKEN_RATE_LIMIT", TEXT, "Per IP on /oauth/token.", "60/minute"
     )
     public_page_rate_limit: str = setting(
-        "PUBLIC_PAGE_RATE_LIMIT", TEXT, "Per IP on pages reached by emailed links.", "120/minute"
+        "PUBLIC_PAGE_RATE_LIMIT",
+        TEXT,
+        "Per link (token, not IP) on the pages emailed links open: /confirm, /p, /u, /access.",
+        "30/minute;300/hour",
     )
     public_form_rate: str = setting(
         "PUBLIC_FORM_RATE",
         TEXT,
-        "Per IP on the public opt-in and confirm forms.",
+        "Per IP, one budget shared by the public forms that send mail.",
         "5/minute;30/hour",
+    )
+    mailbox_rate: str = setting(
+        "MAILBOX_RATE",
+        TEXT,
+        "Per target mailbox (its plus and dot variants as one) on the forms that send mail.",
+        "3/hour;6/day",
     )
     max_content_length: int = setting(
         "MAX_CONTENT_LENGTH", INTEGER, "Largest request body, in bytes.", 2 * 1024 * 1024

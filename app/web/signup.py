@@ -12,8 +12,8 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 from app.domain.errors import InvalidIdentifierError, UnknownTopicError
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Method
-from app.extensions import limiter
-from app.http import client_ip, mailer, rules, session, settings, tokens, user_agent
+from app.http import client_ip, mailer, rules, session, tokens, user_agent
+from app.limits import link_limit, mailbox_limit, public_form_limit
 from app.services.consent.ledger import Act
 from app.services.optin import confirmation, subscriptions
 
@@ -49,10 +49,6 @@ class SubscribeFormSchema(Schema):
 _form = SubscribeFormSchema()
 
 
-def public_form_rate() -> str:
-    return settings().public_form_rate
-
-
 def locale() -> str:
     return str(get_locale() or "en")
 
@@ -63,7 +59,8 @@ def subscribe_page() -> ResponseReturnValue:
 
 
 @bp.post("/subscribe")
-@limiter.limit(public_form_rate, methods=["POST"])
+@public_form_limit
+@mailbox_limit
 def subscribe() -> ResponseReturnValue:
     raw = {
         "email": request.form.get("email", ""),
@@ -97,6 +94,7 @@ def sent() -> ResponseReturnValue:
 
 
 @bp.get("/confirm/<token>")
+@link_limit
 def confirm_page(token: str) -> ResponseReturnValue:
     """Changes nothing: mail scanners follow links. The page's script POSTs for a person."""
     found = confirmation.inspect(session(), tokens(), token)
@@ -104,7 +102,7 @@ def confirm_page(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/confirm/<token>")
-@limiter.limit(public_form_rate, methods=["POST"])
+@link_limit  # per link, not per IP: a whole office behind one NAT confirms its own links
 def confirm(token: str) -> ResponseReturnValue:
     found = confirmation.confirm(
         session(), rules(), tokens(), token, _act("web:/confirm", Method.DOUBLE_OPT_IN)
@@ -113,7 +111,8 @@ def confirm(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/confirm/<token>/renew")
-@limiter.limit(public_form_rate, methods=["POST"])
+@public_form_limit
+@link_limit
 def renew(token: str) -> ResponseReturnValue:
     found = confirmation.renew(session(), rules(), mailer(), token)
     return _page(RENEWED_PAGE_BY_STATE, found, token)

@@ -70,8 +70,9 @@ def test_asking_for_access_over_and_over_from_one_address_is_refused(
     client = app.test_client()
     token = preference_token(app, make_person(session, rules))
     form = {"csrf_token": csrf(client.get(f"/privacy/request/{token}").text)}
-    codes = [client.post(f"/privacy/request/{token}", data=form).status_code for _ in range(11)]
-    assert codes == [200] * 10 + [429]
+    codes = [client.post(f"/privacy/request/{token}", data=form).status_code for _ in range(7)]
+    # The budget every mail-sending form shares, per IP (PUBLIC_FORM_RATE, 5 a minute).
+    assert codes == [200] * 5 + [429] * 2
     session.rollback()
     assert session.scalars(select(OutboxMessage)).all()[0].template == "access_link"
     assert len(session.scalars(select(OutboxMessage)).all()) == 1
