@@ -18,6 +18,7 @@ from app.domain.consent import (
     purpose_topic,
 )
 from app.domain.errors import DomainError, NotFoundError
+from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
 from app.models import ConsentEvent, NoticeVersion, Subject, utcnow
@@ -27,6 +28,7 @@ from app.services.preference_center.message_links import preference_url
 from app.services.tokens import Purpose, Tokens
 
 LINK_MAIL = "preference_link"
+NO_RECORD_MAIL = "no_preferences"
 LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
 GPC_ACTOR = "browser:gpc"
 
@@ -259,8 +261,9 @@ def request_link(
 ) -> None:
     """Email a preference link to a known address, at most once per interval.
 
-    The caller answers the same whatever happens here, so nobody learns whether an address
-    is known; an unknown, erased or malformed address simply gets no mail.
+    The caller answers the same whatever happens here, and the work is the same too: an
+    unknown address is told, through the outbox as well, that nothing is held for it (the
+    per-mailbox rate limit bounds both). An erased or malformed address gets no mail.
     """
     now = now or utcnow()
     subject: Subject | None
@@ -268,6 +271,12 @@ def request_link(
         subject = subjects.find(session, rules, IdentifierKind.EMAIL, email)
     except DomainError:
         subject = None
+    sender = rules.catalog.controller.get("name", "Consent Center")
+    if subject is None and _is_mailable(session, rules, email):
+        rendered = templates.render(NO_RECORD_MAIL, locale, {"sender": sender})
+        mail.enqueue(
+            session, rendered, to=email.strip(), mail_from=mail_from, subject_id=None, now=now
+        )
     if subject is not None and not mail.sent_recently(
         session, subject.id, LINK_MAIL, since=now - LINK_MAIL_INTERVAL
     ):
@@ -277,7 +286,7 @@ def request_link(
             {
                 "url": preference_url(tokens, base_url, subject.id),
                 "days": tokens.ttl(Purpose.PREFERENCES).days,
-                "sender": rules.catalog.controller.get("name", "Consent Center"),
+                "sender": sender,
                 "request_url": f"{base_url}/preferences",
             },
         )
@@ -285,3 +294,11 @@ def request_link(
             session, rendered, to=email.strip(), mail_from=mail_from, subject_id=subject.id, now=now
         )
     session.commit()
+
+
+def _is_mailable(session: Session, rules: Rules, email: str) -> bool:
+    try:
+        ident = identifier(IdentifierKind.EMAIL, email)
+    except DomainError:
+        return False
+    return not suppression.is_suppressed(session, rules, ident=ident)
