@@ -13,6 +13,7 @@ from app.domain.consent import (
     PreferencesView,
     channel_topic,
     legal_basis,
+    offered_channels,
     pair_topic,
     preferences_view,
     purpose_topic,
@@ -21,7 +22,7 @@ from app.domain.errors import DomainError, NotFoundError
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
-from app.models import ConsentEvent, NoticeVersion, Subject, utcnow
+from app.models import ConsentEvent, NoticeVersion, Subject, SubjectIdentifier, utcnow
 from app.services.consent import ledger, notices, preferences, subjects, suppression
 from app.services.delivery import mail
 from app.services.preference_center.message_links import preference_url
@@ -50,6 +51,9 @@ class PreferencePage:
     notice: Notice | None
     is_gpc_honoured: bool
     is_gpc_overridden: bool = False  # the person allowed sharing on this page after the signal
+    # Channels the page offers: those with a contact point held for the person (no SMS box
+    # for someone with no number), and those they already chose on.
+    offered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -84,13 +88,15 @@ def show(
     overridden = _honour_gpc(session, rules, subject_id, visit, now) if visit.is_gpc else False
     subject = subjects.get(session, subject_id)
     locale = pick_locale(subject.locale)
+    view = preferences.view(session, rules, subject_id, now=now)
     page = PreferencePage(
         subject_id,
         locale,
-        preferences.view(session, rules, subject_id, now=now),
+        view,
         _notice(session, locale),
         visit.is_gpc and not overridden,
         overridden,
+        _offered(session, rules, subject_id, view),
     )
     session.commit()
     return page
@@ -181,8 +187,10 @@ def save(
         max_age=rules.max_consent_age,
     )
     changes: list[preferences.Change] = []
+    offered = _offered(session, rules, subject_id, shown)
     for pair in shown.pairs:
-        wanted = (pair.channel, pair.category) in pairs
+        # A box the page did not offer (a channel with no contact point) is never granted.
+        wanted = (pair.channel, pair.category) in pairs and pair.channel in offered
         if wanted == pair.decision.allowed:
             continue
         if wanted:
@@ -302,3 +310,12 @@ def _is_mailable(session: Session, rules: Rules, email: str) -> bool:
     except DomainError:
         return False
     return not suppression.is_suppressed(session, rules, ident=ident)
+
+
+def _offered(
+    session: Session, rules: Rules, subject_id: str, view: PreferencesView
+) -> frozenset[str]:
+    held = session.scalars(
+        select(SubjectIdentifier.kind).where(SubjectIdentifier.subject_id == subject_id)
+    )
+    return offered_channels(rules.catalog, set(held), view)
