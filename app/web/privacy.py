@@ -95,7 +95,7 @@ def ask(token: str) -> ResponseReturnValue:
 @public_form_limit  # the service also sends one mail per subject per few minutes
 @link_limit
 def send(token: str) -> ResponseReturnValue:
-    access.request_access(
+    requested = access.request_access(
         session(),
         tokens(),
         mail_templates(),
@@ -104,6 +104,8 @@ def send(token: str) -> ResponseReturnValue:
         mail_from=settings().mail_from,
         locale=locale(),
     )
+    if requested.logged_due_at is not None:
+        return render_template("privacy/logged.html", due=requested.logged_due_at.date())
     minutes = int(settings().access_link_ttl.total_seconds() // 60)
     return render_template("privacy/sent.html", minutes=minutes)
 
