@@ -26,6 +26,7 @@ from app.domain.records import evidence_digest
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Method, Status
 from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, utcnow
+from app.services.consent import suppression
 
 EVIDENCE_HASHED = ("nonce", "ip", "user_agent", "country", "details", "created_at")
 CHAIN_ID = "main"  # one chain for now; shard by subject later without changing the format
@@ -266,7 +267,7 @@ def current_view(
     return preferences_view(
         rules.catalog,
         standings(session, subject_id),
-        is_suppressed=False,
+        is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
         now=now,
         max_age=rules.max_consent_age,
     )
