@@ -385,9 +385,11 @@ def test_the_csv_export_neutralises_cells_a_spreadsheet_would_run(
     assert response.status_code == 202
     text = api.get("/v1/audit/export?format=csv").get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert rows
-    for row in rows:
+    subscribed = [row for row in rows if row["subject_id"]]  # not the system's own events
+    assert subscribed
+    for row in subscribed:
         assert row["source"] == "'" + formula
+    for row in rows:
         for cell in row.values():
             assert not cell.startswith(("=", "+", "-", "@")), cell
     # The NDJSON export keeps the exact value: it is data, not a spreadsheet.
