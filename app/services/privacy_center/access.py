@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import DomainError, UsedTokenError
 from app.domain.vocabulary import IdentifierKind
-from app.models import AccessLog, AccessSession, SubjectIdentifier, UsedToken, utcnow
+from app.models import AccessLog, AccessSession, Subject, SubjectIdentifier, UsedToken, utcnow
 from app.services.consent import subjects
 from app.services.delivery import mail
 from app.services.privacy_center import rights
@@ -94,22 +94,49 @@ def request_access(
             channel="web",
             note="No email address held: identify the person another way before answering.",
         )
-        session.commit()
-        return AccessRequest(is_mailed=False, logged_due_at=logged.due_at)
-    is_mailed = not mail.sent_recently(session, subject_id, ACCESS_MAIL, since=now - MAIL_GAP)
-    if is_mailed:
-        access = tokens.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
-        ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
-        rendered = templates.render(
-            ACCESS_MAIL,
-            locale or subject.locale,
-            {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
-        )
-        mail.enqueue(
-            session, rendered, to=address, mail_from=mail_from, subject_id=subject_id, now=now
+        answer = AccessRequest(is_mailed=False, logged_due_at=logged.due_at)
+    else:
+        answer = AccessRequest(
+            is_mailed=_mail_link(
+                session,
+                tokens,
+                templates,
+                subject,
+                address,
+                base_url=base_url,
+                mail_from=mail_from,
+                locale=locale,
+                now=now,
+            )
         )
     session.commit()
-    return AccessRequest(is_mailed=is_mailed)
+    return answer
+
+
+def _mail_link(
+    session: Session,
+    tokens: Tokens,
+    templates: mail.MailTemplates,
+    subject: Subject,
+    address: str,
+    *,
+    base_url: str,
+    mail_from: str,
+    locale: str | None,
+    now: datetime,
+) -> bool:
+    """Queue the access link in the caller's transaction, unless one went out just now."""
+    if mail.sent_recently(session, subject.id, ACCESS_MAIL, since=now - MAIL_GAP):
+        return False
+    access = tokens.make(Purpose.ACCESS, {"s": subject.id, "n": secrets.token_hex(8)})
+    ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
+    rendered = templates.render(
+        ACCESS_MAIL,
+        locale or subject.locale,
+        {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
+    )
+    mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=subject.id, now=now)
+    return True
 
 
 def check_access_link(session: Session, tokens: Tokens, token: str) -> None:
