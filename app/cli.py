@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from app.components import Components, build
 from app.config import ConfigError, Settings
 from app.database import make_engine
+from app.domain.chain import format_time
 
 
 class _Group(click.Group):
@@ -393,8 +394,8 @@ def rights_overdue() -> None:
                         "id": row.id,
                         "subject_id": row.subject_id,
                         "kind": row.kind,
-                        "received_at": row.received_at.isoformat(),
-                        "due_at": row.due_at.isoformat(),
+                        "received_at": format_time(row.received_at),
+                        "due_at": format_time(row.due_at),
                         "channel": row.channel,
                     }
                 )

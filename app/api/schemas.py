@@ -39,7 +39,11 @@ class StrictSchema(Schema):
 
 class UTCDateTime(fields.AwareDateTime):
     """An aware datetime, turned to UTC, between 1970 and 9998: every instant the ledger can
-    store, compare and add a statutory month to."""
+    store, compare and add a statutory month to. Written out as every answer writes a time:
+    RFC 3339 in UTC with `Z` (chain.format_time)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else chain.format_time(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
@@ -350,7 +354,7 @@ class UnsubscribeAllSchema(EvidenceFieldsMixin):
 
 class StandingSchema(Schema):
     status = fields.String(allow_none=True, metadata=shared("Standing"))
-    updated_at = fields.AwareDateTime(allow_none=True)
+    updated_at = UTCDateTime(allow_none=True)
 
 
 class ChannelViewSchema(StandingSchema):
@@ -405,14 +409,14 @@ class SubjectQuerySchema(StrictSchema):
 
 class SubjectSchema(Schema):
     subject_id = uuid_field(attribute="id")
-    created_at = fields.AwareDateTime()
+    created_at = UTCDateTime()
     locale = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
 
 
 class ErasureSchema(Schema):
     subject_id = uuid_field()
-    erased_at = fields.AwareDateTime()
+    erased_at = UTCDateTime()
     identifiers_suppressed = fields.Integer(
         metadata={
             "minimum": 0,
@@ -596,7 +600,7 @@ class NoticeOutSchema(Schema):
     title = fields.String()
     text = fields.String()
     sha256 = sha256_field("SHA-256 of `text`, recorded on every event that names this version.")
-    published_at = fields.AwareDateTime()
+    published_at = UTCDateTime()
 
 
 # --- links for a message ---------------------------------------------------------------------

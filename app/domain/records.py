@@ -64,9 +64,16 @@ class Counts:
 # --- session evidence --------------------------------------------------------------------------
 
 
-def evidence_time(moment: datetime) -> str:
-    """The one spelling of an evidence row's time inside its hash."""
-    return moment.astimezone(UTC).isoformat()
+def evidence_time(moment: datetime | str) -> str:
+    """The one spelling of an evidence row's time inside its hash (Python's isoformat, as the
+    first rows were hashed); the wire spells it like every other time (RFC 3339 with Z), and
+    that spelling is read back here before hashing."""
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC).isoformat()
+    try:
+        return datetime.fromisoformat(moment).astimezone(UTC).isoformat()
+    except ValueError:
+        return moment  # not a time at all: it cannot hash to what was recorded
 
 
 def evidence_digest(row: Mapping[str, Any]) -> str:
@@ -78,7 +85,7 @@ def evidence_digest(row: Mapping[str, Any]) -> str:
         "user_agent": row.get("user_agent"),
         "country": row.get("country"),
         "details": row.get("details"),
-        "created_at": evidence_time(created_at) if isinstance(created_at, datetime) else created_at,
+        "created_at": evidence_time(created_at) if created_at else created_at,
     }
     return hashlib.sha256(chain.canonical_json(body).encode()).hexdigest()
 

@@ -14,7 +14,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain import chain, records
+from app.domain import chain
 from app.models import ConsentEvent, Evidence
 from app.services.audit import verification
 from app.services.consent.ledger import CHAIN_ID
@@ -143,7 +143,7 @@ def event_dict(
         event["evidence"] |= {
             "nonce": evidence["nonce"],
             "details": evidence["details"],
-            "created_at": records.evidence_time(evidence["created_at"]),
+            "created_at": chain.format_time(evidence["created_at"]),
         }
     return event
 

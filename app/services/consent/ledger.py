@@ -20,9 +20,10 @@ from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
-from app.domain.consent import Standing, Topic
+from app.domain.consent import PreferencesView, Standing, Topic, preferences_view
 from app.domain.errors import UnpublishedNoticeError
 from app.domain.records import evidence_digest
+from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Method, Status
 from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, utcnow
 
@@ -242,3 +243,30 @@ def has_been_granted(session: Session, subject_id: str, topic: Topic) -> bool:
 
 def standing_of(row: ConsentState) -> Standing:
     return Standing(Status(row.status), row.event_seq, row.occurred_at, row.event_id)
+
+
+def history(
+    session: Session, subject_id: str
+) -> tuple[list[ConsentEvent], dict[str | None, Evidence]]:
+    """A subject's events in chain order, and the evidence rows they name, by hash."""
+    events = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
+    ).all()
+    evidence: dict[str | None, Evidence] = {
+        row.hash: row
+        for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
+    }
+    return list(events), evidence
+
+
+def current_view(
+    session: Session, rules: Rules, subject_id: str, *, now: datetime
+) -> PreferencesView:
+    """What the subject's events add up to now, per topic, as pages and answers show it."""
+    return preferences_view(
+        rules.catalog,
+        standings(session, subject_id),
+        is_suppressed=False,
+        now=now,
+        max_age=rules.max_consent_age,
+    )

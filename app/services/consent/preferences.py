@@ -15,7 +15,6 @@ from app.domain.consent import (
     Topic,
     channel_topic,
     legal_basis,
-    preferences_view,
 )
 from app.domain.errors import UnknownTopicError
 from app.domain.rules import Rules
@@ -40,13 +39,7 @@ def view(
     session: Session, rules: Rules, subject_id: str, *, now: datetime | None = None
 ) -> PreferencesView:
     subjects.get(session, subject_id)
-    return preferences_view(
-        rules.catalog,
-        ledger.standings(session, subject_id),
-        is_suppressed=False,
-        now=now or utcnow(),
-        max_age=rules.max_consent_age,
-    )
+    return ledger.current_view(session, rules, subject_id, now=now or utcnow())
 
 
 def validate_changes(rules: Rules, changes: Sequence[Change]) -> None:
