@@ -19,6 +19,7 @@ from app.services.consent import notices
 from app.services.optin import confirmation, subscriptions
 from tests.conftest import ApiClient
 from tests.factories import make_act, make_subscriber
+from tests.forgeries import rewrite_from
 
 
 def subscribe(clean_db: Engine, rules: Rules, email: str = "ada@example.org") -> str:
@@ -236,3 +237,24 @@ def test_verify_reads_what_the_check_reads_and_names_the_state_row(
     assert (forged["ok"], forged["record"]) == (False, "state")
     assert forged["first_bad_seq"] is not None
     assert forged["state"]["channel"] == "email"
+
+
+def test_verify_checks_checkpoint_signatures_and_notice_texts(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    subscribe(clean_db, rules)
+    assert api.post("/v1/audit/checkpoints").status_code == 201
+    subscribe(clean_db, rules, "bob@example.org")
+    with Session(clean_db) as session:
+        rewrite_from(session, 2, source="forged")
+    forged = api.get("/v1/audit/verify").get_json()
+    assert (forged["ok"], forged["record"]) == (False, "checkpoint")
+    with Session(clean_db) as session:
+        notices.publish(
+            session, key="k", version="v9", locale="en", title="t", text="The original text."
+        )
+        session.execute(text("UPDATE notice_versions SET text = 'Changed.' WHERE version = 'v9'"))
+        session.commit()
+    changed = api.get("/v1/audit/verify").get_json()
+    assert (changed["ok"], changed["record"]) == (False, "notice")
+    assert changed["notice"] == {"key": "k", "version": "v9", "locale": "en"}

@@ -6,12 +6,13 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from app.domain import chain, proof
+from app.domain import proof
 from app.domain.rules import Rules
-from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, NoticeVersion
+from app.models import ConsentEvent, ConsentState, Evidence, NoticeVersion
 from app.services.audit import checkpoints, trail
 from app.services.consent import notices, subjects
 from tests.factories import make_act, make_subscriber
+from tests.forgeries import rewrite_from
 from tests.web.pages import notices_path
 
 KEY = ECKey.generate_key("P-256", auto_kid=True)
@@ -193,21 +194,3 @@ def test_a_rewritten_history_under_a_signed_checkpoint_is_caught_live(
     assert (result.is_ok, result.first_bad_seq) == (False, checkpoint)
     assert result.finding is not None
     assert result.finding.record == "checkpoint"
-
-
-def rewrite_from(session: Session, seq: int, **changes: str) -> None:
-    """Change event `seq` and recompute every later hash and the head, as a forger would."""
-    rows = session.scalars(
-        select(ConsentEvent).where(ConsentEvent.seq >= seq).order_by(ConsentEvent.seq)
-    ).all()
-    prev = session.scalar(select(ConsentEvent.hash).where(ConsentEvent.seq == seq - 1))
-    for row in rows:
-        for name, value in changes.items() if row.seq == seq else ():
-            setattr(row, name, value)
-        row.prev_hash = prev or chain.GENESIS_HASH
-        row.hash = chain.event_hash(row.record())
-        prev = row.hash
-    head = session.get(ChainHead, "main")
-    assert head is not None
-    head.last_hash = str(prev)
-    session.commit()
