@@ -16,10 +16,11 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, has_request_context, request
+from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
 from flask.typing import ResponseReturnValue
 from prometheus_client import REGISTRY as PROCESS_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -141,8 +142,8 @@ def _finish(response: Response) -> Response:
 class StateCollector(Collector):
     """Gauges read from the database at scrape time: the same in every worker."""
 
-    def __init__(self, session: Session, now: datetime) -> None:
-        self.session, self.now = session, now
+    def __init__(self, session: Session, now: datetime, replica: Session | None = None) -> None:
+        self.session, self.now, self.replica = session, now, replica
 
     def collect(self) -> Iterator[Metric]:
         state = operations.snapshot(self.session)
@@ -172,6 +173,13 @@ class StateCollector(Collector):
                 f"Seconds since {what} (-1: never).",
                 -1.0 if age is None else age,
             )
+        lag = None if self.replica is None else operations.replica_lag_seconds(self.replica)
+        if lag is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_replica_lag_seconds",
+                "How far the read replica (DATABASE_READ_URL) trails the primary.",
+                lag,
+            )
 
     def _age(self, at: datetime | None) -> float | None:
         return None if at is None else max(0.0, (self.now - at).total_seconds())
@@ -196,9 +204,11 @@ def metrics() -> ResponseReturnValue:
         MultiProcessCollector(registry, path=str(settings.prometheus_multiproc_dir))  # type: ignore[no-untyped-call]
     else:
         registry = PROCESS_REGISTRY
-    state = CollectorRegistry()
-    state.register(StateCollector(db.session(), datetime.now(UTC)))
-    body = generate_latest(registry) + generate_latest(state)
+    replica_engine = current_app.extensions.get("replica_engine")
+    with Session(replica_engine) if replica_engine else nullcontext() as replica:
+        state = CollectorRegistry()
+        state.register(StateCollector(db.session(), datetime.now(UTC), replica))
+        body = generate_latest(registry) + generate_latest(state)
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
 
 

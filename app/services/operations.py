@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.domain.vocabulary import Action
@@ -52,6 +52,20 @@ def snapshot(session: Session) -> Snapshot:
         last_checkpoint_at=_last(session, Action.CHECKPOINT),
         last_retention_at=_last(session, Action.RETENTION_RUN),
     )
+
+
+def replica_lag_seconds(replica: Session) -> float | None:
+    """How far a PostgreSQL streaming replica trails the primary (0 when it is not replaying,
+    e.g. a read-only role on the primary); None where the database cannot say (SQLite)."""
+    if replica.get_bind().dialect.name != "postgresql":
+        return None
+    lag = replica.scalar(
+        text(
+            "SELECT CASE WHEN pg_is_in_recovery() THEN COALESCE(EXTRACT(EPOCH FROM"
+            " now() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END"
+        )
+    )
+    return float(lag or 0)
 
 
 def _last(session: Session, action: Action) -> datetime | None:

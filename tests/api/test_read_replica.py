@@ -117,3 +117,21 @@ def test_a_read_only_role_serves_the_same_answers(
             assert db.engine.url != app.extensions["replica_engine"].url
     finally:
         app.extensions["replica_engine"].dispose()
+
+
+def test_metrics_report_the_replicas_lag_where_the_database_can_say(
+    make_app: Callable[..., Flask], empty_replica: str
+) -> None:
+    app = make_app(database_read_url=empty_replica)
+    try:
+        body = app.test_client().get("/metrics").get_data(as_text=True)
+    finally:
+        app.extensions["replica_engine"].dispose()
+    lines = [line for line in body.splitlines() if line.startswith("consent_center_replica_lag")]
+    if DATABASE_URL.startswith("postgresql"):
+        assert lines == ["consent_center_replica_lag_seconds 0.0"]  # not replaying: no lag
+    else:
+        assert lines == []  # SQLite cannot say
+    assert "consent_center_replica_lag" not in make_app().test_client().get("/metrics").get_data(
+        as_text=True
+    )
