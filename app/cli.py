@@ -197,7 +197,8 @@ def demo(count: int) -> None:
 @click.option("--once", is_flag=True, help="Deliver what is due once, then exit.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 def worker(once: bool, interval: float) -> None:
-    """Deliver the mail outbox over SMTP (or to .eml files), with retries and back-off."""
+    """Deliver the mail outbox over SMTP (or to .eml files) and the webhook outbox, with
+    retries and back-off."""
     import signal
     import threading
 
@@ -208,7 +209,21 @@ def worker(once: bool, interval: float) -> None:
     try:
         if once:
             delivery = outbox.deliver_once(engine, settings)
-            click.echo(json.dumps({"sent": delivery.sent, "deferred": delivery.deferred}))
+            sender = outbox.sender(settings)
+            try:
+                hooks = outbox.deliver_webhooks(engine, settings, sender)
+            finally:
+                sender.close()
+            click.echo(
+                json.dumps(
+                    {
+                        "sent": delivery.sent,
+                        "deferred": delivery.deferred,
+                        "webhooks_sent": hooks.sent,
+                        "webhooks_failed": hooks.failed,
+                    }
+                )
+            )
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

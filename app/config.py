@@ -65,6 +65,14 @@ class Settings:
     public_form_rate: str = "5/minute;30/hour"  # per IP, on the public opt-in and confirm forms
     audit_signing_key_path: Path | None = None
     checkpoint_every: int = 1000
+    # Webhooks: private targets (loopback, RFC 1918, link-local) only when this is set.
+    webhook_allow_private: bool = False
+    webhook_timeout: float = 10.0
+    webhook_secret_overlap: timedelta = timedelta(hours=24)
+    webhook_lease: timedelta = timedelta(seconds=30)
+    # Inbound opt-outs: each provider's own signing secret or key (unset = its route refuses).
+    twilio_auth_token: str | None = None
+    sendgrid_webhook_public_key: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,6 +132,12 @@ class Settings:
                 env, "AUDIT_SIGNING_KEY_PATH", instance / "audit-signing-key.json"
             ),
             checkpoint_every=_int(env, "CHECKPOINT_EVERY", 1000),
+            webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_timeout=float(_int(env, "WEBHOOK_TIMEOUT_SECONDS", 10)),
+            webhook_secret_overlap=timedelta(hours=_int(env, "WEBHOOK_SECRET_OVERLAP_HOURS", 24)),
+            webhook_lease=timedelta(seconds=_int(env, "WEBHOOK_LEASE_SECONDS", 30)),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN") or None,
+            sendgrid_webhook_public_key=env.get("SENDGRID_WEBHOOK_PUBLIC_KEY") or None,
         )
 
 

@@ -31,6 +31,7 @@ class Action(StrEnum):
     NOTICE_PUBLISHED = "notice_published"
     CHECKPOINT = "checkpoint"
     RETENTION_RUN = "retention_run"
+    WEBHOOK_DISABLED = "webhook_disabled"  # a receiver that kept failing for 24 h was disabled
 
 
 class LegalBasis(StrEnum):
@@ -51,6 +52,8 @@ class Method(StrEnum):
     GPC = "gpc"
     ADMIN = "admin"
     SYSTEM = "system"
+    SMS_KEYWORD = "sms_keyword"  # STOP/START and their synonyms, replied to an SMS
+    PROVIDER_REPORT = "provider_report"  # a complaint, unsubscribe or bounce another system saw
 
 
 class CategoryKind(StrEnum):
@@ -69,6 +72,7 @@ class Scope(StrEnum):
     CONSENT_WRITE = "consent:write"
     SUBJECTS_MANAGE = "subjects:manage"
     AUDIT_READ = "audit:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 ALL_SCOPES = frozenset(Scope)
