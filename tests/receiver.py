@@ -35,6 +35,7 @@ class Receiver:
     secret: str = ""
     script: list[int | str] = field(default_factory=list)
     hang_seconds: float = 3.0
+    pause_seconds: float = 0.0  # think this long before every answer
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -71,6 +72,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             answer = receiver.answer_next()
+            if receiver.pause_seconds:
+                time.sleep(receiver.pause_seconds)
             receiver.record(raw, headers, answer)
             if answer == "timeout":
                 time.sleep(receiver.hang_seconds)
