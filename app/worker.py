@@ -34,7 +34,8 @@ def deliver_once(engine: Engine, settings: Settings) -> mail.Delivery:
 
 def sender(settings: Settings) -> webhooks.Sender:
     return webhooks.Sender(
-        allow_private=settings.webhook_allow_private, timeout=settings.webhook_timeout
+        allow_private=settings.webhook_allow_private,
+        timeout=settings.webhook_timeout.total_seconds(),
     )
 
 
