@@ -36,6 +36,7 @@ class Receiver:
     script: list[int | str] = field(default_factory=list)
     hang_seconds: float = 3.0
     pause_seconds: float = 0.0  # think this long before every answer
+    drop_kept_alive: bool = False  # close each connection after answering, without saying so
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -86,6 +87,8 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", "2")
             self.end_headers()
             self.wfile.write(b"ok")
+            if receiver.drop_kept_alive:
+                self.close_connection = True  # as an idle timeout would, unannounced
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

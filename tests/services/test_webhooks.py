@@ -133,6 +133,21 @@ def test_a_change_rolled_back_queues_no_delivery(session: Session, rules: Rules)
     assert session.scalars(select(WebhookDelivery)).all() == []
 
 
+def test_a_kept_alive_connection_the_receiver_closed_is_not_a_failed_attempt(
+    session: Session, rules: Rules
+) -> None:
+    with receiving() as receiver:
+        receiver.drop_kept_alive = True
+        _register(session, receiver)
+        make_subscriber(session, rules, confirmed=False)
+        sender = webhooks.Sender(allow_private=True, timeout=1)
+        webhooks.deliver_due(session, sender, lease=LEASE)
+        sender.close()
+    rows = session.scalars(select(WebhookDelivery)).all()
+    assert len(rows) == 2
+    assert {(row.status, row.attempts) for row in rows} == {("delivered", 1)}
+
+
 def test_a_redirect_is_not_followed(session: Session, rules: Rules) -> None:
     with receiving() as receiver:
         receiver.script = [302]

@@ -262,21 +262,28 @@ class Sender:
         def elapsed() -> int:
             return int((time.monotonic() - started) * 1000)
 
-        try:
-            connection = self._connections.get(key)
-            if connection is None:
-                address = resolve(host, port, allow_private=self.allow_private)
-                kind = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
-                connection = self._connections[key] = kind(host, port, address, self.timeout)
-            connection.request("POST", path, body=body, headers=dict(headers))
-            answer = connection.getresponse()
-            answer.read(MAX_ANSWER)
-            if not answer.isclosed():
-                self._drop(key)  # more than we read: do not reuse a half-read connection
-            return Outcome(answer.status, elapsed())
-        except (OSError, http.client.HTTPException) as error:
-            self._drop(key)
-            return Outcome(None, elapsed(), f"{type(error).__name__}: {error}"[:500])
+        for fresh in (key not in self._connections, True):
+            try:
+                connection = self._connections.get(key)
+                if connection is None:
+                    address = resolve(host, port, allow_private=self.allow_private)
+                    kind = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
+                    connection = self._connections[key] = kind(host, port, address, self.timeout)
+                connection.request("POST", path, body=body, headers=dict(headers))
+                answer = connection.getresponse()
+                answer.read(MAX_ANSWER)
+                if not answer.isclosed():
+                    self._drop(key)  # more than we read: do not reuse a half-read connection
+                return Outcome(answer.status, elapsed())
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self._drop(key)
+                if fresh:
+                    return Outcome(None, elapsed(), "the receiver closed the connection")
+                # A kept-alive connection the receiver had closed while idle: once more, anew.
+            except (OSError, http.client.HTTPException) as error:
+                self._drop(key)
+                return Outcome(None, elapsed(), f"{type(error).__name__}: {error}"[:500])
+        raise AssertionError("unreachable: the second pass always returns")
 
     def _drop(self, key: tuple[str, str, int]) -> None:
         connection = self._connections.pop(key, None)
