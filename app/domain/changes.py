@@ -8,14 +8,14 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from app.domain.errors import InvalidWebhookError
-from app.domain.vocabulary import Action, IdentifierKind
+from app.domain.vocabulary import Action
 
 # Bookkeeping of the ledger itself, not a change about a person: never in the feed.
 NOT_CHANGES = frozenset(
@@ -32,6 +32,16 @@ CONSENT_ACTIONS = frozenset(
     }
 )
 MAX_CURSOR = 2**62
+ITEM_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "subject_id",
+    "channel",
+    "category",
+    "purpose",
+    "status",
+    "action",
+)
 
 
 class EventType(StrEnum):
@@ -52,31 +62,29 @@ def event_type(action: str) -> EventType:
     return EventType.SUBJECT_CHANGED
 
 
-def wire_action(action: str) -> str:
-    return "erased" if action == Action.ERASE else action
-
-
 def cursor(seq: int) -> str:
     """The cursor is the event's place in the chain: it never changes and never repeats."""
     return str(seq)
 
 
-def change_item(event: Mapping[str, Any], identifiers: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """One changes item. An erasure names no identifier, whatever the caller passes."""
-    found: dict[str, list[str]] = {str(kind): [] for kind in IdentifierKind}
-    if event["action"] != Action.ERASE:
+def change_item(event: Sequence[Any], identifiers: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """One changes item from an event row in `ITEM_COLUMNS` order. An erasure names no
+    identifier, whatever the caller passes."""
+    seq, occurred_at, subject_id, channel, category, purpose, status, action = event
+    found: dict[str, list[str]] = {"email": [], "phone": [], "external_id": []}
+    if action != Action.ERASE:
         for kind, value in identifiers:
             found.setdefault(kind, []).append(value)
     return {
-        "cursor": cursor(event["seq"]),
-        "occurred_at": event["occurred_at"],
-        "subject_id": event["subject_id"],
+        "cursor": str(seq),
+        "occurred_at": occurred_at,
+        "subject_id": subject_id,
         "identifiers": found,
-        "channel": event["channel"],
-        "category": event["category"],
-        "purpose": event["purpose"],
-        "status": event["status"],
-        "action": wire_action(event["action"]),
+        "channel": channel,
+        "category": category,
+        "purpose": purpose,
+        "status": status,
+        "action": "erased" if action == Action.ERASE else action,
     }
 
 

@@ -13,13 +13,12 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from app.domain.changes import NOT_CHANGES, change_item, cursor
+from app.domain.changes import ITEM_COLUMNS, NOT_CHANGES, change_item, cursor
 from app.models import ConsentEvent, SubjectIdentifier
 from app.services.consent.ledger import CHAIN_ID
 
 EVENTS = ConsentEvent.__table__
 IDENTIFIERS = SubjectIdentifier.__table__
-COLUMNS = ("seq", "occurred_at", "subject_id", "channel", "category", "purpose", "status", "action")
 
 
 def _items(session: Session, events: Select[Any]) -> list[dict[str, Any]]:
@@ -33,20 +32,20 @@ def _items(session: Session, events: Select[Any]) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     identifiers: list[tuple[str, str]] = []
     current: Any = None
-    for row in session.execute(query):
-        if current is not None and row.seq != current.seq:
-            items.append(change_item(current._mapping, identifiers))
+    for row in session.execute(query).all():
+        if current is not None and row[0] != current[0]:
+            items.append(change_item(current[:-2], identifiers))
             identifiers = []
         current = row
-        if row.kind is not None:
-            identifiers.append((row.kind, row.value))
+        if row[-2] is not None:
+            identifiers.append((row[-2], row[-1]))
     if current is not None:
-        items.append(change_item(current._mapping, identifiers))
+        items.append(change_item(current[:-2], identifiers))
     return items
 
 
 def _events() -> Select[Any]:
-    return select(*(EVENTS.c[name] for name in COLUMNS)).where(
+    return select(*(EVENTS.c[name] for name in ITEM_COLUMNS)).where(
         EVENTS.c.chain_id == CHAIN_ID, EVENTS.c.action.not_in([str(a) for a in NOT_CHANGES])
     )
 
