@@ -43,6 +43,9 @@ from app.services.changes import feed
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 MAX_ANSWER = 64 * 1024  # read (and drop) this much of an answer to keep the connection
 USER_AGENT = "consent-center-webhooks/1"
+# Successful outcomes are written in groups: a crash in between re-sends at most this many
+# deliveries, each with its webhook-id, which receivers deduplicate by.
+OUTCOMES_PER_COMMIT = 20
 
 
 @dataclass(frozen=True)
@@ -429,8 +432,9 @@ def _deliver_to(
             webhook.lease_until = now + lease  # renewed while sending, not at every delivery
         if outcome.is_ok:
             row.status, row.delivered_at = DELIVERED, now
-            _commit_outcome(session)
             sent += 1
+            if sent % OUTCOMES_PER_COMMIT == 0:
+                _commit_outcome(session)
             continue
         failed += 1
         delay = retry_delay(row.attempts)
@@ -442,6 +446,7 @@ def _deliver_to(
         session.commit()
         _disable(session, webhook_id, row, now)
         return sent, failed, 1
+    _commit_outcome(session)
     return sent, failed, 0
 
 
