@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from app.api import api_act, dump, load_args, load_body
+from app.api import api_act, big_json, dump, load_args, load_body
 from app.api.feed_schemas import (
     ChangesQuerySchema,
     DeliveriesQuerySchema,
@@ -44,7 +44,7 @@ def changes() -> ResponseReturnValue:
         items, next_after = feed.page(reader, int(args["after"]), args["limit"])
     # Items leave as the feed built them (ChangesPageSchema describes them): dumping 1,000
     # nested items through marshmallow would cost more than reading them.
-    return {"changes": items, "next_after": next_after}
+    return big_json({"changes": items, "next_after": next_after})
 
 
 @bp.post("/webhooks")

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.domain.chain import format_time
 from app.domain.errors import InvalidWebhookError
 from app.domain.vocabulary import Action
 
@@ -77,7 +78,7 @@ def change_item(event: Sequence[Any], identifiers: Iterable[tuple[str, str]]) ->
             found.setdefault(kind, []).append(value)
     return {
         "cursor": str(seq),
-        "occurred_at": occurred_at,
+        "occurred_at": format_time(occurred_at),
         "subject_id": subject_id,
         "identifiers": found,
         "channel": channel,

@@ -119,8 +119,9 @@ def test_after_24_hours_of_failures_the_receiver_is_disabled_with_an_audited_eve
     queued = len(webhooks.deliveries(session, made.webhook.id, limit=100))
     make_subscriber(session, rules, email="later@example.org", confirmed=False)
     assert len(webhooks.deliveries(session, made.webhook.id, limit=100)) == queued
-    webhooks.redeliver(session, made.webhook.id, row.id)
+    again = webhooks.redeliver(session, made.webhook.id, row.id)
     assert session.get(Webhook, made.webhook.id).disabled_at is None  # type: ignore[union-attr]
+    assert (again.status, again.attempts) == ("pending", 0)
 
 
 def test_a_change_rolled_back_queues_no_delivery(session: Session, rules: Rules) -> None:

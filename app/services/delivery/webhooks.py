@@ -25,7 +25,6 @@ from sqlalchemy import delete, or_, select, text, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook as Signer
 
-from app.domain.chain import format_time
 from app.domain.changes import (
     EventType,
     event_type,
@@ -154,6 +153,8 @@ def redeliver(
     row = session.get(WebhookDelivery, delivery_id)
     if row is None or row.webhook_id != webhook_id:
         raise NotFoundError(f"No delivery {delivery_id} for webhook {webhook_id}.")
+    if row.status == FAILED:
+        row.attempts = 0  # a fresh day of retries, not one attempt and off again
     row.status, row.next_attempt_at, row.last_error = PENDING, now, None
     webhook.disabled_at = webhook.disabled_reason = None
     session.commit()
@@ -304,9 +305,8 @@ def signature(webhook: Webhook, message_id: str, sent_at: datetime, body: str) -
 
 
 def payload(kind: str, item: Mapping[str, Any]) -> str:
-    data = dict(item, occurred_at=format_time(item["occurred_at"]))
     return json.dumps(
-        {"type": kind, "timestamp": data["occurred_at"], "data": data},
+        {"type": kind, "timestamp": item["occurred_at"], "data": item},
         separators=(",", ":"),
         ensure_ascii=False,
     )
