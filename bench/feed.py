@@ -216,7 +216,13 @@ def _worker(url: str, instance: Path) -> subprocess.Popen[bytes]:
         "WEBHOOK_ALLOW_PRIVATE": "true",
     }
     return subprocess.Popen(
-        [str(Path(sys.executable).parent / "consent-center"), "worker", "--interval", "0.1"],
+        [
+            str(Path(sys.executable).parent / "consent-center"),
+            "worker",
+            "--interval",
+            "0.1",
+            "--no-jobs",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=(RESULTS / "logs" / "webhook-worker.log").open("ab"),

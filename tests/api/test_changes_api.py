@@ -126,3 +126,14 @@ def test_an_opt_out_naming_two_identifiers_is_a_422(api: ApiClient) -> None:
         },
     )
     assert answer.status_code == 422
+
+
+def test_an_opt_out_for_an_erased_address_answers_suppressed(
+    api: ApiClient, session: Session, rules: Rules
+) -> None:
+    subject_id = make_subscriber(session, rules, email="gone@example.org")
+    assert api.delete(f"/v1/subjects/{subject_id}").status_code == 200
+    answer = api.post(
+        "/v1/opt-outs", json={"opt_outs": [{"email": "gone@example.org", "reason": "complaint"}]}
+    )
+    assert answer.get_json()["results"][0]["outcome"] == "suppressed"

@@ -44,7 +44,7 @@ def start_worker(tmp: Path) -> subprocess.Popen[bytes]:
     }
     script = Path(sys.executable).parent / "consent-center"
     return subprocess.Popen(
-        [str(script), "worker", "--interval", "0.2"],
+        [str(script), "worker", "--interval", "0.2", "--no-jobs"],
         env=environ,
         stdout=subprocess.DEVNULL,
         stderr=(tmp / "worker.err").open("ab"),

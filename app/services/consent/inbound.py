@@ -126,9 +126,6 @@ def sms_reply(
     act = ledger.Act(
         actor=TWILIO_ACT.actor, method=TWILIO_ACT.method, source="twilio", evidence=evidence
     )
-    if word in START_KEYWORDS:
-        outcome = opt_outs.regrant_sms(session, rules, phone, act, keyword=word, now=now)
-        return SmsAnswer("start", outcome, None)
     report = opt_outs.OptOut(
         phone,
         "stop_keyword",
@@ -136,8 +133,14 @@ def sms_reply(
         provider="twilio",
         reference=evidence["message_sid"],
     )
-    (outcome,) = opt_outs.record(session, rules, [report], act, now=now)
-    return SmsAnswer("stop", outcome, None)
+    now = now or utcnow()
+    head = ledger.lock(session)
+    if word in START_KEYWORDS:
+        outcome = opt_outs.regrant(session, rules, head, phone, act, keyword=word, now=now)
+    else:
+        (outcome,) = opt_outs.withdraw(session, rules, head, [report], act, now)
+    session.commit()
+    return SmsAnswer("start" if word in START_KEYWORDS else "stop", outcome, None)
 
 
 # SendGrid event → our reason. "dropped" names why SendGrid suppressed the address.
@@ -180,6 +183,7 @@ def esp_events(
     now: datetime | None = None,
 ) -> list[opt_outs.Outcome]:
     """One outcome per event, in order; events that are no opt-out are "ignored"."""
+    now = now or utcnow()
     reports: list[tuple[int, opt_outs.OptOut]] = []
     outcomes = [opt_outs.Outcome("ignored") for _ in events]
     for index, event in enumerate(events):
@@ -218,9 +222,10 @@ def esp_events(
                 ),
             )
         )
-    if reports:
-        act = ledger.Act(actor=SENDGRID_ACT.actor, method=SENDGRID_ACT.method, source="sendgrid")
-        recorded = opt_outs.record(session, rules, [r for _, r in reports], act, now=now)
-        for (index, _), outcome in zip(reports, recorded, strict=True):
-            outcomes[index] = outcome
+    act = ledger.Act(actor=SENDGRID_ACT.actor, method=SENDGRID_ACT.method, source="sendgrid")
+    head = ledger.lock(session)
+    recorded = opt_outs.withdraw(session, rules, head, [r for _, r in reports], act, now)
+    for (index, _), outcome in zip(reports, recorded, strict=True):
+        outcomes[index] = outcome
+    session.commit()
     return outcomes

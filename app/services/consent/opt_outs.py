@@ -73,12 +73,14 @@ def _details(opt_out: OptOut) -> dict[str, Any]:
 
 
 def _subject_for(session: Session, rules: Rules, ident: Identifier) -> Outcome | str:
-    key = ident.key(rules.identifier_key)
-    row = session.get(SubjectIdentifier, key)
-    if row is None:
-        suppressed = subjects.is_suppressed(session, key)
+    keys = ident.keys(rules.identifier_keys)  # old keys of the ring still find a person
+    subject_id = session.scalar(
+        select(SubjectIdentifier.subject_id).where(SubjectIdentifier.hmac.in_(keys)).limit(1)
+    )
+    if subject_id is None:
+        suppressed = subjects.is_suppressed(session, keys)
         return Outcome("suppressed" if suppressed else "unknown_subject")
-    return row.subject_id
+    return str(subject_id)
 
 
 def _apply(
@@ -99,18 +101,16 @@ def _apply(
     return len(drafts)
 
 
-def record(
+def withdraw(
     session: Session,
     rules: Rules,
+    head: Any,
     opt_outs: Sequence[OptOut],
     act: ledger.Act,
-    *,
-    now: datetime | None = None,
+    now: datetime,
 ) -> list[Outcome]:
-    """Record every report or none; one already withdrawn writes nothing ("unchanged")."""
+    """The withdrawals of `opt_outs`, in the caller's locked transaction."""
     topics = [topic_of(rules, o) for o in opt_outs]
-    now = now or utcnow()
-    head = ledger.lock(session)
     outcomes = []
     for opt_out, topic in zip(opt_outs, topics, strict=True):
         found = _subject_for(session, rules, opt_out.ident)
@@ -132,25 +132,40 @@ def record(
             now,
         )
         outcomes.append(Outcome("withdrawn" if written else "unchanged", found, written))
+    return outcomes
+
+
+def record(
+    session: Session,
+    rules: Rules,
+    opt_outs: Sequence[OptOut],
+    act: ledger.Act,
+    *,
+    now: datetime | None = None,
+) -> list[Outcome]:
+    """Record every report or none; one already withdrawn writes nothing ("unchanged")."""
+    for opt_out in opt_outs:
+        topic_of(rules, opt_out)  # every report valid before anything is written
+    head = ledger.lock(session)
+    outcomes = withdraw(session, rules, head, opt_outs, act, now or utcnow())
     session.commit()
     return outcomes
 
 
-def regrant_sms(
+def regrant(
     session: Session,
     rules: Rules,
+    head: Any,
     ident: Identifier,
     act: ledger.Act,
     *,
     keyword: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> Outcome:
-    """START / UNSTOP: grant again what a STOP keyword withdrew, recorded as sms_keyword."""
-    now = now or utcnow()
-    head = ledger.lock(session)
+    """START / UNSTOP: grant again what a STOP keyword withdrew, recorded as sms_keyword, in
+    the caller's locked transaction."""
     found = _subject_for(session, rules, ident)
     if isinstance(found, Outcome):
-        session.commit()
         return found
     stopped = session.execute(
         select(ConsentState.channel, ConsentState.category, ConsentState.purpose)
@@ -172,5 +187,4 @@ def regrant_sms(
         {"keyword": keyword},
         now,
     )
-    session.commit()
     return Outcome("granted" if written else "unchanged", found, written)

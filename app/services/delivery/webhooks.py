@@ -337,23 +337,17 @@ def deliver_due(
     now: datetime | None = None,
     batch: int = 200,
 ) -> Delivered:
-    """Send what is due, receiver by receiver, committing each outcome as it comes."""
+    """Send what is due, receiver by receiver, committing the outcomes as they come.
+
+    A batch, as the mail outbox is: each claim, each group of outcomes, each release and each
+    switch-off commits on its own, so a crash redoes only the group it cut off.
+    """
     start, started = now or utcnow(), time.monotonic()
 
     def clock() -> datetime:
         return start + timedelta(seconds=time.monotonic() - started)
 
-    due = session.scalars(
-        select(WebhookDelivery.webhook_id)
-        .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
-        .where(
-            WebhookDelivery.status == PENDING,
-            WebhookDelivery.next_attempt_at <= start,
-            Webhook.disabled_at.is_(None),
-            or_(Webhook.lease_until.is_(None), Webhook.lease_until < start),
-        )
-        .distinct()
-    ).all()
+    due = _due_receivers(session, start)
     session.commit()
     sent = failed = disabled = 0
     # This worker owns the rows it sends (the receiver's lease), so what it loaded stays true
@@ -361,20 +355,62 @@ def deliver_due(
     expire, session.expire_on_commit = session.expire_on_commit, False
     try:
         for webhook_id in due:
-            if not _claim(session, webhook_id, clock(), lease):
+            claimed = _claim(session, webhook_id, clock(), lease)
+            session.commit()
+            if not claimed:
                 continue
-            try:
-                s, f, d = _deliver_to(session, sender, webhook_id, clock, lease, batch)
-                sent, failed, disabled = sent + s, failed + f, disabled + d
-            finally:
-                session.rollback()
-                session.execute(
-                    update(Webhook).where(Webhook.id == webhook_id).values(lease_until=None)
-                )
-                session.commit()
+            webhook = get(session, webhook_id)
+            rows = _queue(session, webhook_id, batch)
+            items = feed.items_for(session, [row.event_seq for row in rows])
+            unrecorded, switched_off = 0, False
+            for row in rows:
+                if row.next_attempt_at > clock():
+                    break  # the oldest waits for its retry, and everything after it waits too
+                verdict = _attempt(sender, webhook, row, items.get(row.event_seq), clock, lease)
+                if verdict == DELIVERED:
+                    sent, unrecorded = sent + 1, unrecorded + 1
+                    if unrecorded == OUTCOMES_PER_COMMIT:
+                        _relax(session)
+                        session.commit()
+                        unrecorded = 0
+                    continue
+                if verdict == GONE:
+                    continue
+                failed += 1
+                if verdict == EXHAUSTED:
+                    session.commit()
+                    from app.services.consent import ledger  # the ledger calls enqueue above
+
+                    head = ledger.lock(session)
+                    _disable(session, head, webhook_id, row, clock())
+                    disabled, switched_off = disabled + 1, True
+                break
+            if not switched_off:  # an event of the trail commits durably
+                _relax(session)
+            _release(session, webhook_id)
+            session.commit()
     finally:
         session.expire_on_commit = expire
     return Delivered(sent, failed, disabled)
+
+
+GONE, RETRY, EXHAUSTED = "gone", "retry", "exhausted"
+
+
+def _due_receivers(session: Session, now: datetime) -> list[str]:
+    return list(
+        session.scalars(
+            select(WebhookDelivery.webhook_id)
+            .join(Webhook, Webhook.id == WebhookDelivery.webhook_id)
+            .where(
+                WebhookDelivery.status == PENDING,
+                WebhookDelivery.next_attempt_at <= now,
+                Webhook.disabled_at.is_(None),
+                or_(Webhook.lease_until.is_(None), Webhook.lease_until < now),
+            )
+            .distinct()
+        )
+    )
 
 
 def _claim(session: Session, webhook_id: str, now: datetime, lease: timedelta) -> bool:
@@ -387,20 +423,15 @@ def _claim(session: Session, webhook_id: str, now: datetime, lease: timedelta) -
         )
         .values(lease_until=now + lease)
     )
-    session.commit()
     return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
 
-def _deliver_to(
-    session: Session,
-    sender: Sender,
-    webhook_id: str,
-    clock: Any,
-    lease: timedelta,
-    batch: int,
-) -> tuple[int, int, int]:
-    webhook = get(session, webhook_id)
-    rows = list(
+def _release(session: Session, webhook_id: str) -> None:
+    session.execute(update(Webhook).where(Webhook.id == webhook_id).values(lease_until=None))
+
+
+def _queue(session: Session, webhook_id: str, batch: int) -> list[WebhookDelivery]:
+    return list(
         session.scalars(
             select(WebhookDelivery)
             .where(WebhookDelivery.webhook_id == webhook_id, WebhookDelivery.status == PENDING)
@@ -408,67 +439,59 @@ def _deliver_to(
             .limit(batch)
         )
     )
-    items = feed.items_for(session, [row.event_seq for row in rows])
-    sent = failed = 0
-    for row in rows:
-        now = clock()
-        if row.next_attempt_at > now:
-            break  # the oldest waits for its retry, and everything after it waits too
-        item = items.get(row.event_seq)
-        if item is None:  # retention removed the event before it could be sent
-            row.status, row.last_error = FAILED, "the change is no longer held"
-            _commit_outcome(session)
-            continue
-        body = payload(row.event_type, item)
-        sent_at = now.replace(microsecond=0)
-        headers = headers_for(webhook, row.id, sent_at, body)
-        outcome = sender.send(webhook.url, headers, body.encode())
-        now = clock()
-        row.attempts += 1
-        row.last_attempt_at, row.response_status = now, outcome.status
-        row.latency_ms = outcome.latency_ms
-        row.last_error = outcome.error or (None if outcome.is_ok else f"HTTP {outcome.status}")
-        if webhook.lease_until is None or webhook.lease_until - now < lease / 2:
-            webhook.lease_until = now + lease  # renewed while sending, not at every delivery
-        if outcome.is_ok:
-            row.status, row.delivered_at = DELIVERED, now
-            sent += 1
-            if sent % OUTCOMES_PER_COMMIT == 0:
-                _commit_outcome(session)
-            continue
-        failed += 1
-        delay = retry_delay(row.attempts)
-        if delay is not None:
-            row.next_attempt_at = now + delay
-            _commit_outcome(session)
-            return sent, failed, 0
+
+
+def _attempt(
+    sender: Sender,
+    webhook: Webhook,
+    row: WebhookDelivery,
+    item: Mapping[str, Any] | None,
+    clock: Any,
+    lease: timedelta,
+) -> str:
+    """Send one delivery and note its outcome on the row: delivered, retry, exhausted, gone."""
+    if item is None:  # retention removed the event before it could be sent
+        row.status, row.last_error = FAILED, "the change is no longer held"
+        return GONE
+    body = payload(row.event_type, item)
+    headers = headers_for(webhook, row.id, clock().replace(microsecond=0), body)
+    outcome = sender.send(webhook.url, headers, body.encode())
+    now = clock()
+    row.attempts += 1
+    row.last_attempt_at, row.response_status = now, outcome.status
+    row.latency_ms = outcome.latency_ms
+    row.last_error = outcome.error or (None if outcome.is_ok else f"HTTP {outcome.status}")
+    if webhook.lease_until is None or webhook.lease_until - now < lease / 2:
+        webhook.lease_until = now + lease  # renewed while sending, not at every delivery
+    if outcome.is_ok:
+        row.status, row.delivered_at = DELIVERED, now
+        return DELIVERED
+    delay = retry_delay(row.attempts)
+    if delay is None:
         row.status = FAILED
-        session.commit()
-        _disable(session, webhook_id, row, now)
-        return sent, failed, 1
-    _commit_outcome(session)
-    return sent, failed, 0
+        return EXHAUSTED
+    row.next_attempt_at = now + delay
+    return RETRY
 
 
-def _commit_outcome(session: Session) -> None:
-    """On PostgreSQL an outcome commits without waiting for the disk: one lost in a database
+def _relax(session: Session) -> None:
+    """On PostgreSQL outcomes commit without waiting for the disk: one lost in a database
     crash only means the delivery goes out again, with the same webhook-id. The change and
     its delivery row were committed durably, by the ledger, long before."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit = off"))
-    session.commit()
 
 
-def _disable(session: Session, webhook_id: str, row: WebhookDelivery, now: datetime) -> None:
+def _disable(
+    session: Session, head: Any, webhook_id: str, row: WebhookDelivery, now: datetime
+) -> None:
     """After the last retry the receiver is switched off, and that is an event in the trail."""
-    from app.services.consent import ledger  # the ledger calls enqueue above
+    from app.services.consent import ledger
 
-    head = ledger.lock(session)
     webhook = get(session, webhook_id)
     webhook.disabled_at = now
-    webhook.disabled_reason = f"delivery {row.id} failed {row.attempts} times: {row.last_error}"[
-        :500
-    ]
+    reason = f"delivery {row.id} failed {row.attempts} times: {row.last_error}"
+    webhook.disabled_reason = reason[:500]
     ledger.append(
         session,
         head,
@@ -481,4 +504,3 @@ def _disable(session: Session, webhook_id: str, row: WebhookDelivery, now: datet
         ],
         now=now,
     )
-    session.commit()
