@@ -18,6 +18,7 @@ from app.api.feed_schemas import (
     WebhookInSchema,
     WebhookSchema,
 )
+from app.api.schemas import StrictSchema
 from app.auth import current_client_id, require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Method, Scope
@@ -36,6 +37,7 @@ _deliveries_query = DeliveriesQuerySchema()
 _delivery = DeliverySchema()
 _opt_outs = OptOutBatchSchema()
 _outcome = OptOutResultSchema()
+_no_fields = StrictSchema()
 
 
 @bp.get("/changes")
@@ -192,6 +194,11 @@ def rotate_secret(webhook_id: Any) -> ResponseReturnValue:
       The new secret is shown once. Until `previous_secret_expires_at`
       (`WEBHOOK_SECRET_OVERLAP_HOURS`, 24 by default) every delivery carries two
       signatures, one per secret, so the receiver can switch at its own pace.
+    requestBody:
+      required: false
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/EmptyRequest'}
     responses:
       '200':
         description: The receiver with its new secret.
@@ -200,6 +207,7 @@ def rotate_secret(webhook_id: Any) -> ResponseReturnValue:
             schema: WebhookCreatedSchema
       '404': {$ref: '#/components/responses/NotFound'}
     """
+    load_body(_no_fields, optional=True)  # nothing to send; a body that is sent must be valid
     made = webhooks.rotate_secret(
         session(), str(webhook_id), overlap=settings().webhook_secret_overlap
     )
@@ -247,6 +255,11 @@ def redeliver(webhook_id: Any, delivery_id: str) -> ResponseReturnValue:
       Queues the delivery again with the same `webhook-id` (receivers deduplicate by it),
       with a fresh day of retries if it had failed, and switches a disabled receiver back
       on. Changes recorded while it was disabled were not queued for it; the feed has them.
+    requestBody:
+      required: false
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/EmptyRequest'}
     responses:
       '202':
         description: Queued.
@@ -255,6 +268,7 @@ def redeliver(webhook_id: Any, delivery_id: str) -> ResponseReturnValue:
             schema: DeliverySchema
       '404': {$ref: '#/components/responses/NotFound'}
     """
+    load_body(_no_fields, optional=True)
     return dump(_delivery, webhooks.redeliver(session(), str(webhook_id), delivery_id)), 202
 
 
