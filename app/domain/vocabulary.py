@@ -56,6 +56,11 @@ class Method(StrEnum):
     PROVIDER_REPORT = "provider_report"  # a complaint, unsubscribe or bounce another system saw
 
 
+# What an API client may say it used. The rest (preference_page, double_opt_in, gpc,
+# one_click_unsubscribe, ...) only the service's own pages record: GPC trusts them.
+CLIENT_METHODS = (Method.API, Method.FORM, Method.IMPORT)
+
+
 class CategoryKind(StrEnum):
     MARKETING = "marketing"
     TRANSACTIONAL = "transactional"
@@ -72,6 +77,8 @@ class Scope(StrEnum):
     CONSENT_WRITE = "consent:write"
     SUBJECTS_MANAGE = "subjects:manage"
     AUDIT_READ = "audit:read"
+    AUDIT_WRITE = "audit:write"  # append to the trail: checkpoints
+    NOTICES_PUBLISH = "notices:publish"  # publish the wording events cite and pages show
     WEBHOOKS_MANAGE = "webhooks:manage"
 
 

@@ -1,7 +1,7 @@
 """Webhook receivers and their delivery outbox.
 
 Revision ID: 0006
-Revises: 0008
+Revises: 0003
 Create Date: 2026-12-01 21:40:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import app.models
 
 revision: str = "0006"
-down_revision: str | None = "0008"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
