@@ -118,7 +118,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     for module in (consent, subjects, subscriptions, audit, meta, rights):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
         app.register_blueprint(module.bp, url_prefix="/v1")
-    from app.api import message_links
+    from app.api import changes, message_links, providers
+
+    for module in (changes, providers):
+        csrf.exempt(module.bp)  # bearer tokens, or the provider's own signature: no cookies
+    app.register_blueprint(changes.bp, url_prefix="/v1")
+    app.register_blueprint(providers.bp)
     from app.web import preferences as preference_pages
 
     csrf.exempt(message_links.bp)

@@ -202,10 +202,10 @@ def demo(count: int) -> None:
 @main.command()
 @click.option("--once", is_flag=True, help="Deliver what is due and run due jobs once, then exit.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
-@click.option("--no-jobs", is_flag=True, help="Only deliver mail; leave the jobs to others.")
+@click.option("--no-jobs", is_flag=True, help="Only deliver; leave the jobs to others.")
 def worker(once: bool, interval: float, no_jobs: bool) -> None:
-    """Deliver the mail outbox and run the scheduled jobs (retention, checkpoints, overdue
-    rights report), each once per turn across every worker."""
+    """Deliver the mail and webhook outboxes and run the scheduled jobs (retention,
+    checkpoints, overdue rights report), each once per turn across every worker."""
     import signal
     import threading
 
@@ -219,8 +219,18 @@ def worker(once: bool, interval: float, no_jobs: bool) -> None:
     try:
         if once:
             delivery = outbox.deliver_once(engine, settings)
+            sender = outbox.sender(settings)
+            try:
+                hooks = outbox.deliver_webhooks(engine, settings, sender)
+            finally:
+                sender.close()
             ran = outbox.run_due_jobs(engine, parts) if parts else []
-            click.echo(json.dumps(dataclasses.asdict(delivery) | {"jobs": ran}))
+            click.echo(
+                json.dumps(
+                    dataclasses.asdict(delivery)
+                    | {"webhooks_sent": hooks.sent, "webhooks_failed": hooks.failed, "jobs": ran}
+                )
+            )
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -407,6 +417,117 @@ def rights_overdue() -> None:
                 )
             )
     sys.exit(1 if found else 0)
+
+
+@main.group()
+def webhooks() -> None:
+    """Webhook receivers of the changes feed (the API's /v1/webhooks, from a shell)."""
+
+
+def _webhook_json(webhook: Any, secret: str | None = None) -> str:
+    shown: dict[str, Any] = {
+        "id": webhook.id,
+        "url": webhook.url,
+        "events": webhook.events.split(),
+        "created_at": webhook.created_at.isoformat(),
+        "disabled_at": webhook.disabled_at.isoformat() if webhook.disabled_at else None,
+        "disabled_reason": webhook.disabled_reason,
+    }
+    if secret:
+        shown["secret"] = secret
+    return json.dumps(shown)
+
+
+@contextmanager
+def _webhook_use_case() -> Iterator[tuple[Settings, Session]]:
+    from app.domain.errors import DomainError
+
+    settings = Settings.from_env()
+    with db_session(settings) as session:
+        try:
+            yield settings, session
+        except DomainError as error:
+            raise click.ClickException(error.detail) from None
+
+
+@webhooks.command("add")
+@click.argument("url")
+@click.option(
+    "--events",
+    default="consent.changed subject.erased",
+    show_default=True,
+    help="Space-separated event types.",
+)
+def webhooks_add(url: str, events: str) -> None:
+    """Register a receiver; prints it with its secret, shown this once."""
+    from app.services.delivery import webhooks as service
+
+    with _webhook_use_case() as (settings, session):
+        made = service.register(
+            session,
+            url,
+            events.split(),
+            actor="cli",
+            allow_private=settings.webhook_allow_private,
+        )
+        click.echo(_webhook_json(made.webhook, made.secret))
+
+
+@webhooks.command("list")
+def webhooks_list() -> None:
+    """Every receiver, one JSON object per line (no secrets)."""
+    from app.services.delivery import webhooks as service
+
+    with _webhook_use_case() as (_, session):
+        for webhook in service.listed(session):
+            click.echo(_webhook_json(webhook))
+
+
+@webhooks.command("remove")
+@click.argument("webhook_id")
+def webhooks_remove(webhook_id: str) -> None:
+    """Remove a receiver and its queued deliveries."""
+    from app.services.delivery import webhooks as service
+
+    with _webhook_use_case() as (_, session):
+        service.remove(session, webhook_id)
+        click.echo(json.dumps({"removed": webhook_id}))
+
+
+@webhooks.command("rotate-secret")
+@click.argument("webhook_id")
+def webhooks_rotate(webhook_id: str) -> None:
+    """A new secret, shown once; the old one keeps signing too for WEBHOOK_SECRET_OVERLAP_HOURS."""
+    from app.services.delivery import webhooks as service
+
+    with _webhook_use_case() as (settings, session):
+        made = service.rotate_secret(session, webhook_id, overlap=settings.webhook_secret_overlap)
+        click.echo(_webhook_json(made.webhook, made.secret))
+
+
+@webhooks.command("deliveries")
+@click.argument("webhook_id")
+@click.option("--limit", default=20, show_default=True)
+def webhooks_deliveries(webhook_id: str, limit: int) -> None:
+    """The receiver's delivery log, newest change first (NDJSON)."""
+    from app.services.delivery import webhooks as service
+
+    with _webhook_use_case() as (_, session):
+        for row in service.deliveries(session, webhook_id, limit=limit):
+            click.echo(
+                json.dumps(
+                    {
+                        "id": row.id,
+                        "cursor": str(row.event_seq),
+                        "type": row.event_type,
+                        "status": row.status,
+                        "attempts": row.attempts,
+                        "response_status": row.response_status,
+                        "latency_ms": row.latency_ms,
+                        "error": row.last_error,
+                    }
+                )
+            )
 
 
 @main.command("rekey-identifiers")

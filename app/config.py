@@ -406,6 +406,45 @@ class Settings:
         "How often the worker logs overdue rights requests.",
         timedelta(hours=24),
     )
+    webhook_allow_private: bool = setting(
+        "WEBHOOK_ALLOW_PRIVATE",
+        BOOLEAN,
+        "Deliver webhooks to loopback, private and link-local targets (and over plain http);"
+        " for development and tests only.",
+        False,
+    )
+    webhook_timeout: timedelta = setting(
+        "WEBHOOK_TIMEOUT_SECONDS",
+        SECONDS,
+        "How long a webhook receiver may stay silent before the attempt counts as failed.",
+        timedelta(seconds=10),
+    )
+    webhook_secret_overlap: timedelta = setting(
+        "WEBHOOK_SECRET_OVERLAP_HOURS",
+        HOURS,
+        "After a secret rotation, how long the previous secret still signs (a second signature).",
+        timedelta(hours=24),
+    )
+    webhook_lease: timedelta = setting(
+        "WEBHOOK_LEASE_SECONDS",
+        SECONDS,
+        "How long a worker holds a receiver while sending to it; a killed worker's receiver is"
+        " picked up by another after this.",
+        timedelta(seconds=30),
+    )
+    twilio_auth_token: str | None = setting(
+        "TWILIO_AUTH_TOKEN",
+        OPTIONAL_TEXT,
+        "Verifies X-Twilio-Signature on /inbound/twilio/sms; unset, that route refuses every call.",
+        None,
+    )
+    sendgrid_webhook_public_key: str | None = setting(
+        "SENDGRID_WEBHOOK_PUBLIC_KEY",
+        OPTIONAL_TEXT,
+        "SendGrid's Signed Event Webhook verification key (base64); unset,"
+        " /inbound/sendgrid/events refuses every call.",
+        None,
+    )
 
     @property
     def timeouts(self) -> Timeouts:

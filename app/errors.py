@@ -16,7 +16,9 @@ from app.domain.errors import (
     DomainError,
     ExpiredTokenError,
     InvalidIdentifierError,
+    InvalidSignatureError,
     InvalidTokenError,
+    InvalidWebhookError,
     NotFoundError,
     SubjectErasedError,
     UnknownTopicError,
@@ -28,13 +30,15 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     SubjectErasedError: 410,
     UnknownTopicError: 422,
     InvalidIdentifierError: 422,
+    InvalidWebhookError: 422,
+    InvalidSignatureError: 403,
     ConflictError: 409,
     ExpiredTokenError: 410,
     UsedTokenError: 410,
     InvalidTokenError: 400,
     DomainError: 400,
 }
-API_PREFIXES = ("/v1/", "/oauth/")
+API_PREFIXES = ("/v1/", "/oauth/", "/inbound/")
 
 
 class AuthError(Exception):

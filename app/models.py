@@ -321,6 +321,57 @@ class RightsRequest(Base):
     __table_args__ = (Index("ix_rights_requests_open", "answered_at", "due_at"),)
 
 
+class Webhook(Base):
+    """A receiver of changes: where to POST them, which types, and the secrets that sign them.
+
+    During a rotation the previous secret also signs (a second signature) until it expires.
+    """
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[str] = mapped_column(Text)  # space-separated event types
+    secret: Mapped[str] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+    disabled_at: Mapped[datetime | None]
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+    # A worker's claim on this receiver while it sends, so deliveries keep their order.
+    lease_until: Mapped[datetime | None]
+
+
+class WebhookDelivery(Base):
+    """One change for one receiver: written with the change, sent and logged by the worker.
+
+    No answer body is kept, only its status, latency and how often it was tried.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # the webhook-id header
+    webhook_id: Mapped[str] = mapped_column(ForeignKey("webhooks.id", ondelete="CASCADE"))
+    event_seq: Mapped[int] = mapped_column(BigInteger)
+    event_type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_queue", "webhook_id", "status", "event_seq"),
+        Index("ix_webhook_deliveries_log", "webhook_id", "created_at"),
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    )
+
+
 class JobRun(Base):
     """A scheduled job's claim row: a worker runs the job only if it moves `next_due_at` on
     first, in one conditional UPDATE, so of several workers exactly one runs each turn."""

@@ -1,5 +1,5 @@
-"""`consent-center worker`: the mail outbox, and the scheduled jobs (retention, checkpoints, the
-overdue rights report), each run once per turn however many workers there are."""
+"""`consent-center worker`: the mail and webhook outboxes, and the scheduled jobs (retention,
+checkpoints, the overdue rights report), each run once per turn however many workers there are."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from app.config import Settings
 from app.services import jobs
 from app.services.audit import checkpoints
 from app.services.audit import retention as retention_service
-from app.services.delivery import mail
+from app.services.delivery import mail, webhooks
 from app.services.privacy_center import rights
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,20 @@ def transport(settings: Settings) -> mail.Transport:
 def deliver_once(engine: Engine, settings: Settings) -> mail.Delivery:
     with Session(engine) as session:
         return mail.deliver_due(session, transport(settings), mail_from=settings.mail_from)
+
+
+def sender(settings: Settings) -> webhooks.Sender:
+    return webhooks.Sender(
+        allow_private=settings.webhook_allow_private,
+        timeout=settings.webhook_timeout.total_seconds(),
+    )
+
+
+def deliver_webhooks(
+    engine: Engine, settings: Settings, sender: webhooks.Sender
+) -> webhooks.Delivered:
+    with Session(engine) as session:
+        return webhooks.deliver_due(session, sender, lease=settings.webhook_lease)
 
 
 @dataclass(frozen=True)
@@ -114,22 +128,33 @@ def run(
     interval: float,
     parts: Components | None = None,
 ) -> int:
-    """Deliver (and, given `parts`, run due jobs) until `stop` is set; returns mails sent."""
+    """Deliver (and, given `parts`, run due jobs) until `stop` is set; returns how many mails
+    and webhooks went out. A pass that sent something is followed at once by the next: only
+    idle outboxes wait."""
     sent = 0
     pause = min(max(interval, 0.1), MAX_INTERVAL)
-    while not stop.is_set():
-        try:
-            sent += deliver_once(engine, settings).sent
-            if parts is not None:
-                run_due_jobs(engine, parts)
-        except Exception:  # a database hiccup must not end the loop: the outbox keeps the mail
-            log.exception("worker pass failed; retrying")
-        stop.wait(pause)
+    outgoing = sender(settings)
+    try:
+        while not stop.is_set():
+            done = 0
+            try:
+                done = deliver_once(engine, settings).sent
+                done += deliver_webhooks(engine, settings, outgoing).sent
+                if parts is not None:
+                    run_due_jobs(engine, parts)
+            except Exception:  # a database hiccup must not end the loop: the outboxes keep it
+                log.exception("worker pass failed; retrying")
+            sent += done
+            if not done:
+                stop.wait(pause)
+    finally:
+        outgoing.close()
     return sent
 
 
 def start_inline(engine: Engine, settings: Settings, *, interval: float = 1.0) -> threading.Event:
-    """The development server sends mail itself, from a daemon thread; set the event to stop."""
+    """The development server sends mail and webhooks itself, from a daemon thread; set the
+    event to stop."""
     stop = threading.Event()
     thread = threading.Thread(
         target=run, args=(engine, settings, stop), kwargs={"interval": interval}, daemon=True

@@ -73,6 +73,26 @@ def change(subject_id: str) -> ResponseReturnValue:
     return {"subject_id": subject_id, "changes": body.get("changes", [])}
 
 
+_CHANGE = {
+    "cursor": "1",
+    "occurred_at": "2026-01-01T00:00:00.000000Z",
+    "subject_id": "00000000-0000-4000-8000-000000000001",
+    "identifiers": {"email": ["user1@bench.example"], "phone": [], "external_id": []},
+    "channel": "email",
+    "category": "newsletter",
+    "purpose": None,
+    "status": "granted",
+    "action": "grant",
+}
+
+
+@app.get("/v1/changes")
+def changes() -> ResponseReturnValue:
+    after, limit = int(request.args.get("after", "0")), int(request.args.get("limit", "100"))
+    items = [_CHANGE | {"cursor": str(after + i + 1)} for i in range(limit)]
+    return {"changes": items, "next_after": items[-1]["cursor"]}
+
+
 @app.get("/v1/audit/export")
 def export() -> ResponseReturnValue:
     count = int(request.args.get("count", "1000"))

@@ -234,7 +234,7 @@ def ensure(database_url: str, subjects: int, instance: Path, *, force: bool = Fa
         reset(settings)
         result = seed(engine, IDENTIFIER_KEY, subjects)
         if engine.dialect.name == "postgresql":
-            with engine.connect() as connection:
+            with engine.begin() as connection:  # committed: a rolled-back ANALYZE keeps no stats
                 connection.execute(text("ANALYZE"))
         print(
             f"seeded {result.subjects:,} subjects, {result.events:,} events "

@@ -24,7 +24,7 @@ from apispec.yaml_utils import load_yaml_from_docstring
 from flask import Flask
 from marshmallow import Schema
 
-from app.api import audit_schemas, schemas
+from app.api import audit_schemas, feed_schemas, schemas
 
 BASE = Path(__file__).with_name("openapi_base.yaml")
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -55,6 +55,16 @@ COMPONENTS: dict[str, type[Schema]] = {
     "RightsRequest": audit_schemas.RightsRequestSchema,
     "NoticeText": audit_schemas.NoticeTextSchema,
     "DoubleOptInEvidence": audit_schemas.DoubleOptInEvidenceSchema,
+    "ChangeItem": feed_schemas.ChangeItemSchema,
+    "ChangesPage": feed_schemas.ChangesPageSchema,
+    "WebhookRequest": feed_schemas.WebhookInSchema,
+    "Webhook": feed_schemas.WebhookSchema,
+    "WebhookWithSecret": feed_schemas.WebhookCreatedSchema,
+    "Webhooks": feed_schemas.WebhookListSchema,
+    "WebhookDelivery": feed_schemas.DeliverySchema,
+    "WebhookDeliveries": feed_schemas.DeliveryListSchema,
+    "OptOutBatch": feed_schemas.OptOutBatchSchema,
+    "OptOutResults": feed_schemas.OptOutResultsSchema,
 }
 # What any /v1 operation may answer besides its own documented outcomes.
 EVERY_V1 = {

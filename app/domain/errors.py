@@ -46,3 +46,11 @@ class ExpiredTokenError(InvalidTokenError):
 
 class UsedTokenError(InvalidTokenError):
     pass
+
+
+class InvalidWebhookError(DomainError):
+    """A receiver URL or event type the service will not deliver to."""
+
+
+class InvalidSignatureError(DomainError):
+    """An inbound provider call whose signature does not verify."""

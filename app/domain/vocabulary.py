@@ -32,6 +32,7 @@ class Action(StrEnum):
     NOTICE_PUBLISHED = "notice_published"
     CHECKPOINT = "checkpoint"
     RETENTION_RUN = "retention_run"
+    WEBHOOK_DISABLED = "webhook_disabled"  # a receiver that kept failing for 24 h was disabled
 
 
 class LegalBasis(StrEnum):
@@ -52,6 +53,8 @@ class Method(StrEnum):
     GPC = "gpc"
     ADMIN = "admin"
     SYSTEM = "system"
+    SMS_KEYWORD = "sms_keyword"  # STOP/START and their synonyms, replied to an SMS
+    PROVIDER_REPORT = "provider_report"  # a complaint, unsubscribe or bounce another system saw
 
 
 # What an API client may say it used. The rest (preference_page, double_opt_in, gpc,
@@ -77,6 +80,7 @@ class Scope(StrEnum):
     AUDIT_READ = "audit:read"
     AUDIT_WRITE = "audit:write"  # append to the trail: checkpoints
     NOTICES_PUBLISH = "notices:publish"  # publish the wording events cite and pages show
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 ALL_SCOPES = frozenset(Scope)

@@ -57,8 +57,11 @@ def test_every_write_route_refuses_hostile_bodies_with_a_4xx_problem(
     assert ("POST", "/v1/subscriptions") in routes
     wrong: list[str] = []
     for method, rule in routes:
-        path = rule.replace("<uuid:subject_id>", subject_id).replace(
-            "<uuid:request_id>", "00000000-0000-4000-8000-000000000000"
+        path = (
+            rule.replace("<uuid:subject_id>", subject_id)
+            .replace("<uuid:request_id>", "00000000-0000-4000-8000-000000000000")
+            .replace("<uuid:webhook_id>", "00000000-0000-4000-8000-000000000001")
+            .replace("<string(maxlength=40):delivery_id>", "msg_0")
         )
         for name, body, content_type, accepted in HOSTILE:
             headers = api.headers | ({"Content-Type": content_type} if content_type else {})

@@ -47,6 +47,8 @@ def test_worker_once_writes_eml_files_without_smtp_host(
         "sent": 1,
         "deferred": 0,
         "failed": 0,
+        "webhooks_sent": 0,
+        "webhooks_failed": 0,
         "jobs": [],
     }
     [eml] = (tmp_path / "outbox").glob("*.eml")

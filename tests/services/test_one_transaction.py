@@ -13,7 +13,10 @@ from pathlib import Path
 
 SERVICES = Path(__file__).parent.parent.parent / "app" / "services"
 # Each of these commits once per item of a batch, so a crash never redoes what went out.
-BATCHES = {"app.services.delivery.mail.deliver_due"}
+BATCHES = {
+    "app.services.delivery.mail.deliver_due",
+    "app.services.delivery.webhooks.deliver_due",
+}
 # SQLite cannot upgrade a read transaction to a write one: the lock ends the reads before it,
 # and refuses to run once the use case has written anything.
 READ_ENDS = {"app.services.consent.ledger.lock"}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.domain.chart import Chart, grouped_bars
 from app.domain.errors import DomainError
 from app.domain.vocabulary import Scope, Status
-from app.models import ConsentEvent, OAuthClient, utcnow
+from app.models import ConsentEvent, OAuthClient, Webhook, utcnow
 from app.services import clients
 from app.services.audit import trail
 
@@ -63,6 +63,7 @@ class DpoOverview:
     periods: list[str]
     events: list[dict[str, Any]]
     next_after: int | None
+    disabled_webhooks: list[Webhook]  # receivers switched off after a day of failed deliveries
 
 
 def overview(
@@ -98,7 +99,10 @@ def overview(
         for category, by_month in sorted(counts.items())
     ]
     events, next_after = trail.page(session, filters, page_size)
-    return DpoOverview(charts, periods, events, next_after)
+    disabled = session.scalars(
+        select(Webhook).where(Webhook.disabled_at.is_not(None)).order_by(Webhook.disabled_at)
+    )
+    return DpoOverview(charts, periods, events, next_after, list(disabled))
 
 
 def _month_of(session: Session, column: Any) -> Any:

@@ -180,6 +180,10 @@ def append(
         head.last_seq, head.last_hash = event.seq, event.hash
         if topic is not None and draft.status is not None and draft.subject_id:
             _set_state(session, draft.subject_id, topic, event)
+    from app.services.delivery import webhooks  # which reads the feed, which reads the ledger
+
+    # In this transaction: a change and its webhook deliveries commit together or not at all.
+    webhooks.enqueue(session, events, occurred_at)
     session.flush()
     return events
 

@@ -1,0 +1,135 @@
+"""What flows out: which ledger events are changes, their wire names, and the webhook rules.
+
+No framework and no session here: the feed, the webhook outbox and their tests share these.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+from app.domain.chain import format_time
+from app.domain.errors import InvalidWebhookError
+from app.domain.vocabulary import Action
+
+# Bookkeeping of the ledger itself, not a change about a person: never in the feed.
+NOT_CHANGES = frozenset(
+    {Action.NOTICE_PUBLISHED, Action.CHECKPOINT, Action.RETENTION_RUN, Action.WEBHOOK_DISABLED}
+)
+CONSENT_ACTIONS = frozenset(
+    {
+        Action.REQUEST,
+        Action.GRANT,
+        Action.CONFIRM,
+        Action.WITHDRAW,
+        Action.UNSUBSCRIBE_ALL,
+        Action.SUPPRESSION_LIFTED,
+    }
+)
+MAX_CURSOR = 2**62
+ITEM_COLUMNS = (
+    "seq",
+    "occurred_at",
+    "subject_id",
+    "channel",
+    "category",
+    "purpose",
+    "status",
+    "action",
+)
+
+
+class EventType(StrEnum):
+    CONSENT_CHANGED = "consent.changed"
+    SUBJECT_ERASED = "subject.erased"
+    SUBJECT_CHANGED = "subject.changed"  # identifiers linked, unlinked or merged
+
+
+def is_change(action: str) -> bool:
+    return action not in NOT_CHANGES
+
+
+def event_type(action: str) -> EventType:
+    if action == Action.ERASE:
+        return EventType.SUBJECT_ERASED
+    if action in CONSENT_ACTIONS:
+        return EventType.CONSENT_CHANGED
+    return EventType.SUBJECT_CHANGED
+
+
+def cursor(seq: int) -> str:
+    """The cursor is the event's place in the chain: it never changes and never repeats."""
+    return str(seq)
+
+
+def change_item(event: Sequence[Any], identifiers: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """One changes item from an event row in `ITEM_COLUMNS` order. An erasure names no
+    identifier, whatever the caller passes."""
+    seq, occurred_at, subject_id, channel, category, purpose, status, action = event
+    found: dict[str, list[str]] = {"email": [], "phone": [], "external_id": []}
+    if action != Action.ERASE:
+        for kind, value in identifiers:
+            found.setdefault(kind, []).append(value)
+    return {
+        "cursor": str(seq),
+        "occurred_at": format_time(occurred_at),
+        "subject_id": subject_id,
+        "identifiers": found,
+        "channel": channel,
+        "category": category,
+        "purpose": purpose,
+        "status": status,
+        "action": "erased" if action == Action.ERASE else action,
+    }
+
+
+# Growing delays between attempts (Standard Webhooks' advice, stretched past 24 h in total):
+# the first retry comes 5 s after the first failure; after the last, the receiver is disabled.
+RETRY_DELAYS: Sequence[timedelta] = tuple(
+    timedelta(seconds=s) for s in (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 36000)
+)
+
+
+def retry_delay(attempts: int) -> timedelta | None:
+    """The wait after `attempts` failed tries, or None once they cover the whole window."""
+    return RETRY_DELAYS[attempts - 1] if attempts <= len(RETRY_DELAYS) else None
+
+
+def new_secret() -> str:
+    """A Standard Webhooks secret: whsec_ and 24 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
+def validate_url(url: str, *, allow_private: bool) -> str:
+    """A receiver URL: http(s) with a host and no credentials; plain http only for private use."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise InvalidWebhookError("Not a valid URL.", {"url": [str(error)]}) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidWebhookError("Not an http(s) URL.", {"url": ["Must be an https URL."]})
+    if parts.scheme == "http" and not allow_private:
+        raise InvalidWebhookError(
+            "Webhook receivers must use https.", {"url": ["Must be an https URL."]}
+        )
+    if parts.username or parts.password:
+        raise InvalidWebhookError("No credentials in the URL.", {"url": ["Remove user:pass@."]})
+    if port == 0:
+        raise InvalidWebhookError("Not a valid port.", {"url": ["Port 0 cannot be reached."]})
+    return url
+
+
+def is_refused_address(raw: str) -> bool:
+    """Loopback, private, link-local (cloud metadata's 169.254.169.254), shared, reserved,
+    multicast: anything but a public unicast address, IPv4-mapped IPv6 included."""
+    address = ipaddress.ip_address(raw.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast

@@ -1,0 +1,1 @@
+"""Changes flowing out: the feed a poller pages through, built from the ledger."""
