@@ -233,12 +233,18 @@ def require(scope: str) -> Callable[[F], F]:
                     raise AuthError.from_oauth(error) from None
                 verified.put(header, token)
             g.client_id = token.get("client_id")
+            g.scopes = frozenset(str(token.get("scope") or "").split())
             return view(*args, **kwargs)
 
         wrapped.required_scope = scope  # type: ignore[attr-defined]  # read by app/api/openapi
         return wrapped  # type: ignore[return-value]
 
     return decorator
+
+
+def has_scope(scope: str) -> bool:
+    """Whether the token of this request holds `scope` too (beyond the one its route needs)."""
+    return scope in g.get("scopes", frozenset())
 
 
 def current_client_id() -> str:

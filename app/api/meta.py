@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from app.api import dump, load_body
 from app.api.schemas import NoticeOutSchema, NoticeSchema
-from app.auth import current_client_id, require
+from app.auth import current_client_id, has_scope, require
 from app.domain.vocabulary import Scope
 from app.http import rules, session
 from app.services.consent import notices
@@ -64,7 +64,7 @@ def list_notices() -> ResponseReturnValue:
 
 
 @bp.post("/notices")
-@require(Scope.NOTICES_PUBLISH)
+@require(Scope.CONSENT_WRITE)
 def publish_notice() -> ResponseReturnValue:
     """Publish a notice version.
 
@@ -78,7 +78,9 @@ def publish_notice() -> ResponseReturnValue:
       like the first time; with other wording it is a `409`. The public pages show the
       newest version of `marketing-consent` in the person's locale, else the newest in
       English, so a version published in one locale never replaces another locale's text.
-      Needs `notices:publish`, a scope of its own: `consent:write` cannot change wording.
+      `consent:write` publishes wording that events may cite; only a token that also holds
+      `notices:publish`, a scope of its own, makes it the wording the public pages show
+      (`shown_on_pages`), so a client that records consents cannot change what people read.
     requestBody:
       required: true
       content:
@@ -99,5 +101,10 @@ def publish_notice() -> ResponseReturnValue:
       '409': {$ref: '#/components/responses/Conflict'}
     """
     body = load_body(_notice_in)
-    notice = notices.publish(session(), actor=f"client:{current_client_id()}", **body)
+    notice = notices.publish(
+        session(),
+        actor=f"client:{current_client_id()}",
+        is_shown=has_scope(Scope.NOTICES_PUBLISH),
+        **body,
+    )
     return dump(_notice_out, notice), 201

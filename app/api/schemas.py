@@ -596,6 +596,13 @@ class NoticeOutSchema(Schema):
     text = fields.String()
     sha256 = sha256_field("SHA-256 of `text`, recorded on every event that names this version.")
     published_at = UTCDateTime()
+    is_shown = fields.Boolean(
+        data_key="shown_on_pages",
+        metadata={
+            "description": "Whether the public pages may show this version (published with "
+            "`notices:publish`, or shipped); every version may be cited by events."
+        },
+    )
 
 
 # --- links for a message ---------------------------------------------------------------------

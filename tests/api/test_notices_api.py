@@ -1,10 +1,11 @@
-"""Publishing wording: a scope of its own, the page's text by locale, versions per locale."""
+"""Publishing wording: shown on pages only with a scope of its own; the text by locale."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from flask.testing import FlaskClient
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -32,16 +33,34 @@ def publish(session: Session, notice: dict[str, str], now: datetime) -> None:
     )
 
 
-def test_consent_write_cannot_publish_a_notice(make_api: Callable[..., ApiClient]) -> None:
+def test_consent_write_publishes_wording_the_pages_do_not_show(
+    make_api: Callable[..., ApiClient], client: FlaskClient
+) -> None:
     writer = make_api("consent:read consent:write")
     response = writer.post("/v1/notices", json=NOTICE)
-    assert response.status_code == 403
-    assert response.mimetype == "application/problem+json"
+    assert response.status_code == 201  # citable by events, as the contract says
+    assert response.get_json()["shown_on_pages"] is False
+    page = client.get("/subscribe?lang=en").get_data(as_text=True)
+    assert NOTICE["text"] not in page
+    cited = writer.post(
+        "/v1/subscriptions",
+        json={
+            "email": "ada@example.org",
+            "categories": ["newsletter"],
+            "notice_version": "2030-01",
+        },
+    )
+    assert cited.status_code == 202
 
 
-def test_notices_publish_publishes_a_notice(make_api: Callable[..., ApiClient]) -> None:
-    publisher = make_api("notices:publish")
-    assert publisher.post("/v1/notices", json=NOTICE).status_code == 201
+def test_notices_publish_makes_the_wording_the_pages_show(
+    make_api: Callable[..., ApiClient], client: FlaskClient
+) -> None:
+    publisher = make_api("consent:write notices:publish")
+    response = publisher.post("/v1/notices", json=NOTICE)
+    assert response.status_code == 201
+    assert response.get_json()["shown_on_pages"] is True
+    assert NOTICE["text"] in client.get("/subscribe?lang=en").get_data(as_text=True)
 
 
 def test_audit_read_cannot_append_a_checkpoint(make_api: Callable[..., ApiClient]) -> None:

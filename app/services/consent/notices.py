@@ -32,12 +32,17 @@ def publish(
     title: str,
     text: str,
     actor: str = "system",
+    is_shown: bool = True,
     now: datetime | None = None,
 ) -> NoticeVersion:
-    """Publish a version; the same text again is a no-op, a different text a conflict."""
+    """Publish a version; the same text again is a no-op, a different text a conflict.
+
+    `is_shown` lets the public pages show it (`current`); a version that is not shown can be
+    cited by events all the same.
+    """
     head = ledger.lock(session)
     notice = _publish(
-        session, head, Wording(key, version, locale, title, text), actor, now or utcnow()
+        session, head, Wording(key, version, locale, title, text), actor, now or utcnow(), is_shown
     )
     session.commit()
     return notice
@@ -68,7 +73,12 @@ class Wording(NamedTuple):
 
 
 def _publish(
-    session: Session, head: ChainHead, wording: Wording, actor: str, now: datetime
+    session: Session,
+    head: ChainHead,
+    wording: Wording,
+    actor: str,
+    now: datetime,
+    is_shown: bool = True,
 ) -> NoticeVersion:
     key, version, locale, title, text = wording
     existing = session.scalar(
@@ -93,6 +103,7 @@ def _publish(
         text=text,
         sha256=digest,
         published_at=now,
+        is_shown=is_shown,
     )
     session.add(notice)
     ledger.append(
@@ -152,7 +163,11 @@ def current(session: Session, key: str, locale: str | None) -> NoticeVersion:
     wanted = locale or "en"
     found = session.scalar(
         select(NoticeVersion)
-        .where(NoticeVersion.key == key, NoticeVersion.locale.in_({wanted, "en"}))
+        .where(
+            NoticeVersion.key == key,
+            NoticeVersion.locale.in_({wanted, "en"}),
+            NoticeVersion.is_shown.is_(True),
+        )
         .order_by(
             case((NoticeVersion.locale == wanted, 0), else_=1),
             NoticeVersion.published_at.desc(),
