@@ -62,6 +62,8 @@ class Settings:
     token_rate_limit: str = "60/minute"  # per IP on /oauth/token
     public_page_rate_limit: str = "120/minute"  # per IP, pages reached by emailed links
     max_content_length: int = 2 * 1024 * 1024
+    import_max_bytes: int = 2 * 1024**3  # an uploaded list; streamed, never held in memory
+    repermission_per_minute: int = 60  # confirmation mails a re-permission run sends
     public_form_rate: str = "5/minute;30/hour"  # per IP, on the public opt-in and confirm forms
     audit_signing_key_path: Path | None = None
     checkpoint_every: int = 1000
@@ -124,6 +126,8 @@ class Settings:
                 env, "AUDIT_SIGNING_KEY_PATH", instance / "audit-signing-key.json"
             ),
             checkpoint_every=_int(env, "CHECKPOINT_EVERY", 1000),
+            import_max_bytes=_int(env, "IMPORT_MAX_BYTES", 2 * 1024**3),
+            repermission_per_minute=_int(env, "REPERMISSION_PER_MINUTE", 60),
         )
 
 

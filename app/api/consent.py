@@ -35,15 +35,15 @@ def check() -> ResponseReturnValue:
     subject_id = str(args["subject_id"]) if "subject_id" in args else None
     with read_session() as reader:
         answer = checks.check(reader, rules(), _question(args), ident=ident, subject_id=subject_id)
-    return dump(
-        _result,
-        {
-            "allowed": answer.decision.allowed,
-            "reason": answer.decision.reason,
-            "subject_id": answer.subject_id,
-            "event_id": answer.decision.event_id,
-        },
-    )
+    body = {
+        "allowed": answer.decision.allowed,
+        "reason": answer.decision.reason,
+        "subject_id": answer.subject_id,
+        "event_id": answer.decision.event_id,
+    }
+    if answer.is_for_person:
+        body["contact"] = answer.contact
+    return dump(_result, body)
 
 
 @bp.post("/consent/check")

@@ -95,6 +95,7 @@ class CheckResultSchema(Schema):
     reason = fields.Enum(Reason, by_value=True, required=True)
     subject_id = fields.String(allow_none=True)
     event_id = fields.String(allow_none=True)
+    contact = fields.String(allow_none=True)
 
 
 class EmailList(fields.Field[list[str]]):
@@ -145,6 +146,7 @@ def _one_question(data: dict[str, Any]) -> None:
 class SubscriptionSchema(EvidenceFieldsMixin):
     email = TrimmedEmail()
     phone = _text(40)
+    external_id = _text(200)
     channel = fields.String(validate=NAME, load_default="email")
     categories = fields.List(
         fields.String(validate=NAME), required=True, validate=validate.Length(min=1, max=50)
@@ -257,12 +259,77 @@ class SubjectSchema(Schema):
     country = fields.String(allow_none=True)
 
 
+class IdentifierLinkSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$"))
+    value = fields.String(required=True, validate=validate.Length(min=1, max=320))
+    source = _text(200, load_default=None, allow_none=True)
+    country = fields.String(
+        validate=validate.Regexp(r"^[A-Za-z]{2}$"), load_default=None, allow_none=True
+    )
+
+
+class IdentifierSchema(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True)
+    value = fields.String(required=True)
+    confirmed_at = fields.AwareDateTime(allow_none=True)
+    added_at = fields.AwareDateTime(required=True)
+    source = fields.String(allow_none=True)
+
+
+class IdentifiersSchema(Schema):
+    identifiers = fields.List(fields.Nested(IdentifierSchema), required=True)
+
+
+class MergeSchema(StrictSchema):
+    subject_id = fields.UUID(required=True)
+    source = _text(200, load_default=None, allow_none=True)
+
+
+class MergeResultSchema(Schema):
+    subject_id = fields.String(required=True)
+    merged_subject_id = fields.String(required=True)
+    identifiers_moved = fields.Integer(required=True)
+    choices_changed = fields.Integer(required=True)
+
+
 class ErasureSchema(Schema):
     subject_id = fields.String()
     erased_at = fields.AwareDateTime()
     identifiers_suppressed = fields.Integer()
     event_id = fields.String()
     kept = fields.Dict()
+
+
+# --- imports -------------------------------------------------------------------------------
+
+
+class ImportQuerySchema(StrictSchema):
+    dry_run = fields.Boolean(load_default=False)
+
+
+class ImportStartedSchema(Schema):
+    import_id = fields.String(required=True)
+
+
+class ImportErrorSchema(Schema):
+    line = fields.Integer(required=True)
+    detail = fields.String(required=True)
+
+
+class ImportReportSchema(Schema):
+    import_id = fields.String(required=True)
+    state = fields.String(required=True)
+    dry_run = fields.Boolean()
+    rows = fields.Integer(required=True)
+    applied = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True)
+    rejected = fields.Integer(required=True)
+    chunks = fields.Integer()
+    chunks_done = fields.Integer()
+    created_at = fields.AwareDateTime()
+    finished_at = fields.AwareDateTime(allow_none=True)
+    errors = fields.List(fields.Nested(ImportErrorSchema), required=True)
 
 
 # --- audit -----------------------------------------------------------------------------------

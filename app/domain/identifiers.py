@@ -16,7 +16,7 @@ from app.domain.vocabulary import IdentifierKind
 
 @dataclass(frozen=True)
 class Identifier:
-    kind: IdentifierKind
+    kind: IdentifierKind | str  # a str for the kinds a catalog adds
     value: str  # normalised
 
     def key(self, secret: bytes) -> str:

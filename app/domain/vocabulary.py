@@ -31,6 +31,11 @@ class Action(StrEnum):
     NOTICE_PUBLISHED = "notice_published"
     CHECKPOINT = "checkpoint"
     RETENTION_RUN = "retention_run"
+    LINK = "identifier_linked"
+    UNLINK = "identifier_unlinked"
+    MERGE = "merge"
+    IMPORT_RECORDED = "import_recorded"  # a row kept as a record only (a purchased list)
+    REPERMISSION = "repermission_requested"
 
 
 class LegalBasis(StrEnum):
@@ -51,6 +56,16 @@ class Method(StrEnum):
     GPC = "gpc"
     ADMIN = "admin"
     SYSTEM = "system"
+
+
+class ImportMethod(StrEnum):
+    """How an imported row's consent was collected, as the importing company states it."""
+
+    DOUBLE_OPT_IN = "double_opt_in"
+    SINGLE_OPT_IN = "single_opt_in"
+    FORM = "form"
+    IMPORT = "import"
+    PURCHASED_LIST = "purchased_list"
 
 
 class CategoryKind(StrEnum):

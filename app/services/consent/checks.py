@@ -24,9 +24,17 @@ from app.domain.consent import (
     purpose_topic,
 )
 from app.domain.identifiers import Identifier, email_hmacs
+from app.domain.identity import CONTACT_KIND, Held, contact_for
 from app.domain.rules import Rules
-from app.domain.vocabulary import Status
-from app.models import ConsentState, Subject, SubjectIdentifier, Suppression, utcnow
+from app.domain.vocabulary import IdentifierKind, Reason, Status
+from app.models import (
+    ConsentState,
+    Subject,
+    SubjectIdentifier,
+    SubscriptionRequest,
+    Suppression,
+    utcnow,
+)
 from app.services.consent.ledger import standing_of
 
 BATCH_LIMIT = 10_000
@@ -52,6 +60,8 @@ class Question:
 class Answer:
     decision: Decision
     subject_id: str | None
+    contact: str | None = None  # the address or number that may be used, when one may
+    is_for_person: bool = False  # asked by subject or external id: `contact` is the answer
 
 
 def validate(rules: Rules, question: Question) -> bool:
@@ -73,14 +83,17 @@ def check(
     subject_id: str | None = None,
     now: datetime | None = None,
 ) -> Answer:
+    """The decision for an address or number (`ident` of the channel's kind), or for a person
+    (`subject_id`, `external_id`, ...), naming then the contact point that may be used."""
     is_transactional = validate(rules, question)
     now = now or utcnow()
+    confirmed: bool | None = None
     if ident is not None:
-        subject_id, is_suppressed, standings = _by_key(
+        subject_id, is_suppressed, standings, confirmed = _by_key(
             session, ident.key(rules.identifier_key), question
         )
     else:
-        subject = session.get(Subject, subject_id) if subject_id else None
+        subject = _survivor(session, subject_id) if subject_id else None
         is_suppressed = subject is not None and subject.erased_at is not None
         subject_id = subject.id if subject is not None else None
         standings = (
@@ -88,8 +101,91 @@ def check(
         )
     if is_suppressed:
         return Answer(SUPPRESSED, subject_id)
+    decision = _decide(rules, question, is_transactional, subject_id, standings, now)
+    is_for_person = ident is None or ident.kind not in (IdentifierKind.EMAIL, IdentifierKind.PHONE)
+    if subject_id is None or question.purpose:
+        return Answer(decision, subject_id, is_for_person=is_for_person)
+    if ident is not None and CONTACT_KIND.get(question.channel or "") == ident.kind:
+        if decision.allowed and not is_transactional and not confirmed:
+            decision = _unconfirmed(
+                session, rules, question, {ident.key(rules.identifier_key)}, decision
+            )
+        contact = ident.value if decision.allowed else None
+        return Answer(decision, subject_id, contact, is_for_person=is_for_person)
+    return _for_person(session, rules, question, subject_id, decision, is_transactional)
+
+
+def _survivor(session: Session, subject_id: str) -> Subject | None:
+    subject = session.get(Subject, subject_id)
+    for _ in range(32):
+        if subject is None or subject.merged_into is None:
+            break
+        subject = session.get(Subject, subject.merged_into)
+    return subject
+
+
+def _unconfirmed(
+    session: Session, rules: Rules, question: Question, keys: set[str], allowed: Decision
+) -> Decision:
+    """An allowed answer for addresses none of which was confirmed itself: still allowed where
+    double opt-in does not apply, else pending (a confirmation awaits) or no record."""
+    row = session.execute(
+        select(Subject.country, SubjectIdentifier.hmac)
+        .join(Subject, Subject.id == SubjectIdentifier.subject_id)
+        .where(SubjectIdentifier.hmac.in_(keys))
+        .limit(1)
+    ).first()
+    if row is not None and not rules.needs_double_opt_in(question.channel or "", row.country):
+        return allowed
+    is_pending = session.scalar(
+        select(
+            exists().where(
+                SubscriptionRequest.identifier_hmac.in_(keys),
+                SubscriptionRequest.confirmed_at.is_(None),
+            )
+        )
+    )
+    return Decision(False, Reason.PENDING_CONFIRMATION if is_pending else Reason.NO_RECORD)
+
+
+def _for_person(
+    session: Session,
+    rules: Rules,
+    question: Question,
+    subject_id: str,
+    decision: Decision,
+    is_transactional: bool,
+) -> Answer:
+    if CONTACT_KIND.get(question.channel or "") is None:
+        return Answer(decision, subject_id, is_for_person=True)
+    rows = session.execute(
+        select(
+            SubjectIdentifier.hmac,
+            SubjectIdentifier.kind,
+            SubjectIdentifier.value,
+            SubjectIdentifier.confirmed_at,
+            SubjectIdentifier.created_at,
+            Subject.country,
+        )
+        .join(Subject, Subject.id == SubjectIdentifier.subject_id)
+        .where(SubjectIdentifier.subject_id == subject_id)
+    ).all()
+    country = rows[0].country if rows else None
+    needs_confirmation = not is_transactional and rules.needs_double_opt_in(
+        question.channel or "", country
+    )
+    held = [Held(r.kind, r.value, r.confirmed_at, r.created_at) for r in rows]
+    best, has_kind = contact_for(question.channel, held, needs_confirmation=needs_confirmation)
+    if not decision.allowed:
+        return Answer(decision, subject_id, is_for_person=True)
+    if best is not None:
+        return Answer(decision, subject_id, best.value, is_for_person=True)
+    if not has_kind:  # the number or address is held elsewhere: nothing here to name
+        return Answer(decision, subject_id, is_for_person=True)
+    kind = CONTACT_KIND[question.channel or ""]
+    keys = {r.hmac for r in rows if r.kind == kind}
     return Answer(
-        _decide(rules, question, is_transactional, subject_id, standings, now), subject_id
+        _unconfirmed(session, rules, question, keys, decision), subject_id, is_for_person=True
     )
 
 
@@ -114,20 +210,28 @@ def check_emails(
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
     results = []
     for email, key in zip(emails, keys, strict=True):
-        subject_id, is_suppressed, standings = found.get(key, _UNKNOWN)
+        subject_id, is_suppressed, standings, confirmed = found.get(key, _UNKNOWN)
         decision = (
             SUPPRESSED
             if is_suppressed
             else _decide(rules, question, is_transactional, subject_id, standings, now)
         )
+        if (
+            decision.allowed
+            and not confirmed
+            and not is_transactional
+            and question.channel == "email"
+        ):
+            decision = _unconfirmed(session, rules, question, {key}, decision)
         results.append(BatchResult(email, decision))
     return results
 
 
 # Standings keyed by (channel, category, purpose): plain tuples hash faster than Topic.
 Key = tuple[str, str, str]
-Found = tuple[str | None, bool, dict[Key, Standing]]
-_UNKNOWN: Found = (None, False, {})
+# (subject id, is suppressed, standings, is the address itself confirmed)
+Found = tuple[str | None, bool, dict[Key, Standing], bool]
+_UNKNOWN: Found = (None, False, {}, False)
 
 
 def _params(question: Question) -> dict[str, Any]:
@@ -143,7 +247,8 @@ def _by_key(session: Session, key: str, question: Question) -> Found:
     """Subject, suppression and the asked standings of one identifier HMAC: one indexed read."""
     statement = _CHECK_BY_KEY[_dialect(session)]
     rows = session.execute(statement, {"key": key, **_params(question)}).all()
-    return rows[0].subject_id, bool(rows[0].is_suppressed), _collect(rows)
+    first = rows[0]
+    return first.subject_id, bool(first.is_suppressed), _collect(rows), bool(first.is_confirmed)
 
 
 def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[str, Found]:
@@ -153,10 +258,10 @@ def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[
     keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
     found: dict[str, Found] = {}
     result = session.execute(statement, {"keys": keys_param, **_params(question)})
-    for hmac, subject_id, is_suppressed, *state in result:
+    for hmac, subject_id, is_suppressed, is_confirmed, *state in result:
         entry = found.get(hmac)
         if entry is None:
-            entry = found[hmac] = (subject_id, bool(is_suppressed), {})
+            entry = found[hmac] = (subject_id, bool(is_suppressed), {}, bool(is_confirmed))
         if state[3] is not None:
             entry[2][(state[0], state[1], state[2])] = _standing(state)
     return found
@@ -168,7 +273,7 @@ def _dialect(session: Session) -> str:
 
 def _collect(rows: Sequence[Any]) -> dict[Key, Standing]:
     return {
-        (row.channel, row.category, row.purpose): _standing(row[3:])
+        (row.channel, row.category, row.purpose): _standing(row[4:])
         for row in rows
         if row.status is not None
     }
@@ -219,6 +324,7 @@ def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
             key.label("hmac"),
             identifiers.c.subject_id,
             is_suppressed,
+            identifiers.c.confirmed_at.is_not(None).label("is_confirmed"),
             *(found.c[name] for name in columns),
         )
         .select_from(wanted)

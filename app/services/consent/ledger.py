@@ -59,6 +59,7 @@ class Draft:
     status: Status | None = None
     legal_basis: LegalBasis | None = None
     details: Mapping[str, Any] | None = None
+    consented_at: datetime | None = None  # when given elsewhere (an imported row)
 
 
 def lock(session: Session, chain_id: str = CHAIN_ID) -> ChainHead:
@@ -129,6 +130,7 @@ def append(
     *,
     now: datetime | None = None,
     evidence_hash: str | None = None,
+    flush: bool = True,
 ) -> list[ConsentEvent]:
     """Append one event per draft to the locked chain and update current state with it."""
     occurred_at = now or utcnow()
@@ -174,12 +176,19 @@ def append(
         events.append(event)
         head.last_seq, head.last_hash = event.seq, event.hash
         if topic is not None and draft.status is not None and draft.subject_id:
-            _set_state(session, draft.subject_id, topic, event)
-    session.flush()
+            _set_state(session, draft.subject_id, topic, event, draft.consented_at)
+    if flush:
+        session.flush()
     return events
 
 
-def _set_state(session: Session, subject_id: str, topic: Topic, event: ConsentEvent) -> None:
+def _set_state(
+    session: Session,
+    subject_id: str,
+    topic: Topic,
+    event: ConsentEvent,
+    consented_at: datetime | None,
+) -> None:
     key = (subject_id, topic.channel, topic.category, topic.purpose)
     state = session.get(ConsentState, key)
     if state is None:
@@ -194,6 +203,7 @@ def _set_state(session: Session, subject_id: str, topic: Topic, event: ConsentEv
     state.event_seq = event.seq
     state.event_id = event.id
     state.occurred_at = event.occurred_at
+    state.consented_at = consented_at
 
 
 def standings(

@@ -103,6 +103,7 @@ def subscribe(
     act: ledger.Act,
     *,
     country: str | None = None,
+    also: Sequence[Identifier] = (),
     is_notice_required: bool = False,
     now: datetime | None = None,
 ) -> Signup:
@@ -119,6 +120,7 @@ def subscribe(
         categories,
         act,
         country=country,
+        also=also,
         ttl=mailer.tokens.ttl(Purpose.CONFIRM),
         now=now,
         commit=False,
@@ -130,7 +132,7 @@ def subscribe(
         and not _mailed_recently(session, pending.identifier_hmac, now)
     )
     if pending is not None and is_mailed:
-        _queue_mail(session, rules, mailer, pending, ident.value, now)
+        queue_mail(session, rules, mailer, pending, ident.value, now)
     session.commit()
     return Signup(requested.subject_id, requested.status, is_mailed)
 
@@ -197,7 +199,7 @@ def renew(
     if pending is None or address is None:
         raise InvalidTokenError("This confirmation link is no longer valid.")
     if not _mailed_recently(session, pending.identifier_hmac, now):
-        _queue_mail(session, rules, mailer, pending, address.value, now)
+        queue_mail(session, rules, mailer, pending, address.value, now)
     session.commit()
     return Outcome(State.PENDING, pending.id, pending.locale)
 
@@ -214,7 +216,7 @@ def _mailed_recently(session: Session, identifier_hmac: str, now: datetime) -> b
     return bool(count)
 
 
-def _queue_mail(
+def queue_mail(
     session: Session,
     rules: Rules,
     mailer: Mailer,

@@ -15,8 +15,9 @@ from app.domain.errors import NotFoundError, UnknownTopicError
 from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, Method, Status
-from app.models import SubscriptionRequest, Suppression, utcnow
+from app.models import SubjectIdentifier, SubscriptionRequest, Suppression, utcnow
 from app.services.consent import ledger, subjects
+from app.services.identity import identifiers
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ def request(
     act: ledger.Act,
     *,
     country: str | None = None,
+    also: Sequence[Identifier] = (),
     ttl: timedelta = timedelta(hours=72),
     now: datetime | None = None,
     commit: bool = True,
@@ -55,13 +57,20 @@ def request(
     """Record an opt-in request: one event per (channel, category), never one bundled event.
 
     Double opt-in applies by policy, and always to a suppressed (erased) identifier: only a
-    fresh confirmed opt-in lifts a suppression.
+    fresh confirmed opt-in lifts a suppression. `ident` is the contact point the opt-in is
+    for; `also` are the person's other identifiers, all landing on the one subject.
     """
     validate_categories(rules, channel, categories)
     now = now or utcnow()
     head = ledger.lock(session)
-    subject, is_new = subjects.find_or_create(
-        session, rules, ident, now=now, locale=act.locale, country=country
+    subject, is_new = identifiers.resolve(
+        session,
+        rules,
+        [ident, *also],
+        now=now,
+        source=act.source,
+        locale=act.locale,
+        country=country,
     )
     key = ident.key(rules.identifier_key)
     is_suppressed = subjects.is_suppressed(session, key)
@@ -94,14 +103,20 @@ def request(
     evidence_hash = ledger.record_evidence(session, subject.id, act, now)
     if drafts:
         ledger.append(session, head, act, drafts, now=now, evidence_hash=evidence_hash)
+    # Each address has its own confirmation: a new address of a person who already opted in
+    # is asked to confirm, though the person's choices stand.
+    address = session.get(SubjectIdentifier, key)
+    is_unconfirmed_address = address is not None and address.confirmed_at is None
     pending = None
-    if needs_confirmation and wanted:
+    if needs_confirmation and (wanted or is_unconfirmed_address):
         pending = SubscriptionRequest(
             id=str(uuid.uuid4()),
             subject_id=subject.id,
             identifier_hmac=key,
             channel=channel,
-            categories=json.dumps([t.category for t in wanted if t.category]),
+            categories=json.dumps(
+                [t.category for t in wanted if t.category] or list(dict.fromkeys(categories))
+            ),
             locale=act.locale,
             notice_version=act.notice_version,
             source=act.source,
@@ -177,5 +192,8 @@ def confirm(
         ledger.append(session, head, confirm_act, drafts, now=now, evidence_hash=evidence_hash)
     pending.confirmed_at = now
     pending.confirm_evidence_hash = evidence_hash
+    address = session.get(SubjectIdentifier, pending.identifier_hmac)
+    if address is not None and address.confirmed_at is None:
+        address.confirmed_at = now
     session.commit()
     return pending
