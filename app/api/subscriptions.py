@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from app.api import api_act, dump, load_body
 from app.api.schemas import SubscriptionResultSchema, SubscriptionSchema
 from app.auth import require
-from app.domain.identifiers import Identifier, identifier, validate_email_address
+from app.domain.identifiers import identifier
 from app.domain.identity import CONTACT_KIND
 from app.domain.vocabulary import IdentifierKind, Scope
 from app.http import mailer, rules, session
@@ -26,7 +26,9 @@ def subscribe() -> ResponseReturnValue:
     body = load_body(_body)
     region = body.get("country")
     idents = {
-        kind: _identifier(kind, body[kind], region) for kind in IdentifierKind if body.get(kind)
+        kind: identifier(kind, body[kind], region=region)
+        for kind in IdentifierKind
+        if body.get(kind)
     }
     contact = idents.pop(CONTACT_KIND.get(body["channel"], IdentifierKind.EMAIL))
     requested = signups.subscribe(
@@ -41,9 +43,3 @@ def subscribe() -> ResponseReturnValue:
         also=list(idents.values()),
     )
     return dump(_result, {"subject_id": requested.subject_id, "status": requested.status}), 202
-
-
-def _identifier(kind: IdentifierKind, raw: str, region: str | None) -> Identifier:
-    if kind is IdentifierKind.EMAIL:
-        return identifier(kind, validate_email_address(raw))
-    return identifier(kind, raw, region=region)

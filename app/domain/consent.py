@@ -77,6 +77,7 @@ class Decision:
 SUPPRESSED = Decision(False, Reason.SUPPRESSED)
 TRANSACTIONAL = Decision(True, Reason.TRANSACTIONAL)
 NO_RECORD = Decision(False, Reason.NO_RECORD)
+INVALID_IDENTIFIER = Decision(False, Reason.INVALID_IDENTIFIER)
 
 
 def decide_message(

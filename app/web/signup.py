@@ -10,7 +10,7 @@ from flask_babel import get_locale, refresh
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from app.domain.errors import InvalidIdentifierError, UnknownTopicError
-from app.domain.identifiers import identifier, validate_email_address
+from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Method
 from app.extensions import limiter
 from app.http import client_ip, mailer, rules, session, settings, tokens, user_agent
@@ -78,7 +78,7 @@ def subscribe() -> ResponseReturnValue:
                 session(),
                 rules(),
                 mailer(),
-                identifier(IdentifierKind.EMAIL, validate_email_address(body["email"])),
+                identifier(IdentifierKind.EMAIL, body["email"]),
                 "email",
                 body["categories"],
                 _act("web:/subscribe", Method.FORM, body["notice_version"]),

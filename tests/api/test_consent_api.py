@@ -326,13 +326,27 @@ def test_health_needs_no_auth(api: ApiClient) -> None:
     assert ready.get_json()["database"] == "ok"
 
 
-def test_a_batch_names_each_entry_that_is_not_an_email(api: ApiClient) -> None:
+def test_a_batch_refuses_an_entry_that_is_not_a_string(api: ApiClient) -> None:
     response = api.post(
         "/v1/consent/check",
-        json={"channel": "email", "category": "newsletter", "emails": ["a@example.org", "nope", 7]},
+        json={"channel": "email", "category": "newsletter", "emails": ["a@example.org", 7]},
     )
     assert response.status_code == 422
-    assert response.get_json()["errors"]["emails"] == {
-        "1": ["Not an email."],
-        "2": ["Not an email."],
-    }
+    assert response.get_json()["errors"]["emails"] == {"1": ["Not a string."]}
+
+
+def test_a_batch_answers_an_invalid_address_in_place(api: ApiClient) -> None:
+    emails = ["a@example.org", "nope", "x@bad..example.org", "jose\u0301@bu\u0308cher.de"]
+    response = api.post(
+        "/v1/consent/check", json={"channel": "email", "category": "newsletter", "emails": emails}
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [(r["email"], r["reason"]) for r in body["results"]] == [
+        ("a@example.org", "no_record"),
+        ("nope", "invalid_identifier"),
+        ("x@bad..example.org", "invalid_identifier"),
+        ("jose\u0301@bu\u0308cher.de", "no_record"),  # NFD: the same form the single check takes
+    ]
+    assert body["denied"] == 4
+    assert not any(r["allowed"] for r in body["results"])

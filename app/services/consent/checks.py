@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.consent import (
     ALL_MARKETING,
+    INVALID_IDENTIFIER,
     SUPPRESSED,
     Decision,
     Standing,
@@ -23,18 +24,13 @@ from app.domain.consent import (
     pair_topic,
     purpose_topic,
 )
-from app.domain.identifiers import Identifier, email_hmacs
+from app.domain.errors import InvalidIdentifierError
+from app.domain.identifiers import Identifier, email_keys, normalize_email_fast
 from app.domain.identity import CONTACT_KIND, Held, contact_for
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
-from app.models import (
-    ConsentState,
-    Subject,
-    SubjectIdentifier,
-    SubscriptionRequest,
-    Suppression,
-    utcnow,
-)
+from app.models import ConsentState, Subject, SubjectIdentifier, SubscriptionRequest, utcnow
+from app.services.consent import suppression
 from app.services.consent.ledger import standing_of
 
 BATCH_LIMIT = 10_000
@@ -89,17 +85,14 @@ def check(
     now = now or utcnow()
     confirmed: bool | None = None
     if ident is not None:
-        subject_id, is_suppressed, standings, confirmed = _by_key(
+        subject_id, standings, confirmed = _by_key(
             session, ident.key(rules.identifier_key), question
         )
     else:
         subject = _survivor(session, subject_id) if subject_id else None
-        is_suppressed = subject is not None and subject.erased_at is not None
         subject_id = subject.id if subject is not None else None
-        standings = (
-            {} if is_suppressed or subject_id is None else _standings(session, subject_id, question)
-        )
-    if is_suppressed:
+        standings = {} if subject_id is None else _standings(session, subject_id, question)
+    if suppression.is_suppressed(session, rules, ident=ident, subject_id=subject_id):
         return Answer(SUPPRESSED, subject_id)
     decision = _decide(rules, question, is_transactional, subject_id, standings, now)
     is_for_person = ident is None or ident.kind not in (IdentifierKind.EMAIL, IdentifierKind.PHONE)
@@ -203,19 +196,36 @@ def check_emails(
     *,
     now: datetime | None = None,
 ) -> list[BatchResult]:
-    """Decide for many emails with one set-based query; results in input order."""
+    """Decide for many emails with one set-based query; results in input order. An entry that
+    is not an address is answered in place (`invalid_identifier`)."""
     is_transactional = validate(rules, question)
     now = now or utcnow()
-    keys = email_hmacs(rules.identifier_key, emails)
+    normalized: list[str | None] = []
+    for raw in emails:
+        try:
+            normalized.append(normalize_email_fast(raw))
+        except InvalidIdentifierError:
+            normalized.append(None)
+    keys, mailbox_keys = email_keys(rules.identifier_key, [n for n in normalized if n])
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
-    results = []
-    for email, key in zip(emails, keys, strict=True):
-        subject_id, is_suppressed, standings, confirmed = found.get(key, _UNKNOWN)
-        decision = (
-            SUPPRESSED
-            if is_suppressed
-            else _decide(rules, question, is_transactional, subject_id, standings, now)
+    held_back = suppression.suppressed_keys(session, {*keys, *mailbox_keys})
+    held_back.update(
+        suppression.suppressed_subjects(
+            session, rules, {subject_id for subject_id, _, _ in found.values() if subject_id}
         )
+    )
+    results = []
+    pairs = iter(zip(keys, mailbox_keys, strict=True))
+    for email, value in zip(emails, normalized, strict=True):
+        if value is None:
+            results.append(BatchResult(email, INVALID_IDENTIFIER))
+            continue
+        key, mailbox_key = next(pairs)
+        subject_id, standings, confirmed = found.get(key, _UNKNOWN)
+        if key in held_back or mailbox_key in held_back or subject_id in held_back:
+            decision = SUPPRESSED
+        else:
+            decision = _decide(rules, question, is_transactional, subject_id, standings, now)
         if (
             decision.allowed
             and not confirmed
@@ -229,9 +239,9 @@ def check_emails(
 
 # Standings keyed by (channel, category, purpose): plain tuples hash faster than Topic.
 Key = tuple[str, str, str]
-# (subject id, is suppressed, standings, is the address itself confirmed)
-Found = tuple[str | None, bool, dict[Key, Standing], bool]
-_UNKNOWN: Found = (None, False, {}, False)
+# (subject id, standings, is the address itself confirmed)
+Found = tuple[str | None, dict[Key, Standing], bool]
+_UNKNOWN: Found = (None, {}, False)
 
 
 def _params(question: Question) -> dict[str, Any]:
@@ -244,11 +254,10 @@ def _params(question: Question) -> dict[str, Any]:
 
 
 def _by_key(session: Session, key: str, question: Question) -> Found:
-    """Subject, suppression and the asked standings of one identifier HMAC: one indexed read."""
+    """Subject and the asked standings of one identifier HMAC: one indexed read."""
     statement = _CHECK_BY_KEY[_dialect(session)]
     rows = session.execute(statement, {"key": key, **_params(question)}).all()
-    first = rows[0]
-    return first.subject_id, bool(first.is_suppressed), _collect(rows), bool(first.is_confirmed)
+    return rows[0].subject_id, _collect(rows), bool(rows[0].is_confirmed)
 
 
 def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[str, Found]:
@@ -258,12 +267,12 @@ def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[
     keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
     found: dict[str, Found] = {}
     result = session.execute(statement, {"keys": keys_param, **_params(question)})
-    for hmac, subject_id, is_suppressed, is_confirmed, *state in result:
+    for hmac, subject_id, is_confirmed, *state in result:
         entry = found.get(hmac)
         if entry is None:
-            entry = found[hmac] = (subject_id, bool(is_suppressed), {}, bool(is_confirmed))
+            entry = found[hmac] = (subject_id, {}, bool(is_confirmed))
         if state[3] is not None:
-            entry[2][(state[0], state[1], state[2])] = _standing(state)
+            entry[1][(state[0], state[1], state[2])] = _standing(state)
     return found
 
 
@@ -273,7 +282,7 @@ def _dialect(session: Session) -> str:
 
 def _collect(rows: Sequence[Any]) -> dict[Key, Standing]:
     return {
-        (row.channel, row.category, row.purpose): _standing(row[4:])
+        (row.channel, row.category, row.purpose): _standing(row[3:])
         for row in rows
         if row.status is not None
     }
@@ -288,20 +297,14 @@ def _standing(state: Sequence[Any]) -> Standing:
 
 
 def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
-    """For each wanted HMAC (the one column of `wanted`): its subject, whether it is
-    suppressed, and its standings on the asked topics (one row each, or one row of NULLs).
+    """For each wanted HMAC (the one column of `wanted`): its subject and its standings on
+    the asked topics (one row each, or one row of NULLs).
 
     On PostgreSQL the standings are a LATERAL subquery, so they are always read through the
     primary key per subject, whatever the planner guesses about the topic filters.
     """
     key = wanted.c[0]
     identifiers, states = SubjectIdentifier.__table__, ConsentState.__table__
-    suppressions = Suppression.__table__
-    is_suppressed = (
-        exists()
-        .where(suppressions.c.hmac == key, suppressions.c.lifted_at.is_(None))
-        .label("is_suppressed")
-    )
     topic_filter = and_(
         states.c.subject_id == identifiers.c.subject_id,
         states.c.channel.in_(bindparam("channels", expanding=True)),
@@ -323,7 +326,6 @@ def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
         select(
             key.label("hmac"),
             identifiers.c.subject_id,
-            is_suppressed,
             identifiers.c.confirmed_at.is_not(None).label("is_confirmed"),
             *(found.c[name] for name in columns),
         )

@@ -21,7 +21,7 @@ from app.domain.errors import UnknownTopicError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Status
 from app.models import utcnow
-from app.services.consent import ledger, subjects
+from app.services.consent import ledger, subjects, suppression
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def view(
     return preferences_view(
         rules.catalog,
         ledger.standings(session, subject_id),
-        is_suppressed=False,
+        is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
         now=now or utcnow(),
         max_age=rules.max_consent_age,
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.domain.consent import preferences_view
@@ -28,11 +28,10 @@ from app.models import (
     Subject,
     SubjectIdentifier,
     SubscriptionRequest,
-    Suppression,
     utcnow,
 )
 from app.services.audit import trail
-from app.services.consent import ledger
+from app.services.consent import ledger, suppression
 from app.services.privacy_center import rights
 
 
@@ -77,14 +76,6 @@ def find(
     if subject_id is None:
         raise NotFoundError(f"No subject with that {kind}.")
     return get(session, subject_id)
-
-
-def is_suppressed(session: Session, key: str) -> bool:
-    return bool(
-        session.scalar(
-            select(exists().where(Suppression.hmac == key, Suppression.lifted_at.is_(None)))
-        )
-    )
 
 
 def find_or_create(
@@ -152,12 +143,8 @@ def erase(
     identifiers = list(
         session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.subject_id.in_(everyone)))
     )
+    suppression.suppress(session, rules, identifiers, now=now)
     for row in identifiers:
-        suppression = session.get(Suppression, row.hmac)
-        if suppression is None:
-            session.add(Suppression(hmac=row.hmac, kind=row.kind, created_at=now))
-        else:
-            suppression.created_at, suppression.lifted_at = now, None
         session.delete(row)
     for table in (Evidence, AccessLog, AccessSession, OutboxMessage, SubscriptionRequest):
         session.execute(delete(table).where(table.subject_id.in_(everyone)))
@@ -217,7 +204,7 @@ def export(
     view = preferences_view(
         rules.catalog,
         ledger.standings(session, subject_id),
-        is_suppressed=False,
+        is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
         now=now,
         max_age=rules.max_consent_age,
     )

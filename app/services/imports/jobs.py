@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.domain import imports as rows_
 from app.domain.consent import ALL_MARKETING, Topic, channel_topic, legal_basis, pair_topic
 from app.domain.errors import DomainError, NotFoundError
-from app.domain.identifiers import Identifier, identifier, validate_email_address
+from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
 from app.models import (
@@ -31,10 +31,9 @@ from app.models import (
     ImportJob,
     ImportRejection,
     SubjectIdentifier,
-    Suppression,
     utcnow,
 )
-from app.services.consent import ledger, notices
+from app.services.consent import ledger, notices, suppression
 from app.services.identity import identifiers
 
 CHUNK_LINES = 2_000
@@ -285,11 +284,9 @@ class _Applier:
         rules, session = self.rules, self.session
         topic = self._topic(row)
         notice_sha256 = self._notice(row)
-        idents = [self._identifier(kind, raw, row.country) for kind, raw in row.identifiers]
-        keys = [i.key(rules.identifier_key) for i in idents]
-        is_suppressed = any(
-            (s := session.get(Suppression, key)) is not None and s.lifted_at is None for key in keys
-        )
+        idents = [identifier(kind, raw, region=row.country) for kind, raw in row.identifiers]
+        keys = [key for i in idents for key in suppression.keys_of(rules, i)]
+        is_suppressed = bool(suppression.suppressed_keys(session, keys))
         source = row.source or f"import:{self.job.id}"
         subject, _ = identifiers.resolve(
             session,
@@ -404,11 +401,6 @@ class _Applier:
                 "legacy wording first (POST /v1/notices)."
             )
         return self.notices[key]
-
-    def _identifier(self, kind: IdentifierKind, raw: str, country: str | None) -> Identifier:
-        if kind is IdentifierKind.EMAIL:
-            return identifier(kind, validate_email_address(raw))
-        return identifier(kind, raw, region=country)
 
     def _held(self, subject_id: str, topic: Topic) -> dict[Topic, rows_.Held]:
         wanted = {topic, ALL_MARKETING, channel_topic(topic.channel)} if topic.channel else {topic}

@@ -15,8 +15,8 @@ from app.domain.errors import NotFoundError, UnknownTopicError
 from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, Method, Status
-from app.models import SubjectIdentifier, SubscriptionRequest, Suppression, utcnow
-from app.services.consent import ledger, subjects
+from app.models import SubjectIdentifier, SubscriptionRequest, utcnow
+from app.services.consent import ledger, subjects, suppression
 from app.services.identity import identifiers
 
 
@@ -73,7 +73,7 @@ def request(
         country=country,
     )
     key = ident.key(rules.identifier_key)
-    is_suppressed = subjects.is_suppressed(session, key)
+    is_suppressed = suppression.is_suppressed(session, rules, ident=ident)
     needs_confirmation = is_suppressed or rules.needs_double_opt_in(channel, country)
     current = ledger.standings(session, subject.id)
     status = Status.PENDING if needs_confirmation else Status.GRANTED
@@ -178,9 +178,7 @@ def confirm(
         for topic in topics
         if (s := current.get(topic)) is None or s.status is not Status.GRANTED
     ]
-    suppression = session.get(Suppression, pending.identifier_hmac)
-    if suppression is not None and suppression.lifted_at is None:
-        suppression.lifted_at = now
+    if suppression.lift(session, rules, pending.identifier_hmac, now=now):
         drafts.append(
             ledger.Draft(
                 Action.SUPPRESSION_LIFTED,

@@ -21,7 +21,7 @@ from app.domain.errors import DomainError, InvalidTokenError, NotFoundError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
 from app.models import ConsentEvent, NoticeVersion, OutboxMessage, utcnow
-from app.services.consent import ledger, notices, preferences, subjects
+from app.services.consent import ledger, notices, preferences, subjects, suppression
 from app.services.delivery import mail
 from app.services.preference_center.message_links import preference_url
 from app.services.tokens import Purpose, Tokens
@@ -176,7 +176,11 @@ def save(
     subjects.get(session, subject_id)
     current = ledger.standings(session, subject_id)
     shown = preferences_view(
-        rules.catalog, current, is_suppressed=False, now=now, max_age=rules.max_consent_age
+        rules.catalog,
+        current,
+        is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
+        now=now,
+        max_age=rules.max_consent_age,
     )
     changes: list[preferences.Change] = []
     for pair in shown.pairs:

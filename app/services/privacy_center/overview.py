@@ -24,7 +24,7 @@ from app.models import (
     SubjectIdentifier,
     utcnow,
 )
-from app.services.consent import ledger, notices, subjects
+from app.services.consent import ledger, notices, subjects, suppression
 from app.services.privacy_center.access import PrivacyPage, PrivacyVisit, log_visit, resume
 
 
@@ -149,7 +149,7 @@ def gather(
         preferences=preferences_view(
             rules.catalog,
             ledger.standings(session, subject_id),
-            is_suppressed=False,
+            is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
             now=now,
             max_age=rules.max_consent_age,
         ),
