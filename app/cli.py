@@ -466,3 +466,36 @@ def subjects_merge(subject_id: str, other_id: str) -> None:
             }
         )
     )
+
+
+@main.command()
+@click.option(
+    "--per-minute",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Mails a minute (default REPERMISSION_PER_MINUTE).",
+)
+@click.option("--once", is_flag=True, help="Send one minute's worth, then exit.")
+def repermission(per_minute: int | None, once: bool) -> None:
+    """Ask imported contacts whose proof was not enough to confirm, at a rate you set.
+
+    Each mail is logged as an event; no address is mailed twice within the confirmation
+    window. The worker (or the dev server) delivers the mail.
+    """
+    import time
+
+    from app import create_app
+    from app.http import mailer
+    from app.services.imports import repermission as asking
+
+    settings = Settings.from_env()
+    rate = per_minute or settings.repermission_per_minute
+    app = create_app(settings)
+    with app.app_context(), db_session(settings) as session:
+        while True:
+            started = time.monotonic()
+            done = asking.run(session, app.extensions["rules"], mailer(), limit=rate)
+            click.echo(json.dumps({"mailed": done.mailed, "remaining": done.remaining}))
+            if once or not done.remaining:
+                break
+            time.sleep(max(0.0, 60 - (time.monotonic() - started)))
