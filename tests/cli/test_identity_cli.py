@@ -75,7 +75,7 @@ def test_repermission_mails_at_the_rate_set_and_never_twice_in_the_window(
     assert last_json(second) == {"mailed": 1, "remaining": False}
     assert last_json(cli("repermission", "--once")) == {"mailed": 0, "remaining": False}
     with Session(clean_db) as session:
-        mailed = sorted(session.scalars(select(OutboxMessage.to_address)))
+        mailed = sorted(str(a) for a in session.scalars(select(OutboxMessage.to_address)))
         logged = session.scalar(
             select(func.count())
             .select_from(ConsentEvent)
