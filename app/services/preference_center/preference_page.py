@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -20,9 +20,10 @@ from app.domain.consent import (
 from app.domain.errors import DomainError, InvalidTokenError, NotFoundError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
-from app.models import ConsentEvent, NoticeVersion, OutboxMessage, utcnow
+from app.models import ConsentEvent, NoticeVersion, OutboxMessage, SubjectIdentifier, utcnow
 from app.services.consent import ledger, notices, preferences, subjects, suppression
 from app.services.delivery import mail
+from app.services.identity import identifiers
 from app.services.preference_center.message_links import preference_url
 from app.services.tokens import Purpose, Tokens
 
@@ -48,6 +49,7 @@ class PreferencePage:
     notice: Notice | None
     is_gpc_honoured: bool
     is_gpc_overridden: bool = False  # the person allowed sharing on this page after the signal
+    identifiers: tuple[SubjectIdentifier, ...] = ()  # every address and number held, and whence
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,7 @@ def show(
         _notice(session, locale),
         visit.is_gpc and not overridden,
         overridden,
+        tuple(identifiers.held_by(session, subject.id)),
     )
     session.commit()
     return page
@@ -224,6 +227,22 @@ def unsubscribe_all(
     subject_id = subject_of(tokens, token)
     act = _page_act(session, visit, locale, notice_version)
     preferences.unsubscribe_all(session, rules, subject_id, act, now=now)
+
+
+def remove_identifier(
+    session: Session,
+    tokens: Tokens,
+    token: str,
+    identifier_id: str,
+    visit: PreferenceVisit,
+    *,
+    locale: str,
+    now: datetime | None = None,
+) -> None:
+    """The person removes one of their addresses or numbers; the unlink is an event."""
+    subject_id = subject_of(tokens, token)
+    act = replace(_page_act(session, visit, locale, None), notice_version=None)
+    identifiers.unlink(session, subject_id, identifier_id, act, now=now)
 
 
 def _page_act(
