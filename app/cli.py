@@ -354,10 +354,6 @@ def config_reference() -> None:
     click.echo(reference(), nl=False)
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _cli_act(source: str | None = None) -> Any:
     from app.domain.vocabulary import Method
     from app.services.consent.ledger import Act
@@ -499,3 +495,7 @@ def repermission(per_minute: int | None, once: bool) -> None:
             if once or not done.remaining:
                 break
             time.sleep(max(0.0, 60 - (time.monotonic() - started)))
+
+
+if __name__ == "__main__":
+    main()

@@ -253,3 +253,21 @@ def test_imports_refuse_other_media_types_and_unknown_ids(api: ApiClient) -> Non
     assert missing.status_code == 404
     bad = api.post("/v1/imports?dry_run=perhaps", data="", content_type="text/csv")
     assert bad.status_code == 422
+
+
+def test_rows_of_one_person_in_one_file_land_on_one_subject_and_conflicts_are_refused(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    body = ndjson(
+        row(external_id="crm-1"),
+        row(email="Ada@Example.org", category="offers"),
+        row(email="bob@example.org", external_id="crm-2"),
+        row(email="bob@example.org", external_id="crm-1"),
+    )
+    report = imported(api, clean_db, rules, body)
+    assert (report["applied"], report["rejected"]) == (3, 1)
+    assert report["errors"][0]["line"] == 4
+    assert "two different subjects" in report["errors"][0]["detail"]
+    ada = check(api, f"external_id=crm-1&{NEWSLETTER}")
+    offers = check(api, "email=ada@example.org&channel=email&category=offers")
+    assert (offers["reason"], offers["subject_id"]) == ("granted", ada["subject_id"])

@@ -131,8 +131,13 @@ def append(
     now: datetime | None = None,
     evidence_hash: str | None = None,
     flush: bool = True,
+    states: dict[tuple[str, str, str, str], ConsentState] | None = None,
 ) -> list[ConsentEvent]:
-    """Append one event per draft to the locked chain and update current state with it."""
+    """Append one event per draft to the locked chain and update current state with it.
+
+    A bulk writer (an import) passes `states`, the current state rows it already read, and
+    `flush=False`, so a thousand appends cost no query each.
+    """
     occurred_at = now or utcnow()
     if act.notice_version and act.notice_sha256 is None:
         from app.services.consent.notices import resolve  # notices writes through the ledger too
@@ -176,7 +181,7 @@ def append(
         events.append(event)
         head.last_seq, head.last_hash = event.seq, event.hash
         if topic is not None and draft.status is not None and draft.subject_id:
-            _set_state(session, draft.subject_id, topic, event, draft.consented_at)
+            _set_state(session, draft.subject_id, topic, event, draft.consented_at, states)
     if flush:
         session.flush()
     return events
@@ -188,9 +193,10 @@ def _set_state(
     topic: Topic,
     event: ConsentEvent,
     consented_at: datetime | None,
+    states: dict[tuple[str, str, str, str], ConsentState] | None,
 ) -> None:
     key = (subject_id, topic.channel, topic.category, topic.purpose)
-    state = session.get(ConsentState, key)
+    state = states.get(key) if states is not None else session.get(ConsentState, key)
     if state is None:
         state = ConsentState(
             subject_id=subject_id,
@@ -199,6 +205,8 @@ def _set_state(
             purpose=topic.purpose,
         )
         session.add(state)
+        if states is not None:
+            states[key] = state
     state.status = str(event.status)
     state.event_seq = event.seq
     state.event_id = event.id

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.domain import imports as rows_
 from app.domain.consent import ALL_MARKETING, Topic, channel_topic, legal_basis, pair_topic
 from app.domain.errors import DomainError, NotFoundError
-from app.domain.identifiers import identifier
+from app.domain.identifiers import Identifier, identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
 from app.models import (
@@ -30,6 +30,7 @@ from app.models import (
     ImportChunk,
     ImportJob,
     ImportRejection,
+    Subject,
     SubjectIdentifier,
     utcnow,
 )
@@ -246,7 +247,12 @@ class Counts:
 
 
 class _Applier:
-    """Applies one chunk's rows inside the caller's locked transaction."""
+    """Applies one chunk's rows inside the caller's locked transaction.
+
+    Everything the rows need is read up front, in a handful of set-based queries (holders of
+    the chunk's identifiers, suppressions, the subjects and their current standings); the rows
+    are then decided in memory and written in one flush.
+    """
 
     def __init__(
         self, session: Session, rules: Rules, head: ChainHead, job: ImportJob, now: datetime
@@ -255,10 +261,23 @@ class _Applier:
         self.head = head
         self.rejections: list[tuple[int, str]] = []
         self.notices: dict[tuple[str, str | None], str | None] = {}
+        self.held: dict[str, SubjectIdentifier] = {}  # by HMAC
+        self.subjects: dict[str, Subject] = {}
+        self.states: dict[tuple[str, str, str, str], ConsentState] = {}
+        self.suppressed: set[str] = set()
+        self.recorded: set[tuple[str, Topic]] = set()
+        catalog = rules.catalog
+        self.topics = [
+            ALL_MARKETING,
+            *(channel_topic(c) for c in catalog.channels),
+            *(pair_topic(c, k) for c, k in catalog.marketing_pairs()),
+            *(Topic(purpose=p) for p in catalog.purposes),
+        ]
 
     def chunk(self, chunk: ImportChunk) -> Counts:
         counts = Counts()
         header = rows_.csv_header(chunk.header) if chunk.header is not None else None
+        prepared: list[tuple[int, rows_.Row, Topic, str | None, list[Identifier]]] = []
         for offset, text in enumerate(chunk.body.split("\n")):
             if not text.strip():
                 continue
@@ -268,44 +287,103 @@ class _Applier:
                 row = (
                     rows_.from_csv(header, text) if header is not None else rows_.from_ndjson(text)
                 )
-                outcome = self.row(row, line)
+                topic, notice_sha256 = self._topic(row), self._notice(row)
+                idents = [
+                    identifier(kind, raw, region=row.country) for kind, raw in row.identifiers
+                ]
             except (rows_.RowError, DomainError) as error:
                 counts.rejected += 1
                 self.rejections.append((line, str(error)))
                 continue
-            if outcome is rows_.Outcome.UNCHANGED:
-                counts.unchanged += 1
-            else:
-                counts.applied += 1
+            prepared.append((line, row, topic, notice_sha256, idents))
+        self._prefetch([i for *_, idents in prepared for i in idents])
+        with self.session.no_autoflush:
+            for line, row, topic, notice_sha256, idents in prepared:
+                try:
+                    outcome = self.row(row, line, topic, notice_sha256, idents)
+                except DomainError as error:
+                    counts.rejected += 1
+                    self.rejections.append((line, str(error)))
+                    continue
+                if outcome is rows_.Outcome.UNCHANGED:
+                    counts.unchanged += 1
+                else:
+                    counts.applied += 1
         self.session.flush()
         return counts
 
-    def row(self, row: rows_.Row, line: int) -> rows_.Outcome:
-        rules, session = self.rules, self.session
-        topic = self._topic(row)
-        notice_sha256 = self._notice(row)
-        idents = [identifier(kind, raw, region=row.country) for kind, raw in row.identifiers]
-        keys = [key for i in idents for key in suppression.keys_of(rules, i)]
-        is_suppressed = bool(suppression.suppressed_keys(session, keys))
-        source = row.source or f"import:{self.job.id}"
-        subject, _ = identifiers.resolve(
-            session,
-            rules,
-            idents,
-            now=self.now,
-            source=source,
-            locale=row.locale,
-            country=row.country,
+    def _prefetch(self, idents: list[Identifier]) -> None:
+        session, rules = self.session, self.rules
+        keys = list({i.key(rules.identifier_key) for i in idents})
+        for part in _parts(keys):
+            self.held.update(
+                (row.hmac, row)
+                for row in session.scalars(
+                    select(SubjectIdentifier).where(SubjectIdentifier.hmac.in_(part))
+                )
+            )
+        suppression_keys = list({k for i in idents for k in suppression.keys_of(rules, i)})
+        for part in _parts(suppression_keys):
+            self.suppressed |= suppression.suppressed_keys(session, part)
+        owners = list({row.subject_id for row in self.held.values()})
+        for part in _parts(owners):
+            self.subjects.update(
+                (s.id, s) for s in session.scalars(select(Subject).where(Subject.id.in_(part)))
+            )
+            self.states.update(
+                ((s.subject_id, s.channel, s.category, s.purpose), s)
+                for s in session.scalars(
+                    select(ConsentState).where(ConsentState.subject_id.in_(part))
+                )
+            )
+
+    def _resolve(self, idents: list[Identifier], row: rows_.Row, source: str) -> Subject:
+        """As identifiers.resolve, against what the chunk read up front."""
+        keys = [i.key(self.rules.identifier_key) for i in idents]
+        owners = sorted({self.held[k].subject_id for k in keys if k in self.held})
+        if len(owners) > 1:
+            raise identifiers.conflict(owners)
+        if owners:
+            subject = self.subjects[owners[0]]
+            if row.locale and not subject.locale:
+                subject.locale = row.locale
+            if row.country and not subject.country:
+                subject.country = row.country
+        else:
+            subject = Subject(
+                id=str(uuid.uuid4()), created_at=self.now, locale=row.locale, country=row.country
+            )
+            self.session.add(subject)
+            self.subjects[subject.id] = subject
+        for ident, key in zip(idents, keys, strict=True):
+            if key not in self.held:
+                self.held[key] = identifiers.add(
+                    self.session, subject.id, ident, key, now=self.now, source=source
+                )
+        return subject
+
+    def row(
+        self,
+        row: rows_.Row,
+        line: int,
+        topic: Topic,
+        notice_sha256: str | None,
+        idents: list[Identifier],
+    ) -> rows_.Outcome:
+        rules = self.rules
+        is_suppressed = any(
+            k in self.suppressed for i in idents for k in suppression.keys_of(rules, i)
         )
+        source = row.source or f"import:{self.job.id}"
+        subject = self._resolve(idents, row, source)
         email = next((i for i in idents if i.kind is IdentifierKind.EMAIL), None)
         needs_doi = (
-            bool(row.channel)
-            and row.channel == "email"
+            row.channel == "email"
             and email is not None
             and rules.needs_double_opt_in(row.channel, row.country or subject.country)
         )
         target = rows_.target_status(row, needs_double_opt_in=needs_doi)
-        held = self._held(subject.id, topic)
+        held = self._standings(subject.id)
         outcome = rows_.decide(
             row,
             target,
@@ -368,10 +446,12 @@ class _Applier:
                 for t in topics
             ]
             if target is Status.GRANTED and needs_doi and email is not None:
-                address = session.get(SubjectIdentifier, email.key(rules.identifier_key))
-                if address is not None and address.confirmed_at is None:
+                address = self.held[email.key(rules.identifier_key)]
+                if address.confirmed_at is None:
                     address.confirmed_at = row.consented_at or self.now
-        ledger.append(session, self.head, act, drafts, now=self.now, flush=False)
+        ledger.append(
+            self.session, self.head, act, drafts, now=self.now, flush=False, states=self.states
+        )
         return outcome
 
     def _topic(self, row: rows_.Row) -> Topic:
@@ -402,27 +482,33 @@ class _Applier:
             )
         return self.notices[key]
 
-    def _held(self, subject_id: str, topic: Topic) -> dict[Topic, rows_.Held]:
-        wanted = {topic, ALL_MARKETING, channel_topic(topic.channel)} if topic.channel else {topic}
+    def _standings(self, subject_id: str) -> dict[Topic, rows_.Held]:
+        """The subject's current standings, as the rows of this chunk left them so far."""
         found = {}
-        for state in self.session.scalars(
-            select(ConsentState).where(ConsentState.subject_id == subject_id)
-        ):
-            t = Topic(state.channel, state.category, state.purpose)
-            if t in wanted:
-                found[t] = rows_.Held(Status(state.status), state.consented_at or state.occurred_at)
+        for topic in self.topics:
+            state = self.states.get((subject_id, topic.channel, topic.category, topic.purpose))
+            if state is not None:
+                found[topic] = rows_.Held(
+                    Status(state.status), state.consented_at or state.occurred_at
+                )
         return found
 
     def _recorded_before(self, subject_id: str, topic: Topic) -> bool:
-        for details in self.session.scalars(
-            select(ConsentEvent.details).where(
-                ConsentEvent.subject_id == subject_id,
-                ConsentEvent.action == str(Action.IMPORT_RECORDED),
+        if (subject_id, topic) in self.recorded:
+            return True
+        self.recorded.add((subject_id, topic))
+        marker = f'"topic":["{topic.channel}","{topic.category}","{topic.purpose}"]'
+        return any(
+            details and marker in details
+            for details in self.session.scalars(
+                select(ConsentEvent.details).where(
+                    ConsentEvent.subject_id == subject_id,
+                    ConsentEvent.action == str(Action.IMPORT_RECORDED),
+                )
             )
-        ):
-            if (
-                details
-                and f'"topic":["{topic.channel}","{topic.category}","{topic.purpose}"]' in details
-            ):
-                return True
-        return False
+        )
+
+
+def _parts(values: list[str], size: int = 1000) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
