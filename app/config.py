@@ -18,6 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from app.database import Timeouts
+
 DEFAULT_INSTANCE = Path.cwd() / "instance"
 PACKAGE_DATA = Path(__file__).parent / "data"
 
@@ -86,6 +88,7 @@ PATHS = Kind(
     lambda raw: tuple(Path(item) for item in _items(raw)),
     lambda value: ",".join(str(p) for p in value),
 )
+MILLISECONDS = _duration("milliseconds")
 SECONDS = _duration("seconds")
 MINUTES = _duration("minutes")
 HOURS = _duration("hours")
@@ -129,6 +132,27 @@ class Settings:
         "Earlier identifier keys, still matched on reads (suppressions made under them hold);"
         " `consent-center rekey-identifiers` moves what it can to the current key.",
         (),
+    )
+    # A write that cannot get the chain lock answers 503 with Retry-After well before
+    # gunicorn's own timeout kills the worker.
+    db_lock_timeout: timedelta = setting(
+        "DB_LOCK_TIMEOUT_MS",
+        MILLISECONDS,
+        "Longest wait for a lock (PostgreSQL lock_timeout, SQLite busy timeout).",
+        timedelta(seconds=5),
+    )
+    db_statement_timeout: timedelta = setting(
+        "DB_STATEMENT_TIMEOUT_MS",
+        MILLISECONDS,
+        "Longest run of one statement (PostgreSQL statement_timeout).",
+        timedelta(seconds=25),
+    )
+    db_idle_in_transaction_timeout: timedelta = setting(
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        MILLISECONDS,
+        "Longest idle time inside a transaction (PostgreSQL"
+        " idle_in_transaction_session_timeout); a stuck process then frees its locks.",
+        timedelta(seconds=60),
     )
     production: bool = setting(
         "PRODUCTION",
@@ -234,6 +258,19 @@ class Settings:
         "Unconfirmed requests are purged after this.",
         timedelta(days=30),
     )
+    access_log_retention: timedelta = setting(
+        "ACCESS_LOG_RETENTION_DAYS",
+        DAYS,
+        "The page-access log (when and from where a person's pages were opened) goes after this.",
+        timedelta(days=30),
+    )
+    mail_retention: timedelta = setting(
+        "MAIL_RETENTION_DAYS",
+        DAYS,
+        "Mail undelivered after this is given up (address and text cleared); .eml files"
+        " in OUTBOX_DIR go after it too.",
+        timedelta(days=7),
+    )
     evidence_retention: timedelta = setting(
         "EVIDENCE_RETENTION_DAYS",
         DAYS,
@@ -324,6 +361,12 @@ class Settings:
         None,
         fallback="true in development, false in production",
     )
+    prometheus_multiproc_dir: Path | None = setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        PATH,
+        "Folder where every gunicorn worker keeps its metrics (gunicorn.conf.py sets it).",
+        None,
+    )
     log_format: str = setting("LOG_FORMAT", TEXT, "`json` (one object a line) or `text`.", "json")
     tracing: bool = setting(
         "OTEL_TRACING",
@@ -355,6 +398,12 @@ class Settings:
         "How often the worker logs overdue rights requests.",
         timedelta(hours=24),
     )
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(
+            self.db_lock_timeout, self.db_statement_timeout, self.db_idle_in_transaction_timeout
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from marshmallow import Schema
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
@@ -16,18 +16,36 @@ from app.extensions import db
 from app.services.consent.ledger import Act
 
 
-def streamed(produce: Callable[[Session], Iterator[str]]) -> Iterator[str]:
-    """Chunks for a streamed response, read through a session the stream owns and closes.
+def streamed(
+    produce: Callable[[Session], Iterator[str]], *, replica: bool = False
+) -> Iterator[str]:
+    """Chunks for a streamed response, read through a session the stream owns and closes;
+    with `replica`, from the read replica when there is one (DATABASE_READ_URL).
 
     The request's scoped session is torn down when the view returns, before the body is sent.
+    The database is reached and the first chunk made before the view returns, so an outage is
+    a 503 with Retry-After (app/errors), not a 500 inside a body already begun.
     """
-    engine = db.engine  # resolved now, while the app context is still there
+    # Resolved now, while the app context is still there.
+    engine = (replica and current_app.extensions.get("replica_engine")) or db.engine
+    own = Session(engine)
+    try:
+        own.connection()
+        chunks = produce(own)
+        first = next(chunks, None)
+    except BaseException:
+        own.close()
+        raise
 
-    def chunks() -> Iterator[str]:
-        with Session(engine) as own:
-            yield from produce(own)
+    def rest() -> Iterator[str]:
+        try:
+            if first is not None:
+                yield first
+                yield from chunks
+        finally:
+            own.close()
 
-    return chunks()
+    return rest()
 
 
 def json_body(*, optional: bool = False) -> Any:

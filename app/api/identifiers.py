@@ -33,6 +33,24 @@ _merged = MergeResultSchema()
 @bp.get("/subjects/<uuid:subject_id>/identifiers")
 @require(Scope.SUBJECTS_MANAGE)
 def listing(subject_id: Any) -> ResponseReturnValue:
+    """The identifiers a subject holds.
+
+    ---
+    tags: [subjects]
+    operationId: listIdentifiers
+    description: |
+      Every email, phone, external id and catalog-declared identifier of the person, with
+      where it came from, when it was added and when (if ever) that contact point itself was
+      confirmed. A merged-away subject id answers with the surviving subject's identifiers.
+    responses:
+      '200':
+        description: The identifiers.
+        content:
+          application/json:
+            schema: IdentifiersSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     rows = identifiers.listing(session(), str(subject_id))
     return dump(_many, {"identifiers": [identifier_data(r) for r in rows]})
 
@@ -40,6 +58,37 @@ def listing(subject_id: Any) -> ResponseReturnValue:
 @bp.post("/subjects/<uuid:subject_id>/identifiers")
 @require(Scope.SUBJECTS_MANAGE)
 def link(subject_id: Any) -> ResponseReturnValue:
+    """Link one more identifier to a subject.
+
+    ---
+    tags: [subjects]
+    operationId: linkIdentifier
+    description: |
+      Normalised before it is compared (emails as email-validator does, phones in E.164;
+      `country` says where a national number is from). `201` when linked, `200` when the
+      subject already held it, `409` when another subject holds it. Recorded as an
+      `identifier_linked` event naming the identifier's id and kind, never its value.
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema: IdentifierLinkSchema
+          example: {kind: external_id, value: crm-4711, source: crm}
+    responses:
+      '201':
+        description: Linked.
+        content:
+          application/json:
+            schema: IdentifierSchema
+      '200':
+        description: The subject already held it.
+        content:
+          application/json:
+            schema: IdentifierSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+      '409': {$ref: '#/components/responses/Conflict'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     body = load_body(_link)
     row, is_new = identifiers.link(
         session(),
@@ -56,6 +105,20 @@ def link(subject_id: Any) -> ResponseReturnValue:
 @bp.delete("/subjects/<uuid:subject_id>/identifiers/<identifier_id>")
 @require(Scope.SUBJECTS_MANAGE)
 def unlink(subject_id: Any, identifier_id: str) -> ResponseReturnValue:
+    """Unlink one identifier from a subject.
+
+    ---
+    tags: [subjects]
+    operationId: unlinkIdentifier
+    description: |
+      The identifier's value goes; an `identifier_unlinked` event keeps its id and kind.
+      Possible after a merge too. Unlinking is not erasure: no suppression is left.
+    responses:
+      '204':
+        description: Unlinked.
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     identifiers.unlink(session(), str(subject_id), identifier_id, api_act({}, Method.ADMIN))
     return "", 204
 
@@ -63,6 +126,33 @@ def unlink(subject_id: Any, identifier_id: str) -> ResponseReturnValue:
 @bp.post("/subjects/<uuid:subject_id>/merge")
 @require(Scope.SUBJECTS_MANAGE)
 def merge(subject_id: Any) -> ResponseReturnValue:
+    """Merge another subject into this one.
+
+    ---
+    tags: [subjects]
+    operationId: mergeSubjects
+    description: |
+      Moves the other subject's identifiers and history (evidence, requests, mail) onto
+      `{subject_id}`. Where the two disagree on a choice the least permissive one stands
+      (withdrawn before pending before granted) until the person chooses again; an
+      unsubscribe-all of either stays. The other id then answers every call, the check
+      included, as the surviving subject. Recorded as `merge` events on both. Merging a
+      subject into itself is a `409`.
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema: MergeSchema
+    responses:
+      '200':
+        description: Merged.
+        content:
+          application/json:
+            schema: MergeResultSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+      '409': {$ref: '#/components/responses/Conflict'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     body = load_body(_merge)
     merged = merges.merge(
         session(), rules(), str(subject_id), str(body["subject_id"]), api_act(body, Method.ADMIN)

@@ -44,6 +44,43 @@ def _lines() -> Iterator[str]:
 @bp.post("/imports")
 @require(Scope.CONSENT_WRITE)
 def start() -> ResponseReturnValue:
+    """Import existing choices with their provenance.
+
+    ---
+    tags: [imports]
+    operationId: startImport
+    description: |
+      The body is NDJSON (`application/x-ndjson`, one ImportRow object a line) or CSV
+      (`text/csv`, a header row naming the same fields), streamed into the database in
+      chunks (a file of a million rows never sits in memory; `IMPORT_MAX_BYTES` caps it),
+      then applied by the worker (or the development server) one chunk per transaction; a
+      restart resumes at the first chunk not applied.
+
+      Rules: an import never overrides a later withdrawal, an unsubscribe-all or a
+      suppression; a row older than what is stored changes nothing; the same file twice
+      changes nothing the second time; a `purchased_list` row is recorded but is never
+      consent; an email row without proof of confirmation (`method` other than
+      `double_opt_in`) where double opt-in applies is stored as pending. A
+      `notice_version` must be published first. Events keep both times: `occurred_at`
+      (recorded) and `details.consented_at` (given). A body that is not UTF-8 or holds a
+      NUL character is a `400`; a bad row is a per-line error in the report.
+    parameters:
+      - in: query
+        schema: ImportQuerySchema
+    requestBody:
+      required: true
+      content:
+        application/x-ndjson:
+          schema: {type: string, description: 'One ImportRow object a line.'}
+        text/csv:
+          schema: {type: string, description: 'A header row, then one ImportRow a line.'}
+    responses:
+      '202':
+        description: Accepted; follow it at `GET /v1/imports/{import_id}`.
+        content:
+          application/json:
+            schema: ImportStartedSchema
+    """
     args = load_args(_query)
     fmt = FORMATS.get(request.mimetype)
     if fmt is None:
@@ -62,4 +99,17 @@ def start() -> ResponseReturnValue:
 @bp.get("/imports/<uuid:import_id>")
 @require(Scope.CONSENT_WRITE)
 def status(import_id: object) -> ResponseReturnValue:
+    """An import's progress, counts and per-line errors.
+
+    ---
+    tags: [imports]
+    operationId: getImport
+    responses:
+      '200':
+        description: The import.
+        content:
+          application/json:
+            schema: ImportReportSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+    """
     return dump(_report, jobs.report(session(), str(import_id)).as_data())

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import phonenumbers
@@ -28,6 +29,10 @@ class Identifier:
 
     def key(self, secret: bytes) -> str:
         return identifier_hmac(secret, self.kind, self.value)
+
+    def keys(self, secrets: Sequence[bytes]) -> list[str]:
+        """Its HMAC under each key of a ring (the current key first)."""
+        return [self.key(secret) for secret in secrets]
 
     def mailbox_key(self, secret: bytes) -> str | None:
         """The key of the mailbox an email address delivers to (plus and dot variants as one)."""

@@ -82,11 +82,6 @@ def _set_session(response: BaseResponse, payload: dict[str, Any]) -> None:
     )
 
 
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -107,7 +102,7 @@ def login_required(view: F) -> F:
 
 @bp.get("/login")
 def login() -> ResponseReturnValue:
-    return _no_store(Response(render_template("dpo/login.html", error=None)))
+    return Response(render_template("dpo/login.html", error=None))
 
 
 @bp.post("/login")
@@ -118,7 +113,7 @@ def login_post() -> ResponseReturnValue:
         stamp = dpo.login(session(), form["client_id"], form["client_secret"])
     except dpo.LoginError as error:
         page = render_template("dpo/login.html", error=error.detail)
-        return _no_store(Response(page, status=401))
+        return Response(page, status=401)
     response = redirect(url_for("dpo.home"), code=303)
     _set_session(response, {"c": form["client_id"], "s": stamp})
     return response
@@ -150,7 +145,11 @@ def home() -> ResponseReturnValue:
         ),
     )
     found = dpo.overview(session(), filters)
-    query: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after" and v}
+    # Only the search's own fields go back into links: anything else in the query (such as
+    # `_method`, which url_for reads as its own argument) is dropped, as the form drops it.
+    query: dict[str, Any] = {
+        k: v for k, v in request.args.items() if k in _search_form.fields and k != "after" and v
+    }
     next_url = url_for("dpo.home", **query, after=found.next_after) if found.next_after else None
     page = render_template(
         "dpo/home.html",
@@ -161,7 +160,7 @@ def home() -> ResponseReturnValue:
         first_url=url_for("dpo.home", **query) if args["after"] else None,
         client_id=g.dpo["c"],
     )
-    return _no_store(Response(page))
+    return Response(page)
 
 
 @bp.get("/subjects/<uuid:subject_id>/double-opt-in")
@@ -169,4 +168,4 @@ def home() -> ResponseReturnValue:
 def double_opt_in(subject_id: Any) -> ResponseReturnValue:
     record = opt_in_evidence.record(session(), str(subject_id))
     page = render_template("dpo/double_opt_in.html", record=record)
-    return _no_store(Response(page))
+    return Response(page)

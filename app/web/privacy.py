@@ -17,7 +17,16 @@ from app.domain.errors import (
 )
 from app.domain.inventory import Inventory, load_inventory
 from app.extensions import limiter
-from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
+from app.http import (
+    client_ip,
+    mail_files,
+    mail_templates,
+    rules,
+    session,
+    settings,
+    tokens,
+    user_agent,
+)
 from app.services.privacy_center import access, download, erasure, overview
 
 bp = Blueprint("privacy", __name__)
@@ -53,16 +62,9 @@ def session_id() -> str | None:
     return request.cookies.get(COOKIE)
 
 
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    # Personal data: never kept by a shared computer's cache or a proxy.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    return response
-
-
 @bp.errorhandler(access.AccessSessionError)
 def _no_session(error: access.AccessSessionError) -> ResponseReturnValue:
+    access.end_session(session(), session_id())
     response = Response(render_template("privacy/ended.html"), status=401)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response
@@ -200,6 +202,7 @@ def delete() -> ResponseReturnValue:
         proof_retention=settings().proof_retention,
         mail_from=settings().mail_from,
         locale=locale(),
+        mail_files=mail_files(),
     )
     response = Response(render_template("privacy/deleted.html", report=report, locale=locale()))
     response.delete_cookie(COOKIE, path=COOKIE_PATH)

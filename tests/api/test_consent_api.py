@@ -350,3 +350,29 @@ def test_a_batch_answers_an_invalid_address_in_place(api: ApiClient) -> None:
     ]
     assert body["denied"] == 4
     assert not any(r["allowed"] for r in body["results"])
+
+
+@pytest.mark.parametrize("formula", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"])
+def test_the_csv_export_neutralises_cells_a_spreadsheet_would_run(
+    api: ApiClient, formula: str
+) -> None:
+    response = api.post(
+        "/v1/subscriptions",
+        json={
+            "email": "ada@example.org",
+            "categories": ["newsletter"],
+            "source": formula,
+            "user_agent": formula,
+        },
+    )
+    assert response.status_code == 202
+    text = api.get("/v1/audit/export?format=csv").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert rows
+    for row in rows:
+        assert row["source"] == "'" + formula
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@")), cell
+    # The NDJSON export keeps the exact value: it is data, not a spreadsheet.
+    ndjson = api.get("/v1/audit/export?format=ndjson").get_data(as_text=True)
+    assert json.loads(ndjson.splitlines()[0])["source"] == formula

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from sqlalchemy.orm import Session
 
@@ -10,7 +12,7 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
 from app.services.consent import checks, preferences, subjects, suppression
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 from tests.factories import make_act, make_subscriber
 
 NEWSLETTER = checks.Question("email", "newsletter")
@@ -85,7 +87,7 @@ def test_a_returning_person_is_suppressed_by_subject_id_and_in_their_preferences
     assert {pair.decision.reason for pair in view.pairs} == {Reason.SUPPRESSED}
     # Only the returning address's own confirmation lifts it, on every path.
     assert again.request is not None
-    subscriptions.confirm(session, rules, again.request.id, make_act(actor="subject"))
+    confirmation.confirm_request(session, rules, again.request.id, make_act(actor="subject"))
     by_id = checks.check(session, rules, NEWSLETTER, subject_id=again.subject_id)
     assert by_id.decision.reason is Reason.GRANTED
     assert checks.check(session, rules, NEWSLETTER, ident=ident).decision.reason is Reason.GRANTED
@@ -97,3 +99,15 @@ def test_the_erased_subject_id_stays_suppressed(
     assert suppression.is_suppressed(session, rules, subject_id=erased)
     by_id = checks.check(session, rules, NEWSLETTER, subject_id=erased)
     assert by_id.decision.reason is Reason.SUPPRESSED
+
+
+def test_a_suppression_made_under_an_earlier_identifier_key_holds(
+    session: Session, rules: Rules, erased: str
+) -> None:
+    rotated = dataclasses.replace(
+        rules, identifier_key=b"the-new-key", identifier_old_keys=(rules.identifier_key,)
+    )
+    ident = identifier(IdentifierKind.EMAIL, "JOSE\u0301.X+x@xn--bcher-kva.de")
+    assert suppression.is_suppressed(session, rotated, ident=ident)
+    [batch] = checks.check_emails(session, rotated, NEWSLETTER, [ERASED])
+    assert batch.decision.reason is Reason.SUPPRESSED

@@ -47,7 +47,7 @@ def still_allowed(session: Session, client_id: str, expected_stamp: str) -> bool
         and Scope.AUDIT_READ in row.scopes.split()
         and stamp(row) == expected_stamp
     )
-    session.rollback()
+    session.commit()  # ends the read transaction; nothing is written
     return ok
 
 

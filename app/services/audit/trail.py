@@ -23,31 +23,7 @@ _LINES_PER_CHUNK = 500  # one write per ~200 kB of export, not one per event
 EVENTS = ConsentEvent.__table__
 EVIDENCE = Evidence.__table__
 
-# The wire order of an event's fields (contract first, then the rest of the proof).
-EVENT_FIELDS = (
-    "seq",
-    "id",
-    "occurred_at",
-    "subject_id",
-    "channel",
-    "category",
-    "purpose",
-    "action",
-    "status",
-    "source",
-    "actor",
-    "notice_version",
-    "prev_hash",
-    "hash",
-    "chain_id",
-    "legal_basis",
-    "method",
-    "capture_point",
-    "locale",
-    "notice_sha256",
-    "evidence_hash",
-    "details",
-)
+EVENT_FIELDS = tuple(f.name for f in chain.FIELDS)
 EVIDENCE_FIELDS = ("ip", "user_agent", "country")
 
 
@@ -238,10 +214,18 @@ def _drain(buffer: io.StringIO) -> str:
     return text
 
 
+# OWASP CSV injection: a spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return "" if value is None else value
+        value = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value  # shown as text, the quote visible: the data is not silently changed
+    return value
 
 
 def _json_default(value: Any) -> Any:

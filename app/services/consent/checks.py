@@ -25,7 +25,7 @@ from app.domain.consent import (
     purpose_topic,
 )
 from app.domain.errors import InvalidIdentifierError
-from app.domain.identifiers import Identifier, email_keys, normalize_email_fast
+from app.domain.identifiers import Identifier, normalize_email_fast
 from app.domain.identity import CONTACT_KIND, Held, contact_for
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
@@ -93,9 +93,10 @@ def check(
             session, ident.key(rules.identifier_key), question, contact_kind
         )
     elif ident is not None:
-        subject_id, standings, confirmed = _by_key(
-            session, ident.key(rules.identifier_key), question
-        )
+        for key in ident.keys(rules.identifier_keys):  # old keys only while nothing is found
+            subject_id, standings, confirmed = _by_key(session, key, question)
+            if subject_id is not None:
+                break
     else:
         subject = _survivor(session, subject_id) if subject_id else None
         subject_id = subject.id if subject is not None else None
@@ -219,23 +220,36 @@ def check_emails(
             normalized.append(normalize_email_fast(raw))
         except InvalidIdentifierError:
             normalized.append(None)
-    keys, mailbox_keys = email_keys(rules.identifier_key, [n for n in normalized if n])
+    valid = [n for n in normalized if n]
+    entry_keys = suppression.email_keys_of(rules, valid)
+    keys = [own[0] for own in entry_keys]  # the current key's, which finds the subject
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
-    held_back = suppression.suppressed_keys(session, {*keys, *mailbox_keys})
+    # Key rotation: look again, under each earlier key, for what is still unknown. Each
+    # entry's keys are (own, mailbox) per key of the ring, the current key's first.
+    for ring in range(1, len(rules.identifier_keys)):
+        unknown = [i for i, key in enumerate(keys) if _is_unknown(found.get(key, _UNKNOWN))]
+        if not unknown:
+            break
+        old = [entry_keys[i][2 * ring] for i in unknown]
+        again = _by_keys(session, list(dict.fromkeys(old)), question)
+        for i, key in zip(unknown, old, strict=True):
+            if not _is_unknown(again.get(key, _UNKNOWN)):
+                found[keys[i]] = again[key]
+    held_back = suppression.suppressed_keys(session, {k for ks in entry_keys for k in ks})
     held_back.update(
         suppression.suppressed_subjects(
             session, rules, {subject_id for subject_id, _, _ in found.values() if subject_id}
         )
     )
     results = []
-    pairs = iter(zip(keys, mailbox_keys, strict=True))
+    entries = iter(zip(keys, entry_keys, strict=True))
     for email, value in zip(emails, normalized, strict=True):
         if value is None:
             results.append(BatchResult(email, INVALID_IDENTIFIER))
             continue
-        key, mailbox_key = next(pairs)
+        key, suppression_keys = next(entries)
         subject_id, standings, confirmed = found.get(key, _UNKNOWN)
-        if key in held_back or mailbox_key in held_back or subject_id in held_back:
+        if subject_id in held_back or not held_back.isdisjoint(suppression_keys):
             decision = SUPPRESSED
         else:
             decision = _decide(rules, question, is_transactional, subject_id, standings, now)
@@ -255,6 +269,10 @@ Key = tuple[str, str, str]
 # (subject id, standings, is the address itself confirmed)
 Found = tuple[str | None, dict[Key, Standing], bool]
 _UNKNOWN: Found = (None, {}, False)
+
+
+def _is_unknown(entry: Found) -> bool:
+    return entry[0] is None and not entry[1]
 
 
 def _params(question: Question) -> dict[str, Any]:

@@ -13,17 +13,31 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain.identifiers import MAILBOX_KIND, Identifier
+from app.domain.identifiers import MAILBOX_KIND, Identifier, email_keys
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.models import Subject, SubjectIdentifier, Suppression
 
 
 def keys_of(rules: Rules, ident: Identifier) -> tuple[str, ...]:
-    """Every suppression key an identifier answers to: its own, and its mailbox's."""
-    mailbox_key = ident.mailbox_key(rules.identifier_key)
-    own = ident.key(rules.identifier_key)
-    return (own, mailbox_key) if mailbox_key else (own,)
+    """Every suppression key an identifier answers to: its own and its mailbox's, under the
+    current identifier key and each earlier one (suppressions made under them hold)."""
+    keys: list[str] = []
+    for secret in rules.identifier_keys:
+        keys.append(ident.key(secret))
+        mailbox_key = ident.mailbox_key(secret)
+        if mailbox_key:
+            keys.append(mailbox_key)
+    return tuple(keys)
+
+
+def email_keys_of(rules: Rules, normalized_emails: list[str]) -> list[tuple[str, ...]]:
+    """`keys_of` for many normalised emails (the batch check), the keyed state made once."""
+    per_secret = [email_keys(secret, normalized_emails) for secret in rules.identifier_keys]
+    return [
+        tuple(key for own, mailbox_keys in per_secret for key in (own[i], mailbox_keys[i]))
+        for i in range(len(normalized_emails))
+    ]
 
 
 def suppressed_keys(session: Session, keys: Collection[str]) -> set[str]:
@@ -71,8 +85,8 @@ def suppressed_subjects(session: Session, rules: Rules, subject_ids: Collection[
 
 
 def _stored_keys(rules: Rules, row: SubjectIdentifier) -> tuple[str, ...]:
-    if row.kind == IdentifierKind.EMAIL:
-        return keys_of(rules, Identifier(IdentifierKind.EMAIL, row.value))
+    if row.kind in set(IdentifierKind):
+        return (row.hmac, *keys_of(rules, Identifier(IdentifierKind(row.kind), row.value)))
     return (row.hmac,)
 
 
@@ -81,7 +95,11 @@ def suppress(
 ) -> None:
     """Enter (or renew) the entries of identifiers being erased, in the caller's transaction."""
     for row in identifiers:
-        for key, kind in zip(_stored_keys(rules, row), (row.kind, MAILBOX_KIND), strict=False):
+        entries = {row.hmac: row.kind}
+        if row.kind == IdentifierKind.EMAIL:
+            ident = Identifier(IdentifierKind.EMAIL, row.value)
+            entries[str(ident.mailbox_key(rules.identifier_key))] = MAILBOX_KIND
+        for key, kind in entries.items():
             entry = session.get(Suppression, key)
             if entry is None:
                 session.add(Suppression(hmac=key, kind=kind, created_at=now))

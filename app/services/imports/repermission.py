@@ -27,7 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.services.consent import ledger
-from app.services.optin import signups
+from app.services.optin import confirmation
 from app.services.tokens import Purpose
 
 ACT = ledger.Act(actor="system:repermission", method=Method.SYSTEM, source="repermission")
@@ -42,7 +42,7 @@ class Run:
 def run(
     session: Session,
     rules: Rules,
-    mailer: signups.Mailer,
+    mailer: confirmation.Mailer,
     *,
     limit: int,
     now: datetime | None = None,
@@ -92,7 +92,7 @@ def run(
 def _mail(
     session: Session,
     rules: Rules,
-    mailer: signups.Mailer,
+    mailer: confirmation.Mailer,
     head: ChainHead,
     addresses: dict[str, SubjectIdentifier],
     wanted: dict[str, list[str]],
@@ -113,7 +113,9 @@ def _mail(
             expires_at=now + mailer.tokens.ttl(Purpose.CONFIRM),
         )
         session.add(pending)
-        signups.queue_mail(session, rules, mailer, pending, address.value, now)
+        if not confirmation.mail_link(session, rules, mailer, pending, address.value, now):
+            session.expunge(pending)  # mailed today by another path: nothing to log
+            continue
         drafts.append(
             ledger.Draft(
                 Action.REPERMISSION,
