@@ -435,6 +435,7 @@ def _cli_act(source: str | None = None) -> Any:
 def import_file(file: Any, dry_run: bool, fmt: str | None) -> None:
     """Import a list of existing choices with their provenance (NDJSON or CSV), with progress."""
     from app.services.imports import jobs
+    from app.worker import run_import
 
     settings = Settings.from_env()
     rules = components(settings).rules
@@ -448,7 +449,7 @@ def import_file(file: Any, dry_run: bool, fmt: str | None) -> None:
             def progress(current: Any) -> None:
                 bar.update(current.chunks_done - bar.pos)
 
-            job = jobs.run(session, rules, job.id, progress=progress)
+            job = run_import(session, rules, job.id, progress=progress)
         click.echo(json.dumps(jobs.report(session, job.id).as_data(), default=str))
     if job.state != "done":
         sys.exit(1)

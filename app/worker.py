@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from app.components import Components
 from app.config import Settings
 from app.domain.rules import Rules
+from app.models import ImportJob
 from app.services import jobs
 from app.services.audit import checkpoints
 from app.services.audit import retention as retention_service
@@ -44,6 +45,23 @@ def transport(settings: Settings) -> mail.Transport:
 def deliver_once(engine: Engine, settings: Settings) -> mail.Delivery:
     with Session(engine) as session:
         return mail.deliver_due(session, transport(settings), mail_from=settings.mail_from)
+
+
+def run_import(
+    session: Session,
+    rules: Rules,
+    import_id: str,
+    *,
+    progress: Callable[[ImportJob], None] | None = None,
+) -> ImportJob:
+    """Apply every chunk left of one import, a transaction each (the CLI, in the foreground)."""
+    while imports.apply_next_chunk(session, rules, import_id):
+        if progress is not None:
+            progress(imports.report(session, import_id).job)
+    job = imports.report(session, import_id).job
+    if progress is not None:
+        progress(job)
+    return job
 
 
 def import_once(engine: Engine, rules: Rules, *, max_chunks: int = 5) -> int:

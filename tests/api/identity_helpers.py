@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from app.domain.rules import Rules
 from app.models import OutboxMessage
 from app.services.imports import jobs
+from app.worker import run_import
 from tests.conftest import ApiClient
 from tests.smtp import confirm_link
 from tests.web.pages import csrf_token
@@ -34,7 +35,7 @@ def run_imports(engine: Engine, rules: Rules) -> None:
     """What the worker does: apply every queued import to the end."""
     with Session(engine) as session:
         while (import_id := jobs.next_due(session)) is not None:
-            jobs.run(session, rules, import_id)
+            run_import(session, rules, import_id)
 
 
 def upload(api: ApiClient, body: str, *, csv: bool = False, dry_run: bool = False) -> str:

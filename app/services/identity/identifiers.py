@@ -137,25 +137,16 @@ def link(
     subject = subjects.get(session, subject_id)
     key = ident.key(rules.identifier_key)
     existing = session.get(SubjectIdentifier, key)
-    if existing is not None:
-        if existing.subject_id != subject.id:
-            raise conflict([existing.subject_id, subject.id])
-        session.commit()
-        return existing, False
-    row = add(session, subject.id, ident, key, now=now, source=act.source)
-    ledger.append(
-        session,
-        head,
-        act,
-        [
-            ledger.Draft(
-                Action.LINK, subject_id=subject.id, details={"identifier_id": row.id, "kind": kind}
-            )
-        ],
-        now=now,
-    )
+    if existing is not None and existing.subject_id != subject.id:
+        raise conflict([existing.subject_id, subject.id])
+    row = existing
+    if row is None:
+        row = add(session, subject.id, ident, key, now=now, source=act.source)
+        details = {"identifier_id": row.id, "kind": kind}
+        drafts = [ledger.Draft(Action.LINK, subject_id=subject.id, details=details)]
+        ledger.append(session, head, act, drafts, now=now)
     session.commit()
-    return row, True
+    return row, existing is None
 
 
 def unlink(
@@ -167,7 +158,14 @@ def unlink(
     now: datetime | None = None,
 ) -> None:
     """Remove one identifier from a subject (its value goes; the event keeps only its id)."""
-    now = now or utcnow()
+    remove(session, subject_id, identifier_id, act, now=now or utcnow())
+    session.commit()
+
+
+def remove(
+    session: Session, subject_id: str, identifier_id: str, act: ledger.Act, *, now: datetime
+) -> None:
+    """`unlink` in the caller's transaction."""
     head = ledger.lock(session)
     subject = subjects.get(session, subject_id)
     row = session.scalar(
@@ -186,4 +184,3 @@ def unlink(
         [ledger.Draft(Action.UNLINK, subject_id=subject.id, details=details)],
         now=now,
     )
-    session.commit()

@@ -8,7 +8,7 @@ and rolls it back, keeping only the counts.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -176,23 +176,28 @@ def apply_next_chunk(
     job = session.get(ImportJob, import_id, populate_existing=True)
     if job is None:
         raise NotFoundError(f"No import {import_id}.")
-    if job.state not in (State.QUEUED, State.RUNNING):
-        session.commit()
-        return False
+    if job.state in (State.QUEUED, State.RUNNING):
+        _apply_chunk(session, rules, head, job, now)
+    is_more = job.state == State.RUNNING
+    session.commit()
+    return is_more
+
+
+def _apply_chunk(
+    session: Session, rules: Rules, head: ChainHead, job: ImportJob, now: datetime
+) -> None:
     if job.started_at is None:
         job.state, job.started_at = str(State.RUNNING), now
     chunk = session.get(ImportChunk, (job.id, job.chunks_done))
     if chunk is None:
         job.state, job.finished_at = str(State.DONE), now
-        session.commit()
-        return False
+        return
     applier = _Applier(session, rules, head, job, now)
     savepoint = session.begin_nested() if job.is_dry_run else None
     counts = applier.chunk(chunk)
     if savepoint is not None:
-        savepoint.rollback()
-        job = session.get(ImportJob, import_id)
-        assert job is not None
+        savepoint.rollback()  # a dry run keeps the counts only
+        session.refresh(job)
         chunk = session.get(ImportChunk, (job.id, job.chunks_done))
         assert chunk is not None
     for line, detail in applier.rejections:
@@ -205,28 +210,6 @@ def apply_next_chunk(
     session.delete(chunk)  # the lines hold personal data: gone once applied
     if job.chunks_done >= job.chunks:
         job.state, job.finished_at = str(State.DONE), now
-    session.commit()
-    return job.state == State.RUNNING
-
-
-def run(
-    session: Session,
-    rules: Rules,
-    import_id: str,
-    *,
-    progress: Callable[[ImportJob], None] | None = None,
-) -> ImportJob:
-    """Apply every chunk left, one transaction each (the CLI and the worker)."""
-    while apply_next_chunk(session, rules, import_id):
-        if progress is not None:
-            job = session.get(ImportJob, import_id)
-            assert job is not None
-            progress(job)
-    job = session.get(ImportJob, import_id)
-    assert job is not None
-    if progress is not None:
-        progress(job)
-    return job
 
 
 def fail(session: Session, import_id: str, error: str, *, now: datetime | None = None) -> None:

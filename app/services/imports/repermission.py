@@ -86,7 +86,9 @@ def run(
         addresses[address.hmac] = address
         if category:
             wanted[address.hmac].append(category)
-    return _mail(session, rules, mailer, head, addresses, wanted, now, remaining=remaining)
+    done = _mail(session, rules, mailer, head, addresses, wanted, now, remaining=remaining)
+    session.commit()
+    return done
 
 
 def _mail(
@@ -125,5 +127,4 @@ def _mail(
         )
     if drafts:
         ledger.append(session, head, ACT, drafts, now=now)
-    session.commit()
     return Run(len(drafts), remaining)

@@ -239,7 +239,8 @@ def remove_identifier(
     """The person removes one of their addresses or numbers; the unlink is an event."""
     subject_id = subject_of(tokens, token)
     act = replace(_page_act(session, visit, locale, None), notice_version=None)
-    identifiers.unlink(session, subject_id, identifier_id, act, now=now)
+    identifiers.remove(session, subject_id, identifier_id, act, now=now or utcnow())
+    session.commit()
 
 
 def _page_act(
