@@ -84,6 +84,7 @@ def check(
     is_transactional = validate(rules, question)
     now = now or utcnow()
     confirmed: bool | None = None
+    found_key = ident.key(rules.identifier_key) if ident is not None else ""
     is_for_person = ident is None or ident.kind not in (IdentifierKind.EMAIL, IdentifierKind.PHONE)
     contact_kind = CONTACT_KIND.get(question.channel or "") if not question.purpose else None
     contacts: list[_Contact] | None = None
@@ -95,6 +96,7 @@ def check(
     elif ident is not None:
         for key in ident.keys(rules.identifier_keys):  # old keys only while nothing is found
             subject_id, standings, confirmed = _by_key(session, key, question)
+            found_key = key
             if subject_id is not None:
                 break
     else:
@@ -108,9 +110,7 @@ def check(
         return Answer(decision, subject_id, is_for_person=is_for_person)
     if ident is not None and CONTACT_KIND.get(question.channel or "") == ident.kind:
         if decision.allowed and not is_transactional and not confirmed:
-            decision = _unconfirmed(
-                session, rules, question, {ident.key(rules.identifier_key)}, decision
-            )
+            decision = _unconfirmed(session, rules, question, {found_key}, decision)
         contact = ident.value if decision.allowed else None
         return Answer(decision, subject_id, contact, is_for_person=is_for_person)
     return _for_person(session, rules, question, subject_id, decision, is_transactional, contacts)
@@ -226,6 +226,7 @@ def check_emails(
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
     # Key rotation: look again, under each earlier key, for what is still unknown. Each
     # entry's keys are (own, mailbox) per key of the ring, the current key's first.
+    stored_key: dict[str, str] = {}  # the earlier key a subject was found under
     for ring in range(1, len(rules.identifier_keys)):
         unknown = [i for i, key in enumerate(keys) if _is_unknown(found.get(key, _UNKNOWN))]
         if not unknown:
@@ -235,6 +236,7 @@ def check_emails(
         for i, key in zip(unknown, old, strict=True):
             if not _is_unknown(again.get(key, _UNKNOWN)):
                 found[keys[i]] = again[key]
+                stored_key[keys[i]] = key
     held_back = suppression.suppressed_keys(session, {k for ks in entry_keys for k in ks})
     held_back.update(
         suppression.suppressed_subjects(
@@ -259,7 +261,8 @@ def check_emails(
             and not is_transactional
             and question.channel == "email"
         ):
-            decision = _unconfirmed(session, rules, question, {key}, decision)
+            keyed = {stored_key.get(key, key)}
+            decision = _unconfirmed(session, rules, question, keyed, decision)
         results.append(BatchResult(email, decision))
     return results
 
