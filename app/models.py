@@ -215,6 +215,8 @@ class ConsentState(Base):
     # When the choice was made, where it was made elsewhere (an imported row); else NULL.
     consented_at: Mapped[datetime | None]
 
+    __table_args__ = (Index("ix_consent_state_event_seq", "event_seq"),)
+
 
 class OAuthClient(Base):
     __tablename__ = "oauth_clients"

@@ -1,7 +1,7 @@
 """One person, many identifiers (ids, source, per-address confirmation, merges) and imports.
 
 Revision ID: 0005
-Revises: 0008
+Revises: 0003
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 import app.models
 
 revision: str = "0005"
-down_revision: str | None = "0008"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

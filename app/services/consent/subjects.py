@@ -234,7 +234,7 @@ def apply_erasure(
         session.delete(row)
     for table in (Evidence, AccessLog, AccessSession, OutboxMessage, SubscriptionRequest):
         session.execute(delete(table).where(table.subject_id.in_(everyone)))
-    session.execute(delete(ConsentState).where(ConsentState.subject_id.in_(everyone)))
+    session.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
     for person in session.scalars(select(Subject).where(Subject.id.in_(everyone))):
         person.locale = person.country = None
         person.erased_at = now
@@ -271,7 +271,7 @@ def export(
     events = session.scalars(
         select(ConsentEvent).where(ConsentEvent.subject_id.in_(everyone)).order_by(ConsentEvent.seq)
     ).all()
-    evidence = {
+    evidence: dict[str | None, Evidence] = {
         row.hash: row
         for row in session.scalars(select(Evidence).where(Evidence.subject_id.in_(everyone)))
     }
@@ -309,7 +309,7 @@ def export(
         "preferences": view,
         "events": [
             trail.event_dict(event.record())
-            | {"evidence": evidence_data(evidence.get(event.evidence_hash or ""))}
+            | {"evidence": evidence_data(evidence.get(event.evidence_hash))}
             for event in events
         ],
         "notices": [notices.record(n) for n in cited],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.domain.consent import ALL_MARKETING, legal_basis
@@ -16,7 +16,6 @@ from app.domain.vocabulary import Action, Status
 from app.models import (
     AccessLog,
     AccessSession,
-    ConsentState,
     Evidence,
     OutboxMessage,
     RightsRequest,
@@ -89,7 +88,8 @@ def merge(
         session.execute(
             update(table).where(table.subject_id == other.id).values(subject_id=survivor.id)
         )
-    session.execute(delete(ConsentState).where(ConsentState.subject_id == other.id))
+    # The other's own state rows stay: they are what its events add up to (the verifier
+    # checks that), and nothing reads them once its identifiers and id answer as the survivor.
     other.merged_into = survivor.id
     if survivor.locale is None:
         survivor.locale = other.locale

@@ -156,6 +156,7 @@ def _record(
     channel, categories, country, ttl, now, also = wanted_by
     validate_categories(rules, channel, categories)
     head = ledger.lock(session)
+    act = ledger.cited(session, act)
     subject, is_new = identifiers.resolve(
         session,
         rules,

@@ -111,13 +111,7 @@ def gather(
     """Read everything held on the session's subject; writes nothing."""
     subject_id = access.subject_id
     subject = subjects.get(session, subject_id)
-    events = session.scalars(
-        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
-    ).all()
-    evidence: dict[str | None, Evidence] = {
-        row.hash: row
-        for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
-    }
+    events, evidence = ledger.history(session, subject_id)
     timeline = []
     for event in reversed(events):
         proof = evidence.get(event.evidence_hash)
@@ -175,7 +169,7 @@ def gather(
         ),
         expires_at=access.expires_at,
         generated_at=now,
-        events=list(events),
+        events=events,
         evidence=evidence,
     )
 
