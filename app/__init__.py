@@ -112,10 +112,20 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
     init_auth(app, settings, parts.access_token_key)
 
-    from app.api import audit, consent, meta, oauth, rights, subjects, subscriptions
+    from app.api import (
+        audit,
+        consent,
+        identifiers,
+        imports,
+        meta,
+        oauth,
+        rights,
+        subjects,
+        subscriptions,
+    )
     from app.web import docs, dpo, health, jwks, privacy, signup
 
-    for module in (consent, subjects, subscriptions, audit, meta, rights):
+    for module in (consent, subjects, subscriptions, audit, meta, rights, identifiers, imports):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
         app.register_blueprint(module.bp, url_prefix="/v1")
     from app.api import changes, message_links, providers
@@ -143,7 +153,9 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         from app.worker import start_inline
 
         with app.app_context():
-            app.extensions["inline_mail_stop"] = start_inline(db.engine, settings)
+            app.extensions["inline_mail_stop"] = start_inline(
+                db.engine, settings, rules=app.extensions["rules"]
+            )
 
     from flask_babel import get_locale
 

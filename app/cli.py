@@ -204,7 +204,7 @@ def demo(count: int) -> None:
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
 @click.option("--no-jobs", is_flag=True, help="Only deliver; leave the jobs to others.")
 def worker(once: bool, interval: float, no_jobs: bool) -> None:
-    """Deliver the mail and webhook outboxes and run the scheduled jobs (retention,
+    """Deliver the mail and webhook outboxes, apply imports, and run the scheduled jobs (retention,
     checkpoints, overdue rights report), each once per turn across every worker."""
     import signal
     import threading
@@ -238,7 +238,8 @@ def worker(once: bool, interval: float, no_jobs: bool) -> None:
         click.echo(
             "worker: delivering the outbox and running jobs; SIGTERM or Ctrl-C stops", err=True
         )
-        sent = outbox.run(engine, settings, stop, interval=interval, parts=parts)
+        rules = components(settings).rules
+        sent = outbox.run(engine, settings, stop, interval=interval, parts=parts, rules=rules)
         click.echo(f"worker: stopped after sending {sent} message(s)", err=True)
     finally:
         engine.dispose()
@@ -548,6 +549,150 @@ def config_reference() -> None:
     from app.config import reference
 
     click.echo(reference(), nl=False)
+
+
+def _cli_act(source: str | None = None) -> Any:
+    from app.domain.vocabulary import Method
+    from app.services.consent.ledger import Act
+
+    return Act(actor="admin:cli", method=Method.ADMIN, source=source or "cli", capture_point="cli")
+
+
+@main.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig", lazy=True))
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["ndjson", "csv"]),
+    default=None,
+    help="Default: from the file name (.csv is CSV, anything else NDJSON).",
+)
+def import_file(file: Any, dry_run: bool, fmt: str | None) -> None:
+    """Import a list of existing choices with their provenance (NDJSON or CSV), with progress."""
+    from app.services.imports import jobs
+    from app.worker import run_import
+
+    settings = Settings.from_env()
+    rules = components(settings).rules
+    name = getattr(file, "name", "") or ""
+    chosen = jobs.Format(fmt or ("csv" if str(name).lower().endswith(".csv") else "ndjson"))
+    with db_session(settings) as session:
+        job = jobs.create(session, file, chosen, actor="admin:cli", is_dry_run=dry_run)
+        total = job.chunks
+        with click.progressbar(length=total, label="importing", file=sys.stderr) as bar:
+
+            def progress(current: Any) -> None:
+                bar.update(current.chunks_done - bar.pos)
+
+            job = run_import(session, rules, job.id, progress=progress)
+        click.echo(json.dumps(jobs.report(session, job.id).as_data(), default=str))
+    if job.state != "done":
+        sys.exit(1)
+
+
+@main.group()
+def identifiers() -> None:
+    """The identifiers a subject holds (emails, phones, external ids, catalog kinds)."""
+
+
+@identifiers.command("list")
+@click.argument("subject_id")
+def identifiers_list(subject_id: str) -> None:
+    from app.services.consent.subjects import identifier_data
+    from app.services.identity import identifiers as identity
+
+    with db_session(Settings.from_env()) as session:
+        rows = [identifier_data(r) for r in identity.listing(session, subject_id)]
+    click.echo(json.dumps({"identifiers": rows}, default=str))
+
+
+@identifiers.command("link")
+@click.argument("subject_id")
+@click.argument("kind")
+@click.argument("value")
+@click.option("--source", default=None)
+def identifiers_link(subject_id: str, kind: str, value: str, source: str | None) -> None:
+    from app.services.consent.subjects import identifier_data
+    from app.services.identity import identifiers as identity
+
+    settings = Settings.from_env()
+    with db_session(settings) as session:
+        row, _ = identity.link(
+            session, components(settings).rules, subject_id, kind, value, _cli_act(source)
+        )
+        click.echo(json.dumps(identifier_data(row), default=str))
+
+
+@identifiers.command("unlink")
+@click.argument("subject_id")
+@click.argument("identifier_id")
+def identifiers_unlink(subject_id: str, identifier_id: str) -> None:
+    from app.services.identity import identifiers as identity
+
+    with db_session(Settings.from_env()) as session:
+        identity.unlink(session, subject_id, identifier_id, _cli_act())
+    click.echo(f"unlinked {identifier_id}", err=True)
+
+
+@main.group()
+def subjects() -> None:
+    """Subjects: merging two records of one person."""
+
+
+@subjects.command("merge")
+@click.argument("subject_id")
+@click.argument("other_id")
+def subjects_merge(subject_id: str, other_id: str) -> None:
+    """Move OTHER_ID's identifiers and history onto SUBJECT_ID."""
+    from app.services.identity import merges
+
+    settings = Settings.from_env()
+    with db_session(settings) as session:
+        merged = merges.merge(session, components(settings).rules, subject_id, other_id, _cli_act())
+    click.echo(
+        json.dumps(
+            {
+                "subject_id": merged.subject_id,
+                "merged_subject_id": merged.merged_id,
+                "identifiers_moved": merged.identifiers_moved,
+                "choices_changed": merged.changed,
+            }
+        )
+    )
+
+
+@main.command()
+@click.option(
+    "--per-minute",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Mails a minute (default REPERMISSION_PER_MINUTE).",
+)
+@click.option("--once", is_flag=True, help="Send one minute's worth, then exit.")
+def repermission(per_minute: int | None, once: bool) -> None:
+    """Ask imported contacts whose proof was not enough to confirm, at a rate you set.
+
+    Each mail is logged as an event; no address is mailed twice within the confirmation
+    window. The worker (or the dev server) delivers the mail.
+    """
+    import time
+
+    from app import create_app
+    from app.http import mailer
+    from app.services.imports import repermission as asking
+
+    settings = Settings.from_env()
+    rate = per_minute or settings.repermission_per_minute
+    app = create_app(settings)
+    with app.app_context(), db_session(settings) as session:
+        while True:
+            started = time.monotonic()
+            done = asking.run(session, app.extensions["rules"], mailer(), limit=rate)
+            click.echo(json.dumps({"mailed": done.mailed, "remaining": done.remaining}))
+            if once or not done.remaining:
+                break
+            time.sleep(max(0.0, 60 - (time.monotonic() - started)))
 
 
 if __name__ == "__main__":

@@ -331,6 +331,18 @@ class Settings:
     max_content_length: int = setting(
         "MAX_CONTENT_LENGTH", INTEGER, "Largest request body, in bytes.", 2 * 1024 * 1024
     )
+    import_max_bytes: int = setting(
+        "IMPORT_MAX_BYTES",
+        INTEGER,
+        "Largest list uploaded to POST /v1/imports, in bytes (streamed, never held in memory).",
+        2 * 1024**3,
+    )
+    repermission_per_minute: int = setting(
+        "REPERMISSION_PER_MINUTE",
+        INTEGER,
+        "Confirmation mails a re-permission run sends per minute (`consent-center repermission`).",
+        60,
+    )
     audit_signing_key_path: Path | None = setting(
         "AUDIT_SIGNING_KEY_PATH",
         PATH,

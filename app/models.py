@@ -73,18 +73,27 @@ class Subject(Base):
     locale: Mapped[str | None] = mapped_column(String(16))
     country: Mapped[str | None] = mapped_column(String(2))
     erased_at: Mapped[datetime | None]
+    # A merged-away subject answers as the one it was merged into.
+    merged_into: Mapped[str | None] = mapped_column(String(36))
 
 
 class SubjectIdentifier(Base):
-    """An identifier, found by its HMAC; the plain value goes when the person is erased."""
+    """An identifier, found by its HMAC; the plain value goes when the person is erased.
+
+    `confirmed_at` is this contact point's own proof: a second address is usable only once
+    it was confirmed itself.
+    """
 
     __tablename__ = "subject_identifiers"
 
     hmac: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
     subject_id: Mapped[str] = mapped_column(ForeignKey("subjects.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
     value: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime]
+    source: Mapped[str | None] = mapped_column(String(200))
+    confirmed_at: Mapped[datetime | None]
 
 
 class Suppression(Base):
@@ -209,6 +218,8 @@ class ConsentState(Base):
     event_seq: Mapped[int] = mapped_column(BigInteger)
     event_id: Mapped[str] = mapped_column(String(36))
     occurred_at: Mapped[datetime]
+    # When the choice was made, where it was made elsewhere (an imported row); else NULL.
+    consented_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_consent_state_event_seq", "event_seq"),)
 
@@ -399,3 +410,48 @@ class RateLimitCounter(Base):
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     count: Mapped[int] = mapped_column(Integer)
     expires_at: Mapped[float] = mapped_column(Float)  # epoch seconds, as the limits library
+
+
+class ImportJob(Base):
+    """An uploaded list of choices, applied chunk by chunk by the worker."""
+
+    __tablename__ = "imports"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # queued | running | done | failed
+    is_dry_run: Mapped[bool]
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    chunks: Mapped[int] = mapped_column(Integer, default=0)
+    chunks_done: Mapped[int] = mapped_column(Integer, default=0)
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    applied: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_imports_state", "state", "created_at"),)
+
+
+class ImportChunk(Base):
+    """A slice of an uploaded file's lines; deleted once applied (it holds personal data)."""
+
+    __tablename__ = "import_chunks"
+
+    import_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_line: Mapped[int] = mapped_column(Integer)
+    header: Mapped[str | None] = mapped_column(Text)  # the CSV header row, or NULL for NDJSON
+    body: Mapped[str] = mapped_column(Text)
+
+
+class ImportRejection(Base):
+    """One refused line of an import, and why."""
+
+    __tablename__ = "import_errors"
+
+    import_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    detail: Mapped[str] = mapped_column(Text)

@@ -17,10 +17,13 @@ from sqlalchemy.orm import Session
 
 from app.components import Components
 from app.config import Settings
+from app.domain.rules import Rules
+from app.models import ImportJob
 from app.services import jobs
 from app.services.audit import checkpoints
 from app.services.audit import retention as retention_service
 from app.services.delivery import mail, webhooks
+from app.services.imports import jobs as imports
 from app.services.privacy_center import rights
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,46 @@ def deliver_webhooks(
 ) -> webhooks.Delivered:
     with Session(engine) as session:
         return webhooks.deliver_due(session, sender, lease=settings.webhook_lease)
+
+
+def run_import(
+    session: Session,
+    rules: Rules,
+    import_id: str,
+    *,
+    progress: Callable[[ImportJob], None] | None = None,
+) -> ImportJob:
+    """Apply every chunk left of one import, a transaction each (the CLI, in the foreground)."""
+    while imports.apply_next_chunk(session, rules, import_id):
+        if progress is not None:
+            progress(imports.report(session, import_id).job)
+    job = imports.report(session, import_id).job
+    if progress is not None:
+        progress(job)
+    return job
+
+
+def import_once(engine: Engine, rules: Rules, *, max_chunks: int = 5) -> int:
+    """Apply up to `max_chunks` chunks of the oldest unfinished import; returns how many.
+
+    A chunk that fails for a reason other than its rows marks the import failed, so one bad
+    upload cannot stall the queue.
+    """
+    done = 0
+    with Session(engine) as session:
+        import_id = imports.next_due(session)
+        while import_id is not None and done < max_chunks:
+            try:
+                more = imports.apply_next_chunk(session, rules, import_id)
+            except Exception as error:
+                session.rollback()
+                log.exception("import %s failed", import_id)
+                imports.fail(session, import_id, f"{type(error).__name__}: {error}")
+                break
+            done += 1
+            if not more:
+                break
+    return done
 
 
 @dataclass(frozen=True)
@@ -127,10 +170,11 @@ def run(
     *,
     interval: float,
     parts: Components | None = None,
+    rules: Rules | None = None,
 ) -> int:
-    """Deliver (and, given `parts`, run due jobs) until `stop` is set; returns how many mails
-    and webhooks went out. A pass that sent something is followed at once by the next: only
-    idle outboxes wait."""
+    """Deliver, apply imports (given `parts` or `rules`) and run due jobs (given `parts`)
+    until `stop` is set; returns how many mails and webhooks went out. A pass that did
+    something is followed at once by the next: only idle outboxes and queues wait."""
     sent = 0
     pause = min(max(interval, 0.1), MAX_INTERVAL)
     outgoing = sender(settings)
@@ -145,19 +189,31 @@ def run(
             except Exception:  # a database hiccup must not end the loop: the outboxes keep it
                 log.exception("worker pass failed; retrying")
             sent += done
-            if not done:
+            busy = done > 0
+            import_rules = parts.rules if parts is not None else rules
+            if import_rules is not None:
+                try:
+                    busy = import_once(engine, import_rules) > 0 or busy
+                except Exception:  # as above: the import resumes at its next chunk
+                    log.exception("import failed; retrying")
+            if not busy:
                 stop.wait(pause)
     finally:
         outgoing.close()
     return sent
 
 
-def start_inline(engine: Engine, settings: Settings, *, interval: float = 1.0) -> threading.Event:
-    """The development server sends mail and webhooks itself, from a daemon thread; set the
-    event to stop."""
+def start_inline(
+    engine: Engine, settings: Settings, *, interval: float = 1.0, rules: Rules | None = None
+) -> threading.Event:
+    """The development server sends mail and webhooks (and applies imports) itself, from a
+    daemon thread; set the event to stop."""
     stop = threading.Event()
     thread = threading.Thread(
-        target=run, args=(engine, settings, stop), kwargs={"interval": interval}, daemon=True
+        target=run,
+        args=(engine, settings, stop),
+        kwargs={"interval": interval, "rules": rules},
+        daemon=True,
     )
     thread.name = "outbox-inline"
     thread.start()

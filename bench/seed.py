@@ -35,7 +35,7 @@ IDENTIFIER_KEY = b"bench-identifier-key"
 CHUNK = 20_000
 EVENT_COLUMNS = tuple(f.name for f in FIELDS)
 SUBJECT_COLUMNS = ("id", "created_at", "locale", "country", "erased_at")
-IDENTIFIER_COLUMNS = ("hmac", "subject_id", "kind", "value", "created_at")
+IDENTIFIER_COLUMNS = ("hmac", "id", "subject_id", "kind", "value", "created_at", "confirmed_at")
 STATE_COLUMNS = (
     "subject_id",
     "channel",
@@ -50,6 +50,10 @@ STATE_COLUMNS = (
 
 def email_for(i: int) -> str:
     return f"user{i}@bench.example"
+
+
+def external_id_for(i: int) -> str:
+    return f"crm-{i}"
 
 
 def subject_id_for(i: int) -> str:
@@ -143,8 +147,28 @@ class _Rows:
         created = base_time + timedelta(microseconds=i * 3)
         email = email_for(i)
         self.subjects.append((subject_id, created, "en", "DE", None))
+        external = external_id_for(i)
         self.identifiers.append(
-            (identifier_hmac(key, IdentifierKind.EMAIL, email), subject_id, "email", email, created)
+            (
+                identifier_hmac(key, IdentifierKind.EMAIL, email),
+                f"00000000-0000-4000-a000-{i:012x}",
+                subject_id,
+                "email",
+                email,
+                created,
+                created,  # confirmed: the seeded people confirmed their addresses
+            )
+        )
+        self.identifiers.append(
+            (
+                identifier_hmac(key, IdentifierKind.EXTERNAL_ID, external),
+                f"00000000-0000-4000-b000-{i:012x}",
+                subject_id,
+                "external_id",
+                external,
+                created,
+                None,
+            )
         )
         plan = [("email", "", "granted"), ("email", "newsletter", "granted")]
         if i % 10 == 9:

@@ -81,16 +81,16 @@ def check() -> ResponseReturnValue:
     with read_session() as reader:
         answer = checks.check(reader, rules(), _question(args), ident=ident, subject_id=subject_id)
     count_decisions(answer.decision.reason)
-    return dump(
-        _result,
-        {
-            "allowed": answer.decision.allowed,
-            "reason": answer.decision.reason,
-            "subject_id": answer.subject_id,
-            "event_id": answer.decision.event_id,
-            **read_source(),
-        },
-    )
+    body = {
+        "allowed": answer.decision.allowed,
+        "reason": answer.decision.reason,
+        "subject_id": answer.subject_id,
+        "event_id": answer.decision.event_id,
+        **read_source(),
+    }
+    if answer.is_for_person:
+        body["contact"] = answer.contact
+    return dump(_result, body)
 
 
 @bp.post("/consent/check")

@@ -37,7 +37,7 @@ class ChangesQuerySchema(StrictSchema):
             raise ValidationError("Not a cursor: use a next_after you were given.", "after")
 
 
-class IdentifiersSchema(Schema):
+class ChangeIdentifiersSchema(Schema):
     email = fields.List(fields.String())
     phone = fields.List(fields.String(), metadata={"description": "E.164."})
     external_id = fields.List(fields.String())
@@ -48,7 +48,7 @@ class ChangeItemSchema(Schema):
     occurred_at = fields.AwareDateTime()
     subject_id = uuid_field(allow_none=True)
     identifiers = fields.Nested(
-        IdentifiersSchema,
+        ChangeIdentifiersSchema,
         metadata={
             "description": "The subject's identifiers by kind, as they are now; none for an"
             " erasure, nor for any change of an erased subject."

@@ -65,6 +65,13 @@ COMPONENTS: dict[str, type[Schema]] = {
     "WebhookDeliveries": feed_schemas.DeliveryListSchema,
     "OptOutBatch": feed_schemas.OptOutBatchSchema,
     "OptOutResults": feed_schemas.OptOutResultsSchema,
+    "Identifier": schemas.IdentifierSchema,
+    "Identifiers": schemas.IdentifiersSchema,
+    "IdentifierLink": schemas.IdentifierLinkSchema,
+    "MergeRequest": schemas.MergeSchema,
+    "MergeResult": schemas.MergeResultSchema,
+    "ImportRow": schemas.ImportRowSchema,
+    "ImportReport": schemas.ImportReportSchema,
 }
 # What any /v1 operation may answer besides its own documented outcomes.
 EVERY_V1 = {

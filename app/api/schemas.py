@@ -162,6 +162,16 @@ class CheckResultSchema(Schema):
             "x-optional": True,
         }
     )
+    contact = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Present when asked by `external_id` or `subject_id`: the address or\n"
+            "number of the person that may be used on the channel (for email, one confirmed\n"
+            "itself), or null (the reason says why; null with `allowed` true where the channel\n"
+            "reaches the person through nothing held here, such as push).\n",
+            "x-optional": True,
+        },
+    )
 
 
 class EmailList(fields.Field[list[str]]):
@@ -227,6 +237,13 @@ class SubscriptionSchema(EvidenceFieldsMixin):
         metadata={
             "description": "Required when `channel` is `sms` or `phone`; E.164, or national "
             "with `country`."
+        },
+    )
+    external_id = _text(
+        200,
+        metadata={
+            "description": "The integrating system's customer id. Every identifier given lands\n"
+            "on the one subject that already holds any of them; held by two subjects, a 409.\n"
         },
     )
     channel = name_field(load_default="email")
@@ -409,6 +426,48 @@ class SubjectSchema(Schema):
     country = fields.String(allow_none=True)
 
 
+class IdentifierLinkSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,31}$"))
+    value = fields.String(required=True, validate=validate.Length(min=1, max=320))
+    source = _text(200, load_default=None, allow_none=True)
+    country = fields.String(
+        validate=validate.Regexp(r"^[A-Za-z]{2}$"), load_default=None, allow_none=True
+    )
+
+
+class IdentifierSchema(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(
+        required=True,
+        metadata={
+            "description": "`email`, `phone`, `external_id`, or a kind the catalog declares."
+        },
+    )
+    value = fields.String(required=True)
+    confirmed_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "When this contact point itself was confirmed (double opt-in)."},
+    )
+    added_at = fields.AwareDateTime(required=True)
+    source = fields.String(allow_none=True)
+
+
+class IdentifiersSchema(Schema):
+    identifiers = fields.List(fields.Nested(IdentifierSchema), required=True)
+
+
+class MergeSchema(StrictSchema):
+    subject_id = fields.UUID(required=True)
+    source = _text(200, load_default=None, allow_none=True)
+
+
+class MergeResultSchema(Schema):
+    subject_id = fields.String(required=True)
+    merged_subject_id = fields.String(required=True)
+    identifiers_moved = fields.Integer(required=True)
+    choices_changed = fields.Integer(required=True)
+
+
 class ErasureSchema(Schema):
     subject_id = uuid_field()
     erased_at = UTCDateTime()
@@ -425,6 +484,69 @@ class ErasureSchema(Schema):
             "required": ["suppression", "proof"],
             "properties": {"suppression": {"type": "string"}, "proof": {"type": "string"}},
         }
+    )
+
+
+# --- imports -------------------------------------------------------------------------------
+
+
+class ImportQuerySchema(StrictSchema):
+    dry_run = fields.Boolean(
+        load_default=False,
+        metadata={"description": "Change nothing; the report counts what would change."},
+    )
+
+
+class ImportRowSchema(StrictSchema):
+    """One line of an import (NDJSON object or CSV row); app/domain/imports.py reads it."""
+
+    email = fields.String()
+    phone = fields.String()
+    external_id = fields.String()
+    channel = fields.String()
+    category = fields.String()
+    purpose = fields.String()
+    status = fields.String(required=True, validate=validate.OneOf(["granted", "withdrawn"]))
+    consented_at = fields.String(metadata={"format": "date-time"})
+    source = fields.String()
+    method = fields.String(
+        validate=validate.OneOf(
+            ["double_opt_in", "single_opt_in", "form", "import", "purchased_list"]
+        ),
+        metadata={"description": "How the consent was collected; default `import`."},
+    )
+    notice_version = fields.String()
+    ip = fields.String()
+    user_agent = fields.String()
+    locale = fields.String()
+    country = fields.String()
+
+
+class ImportStartedSchema(Schema):
+    import_id = fields.String(required=True, metadata={"format": "uuid"})
+
+
+class ImportErrorSchema(Schema):
+    line = fields.Integer(required=True)
+    detail = fields.String(required=True)
+
+
+class ImportReportSchema(Schema):
+    import_id = fields.String(required=True, metadata={"format": "uuid"})
+    state = fields.String(required=True, metadata={"enum": ["queued", "running", "done", "failed"]})
+    dry_run = fields.Boolean()
+    rows = fields.Integer(required=True)
+    applied = fields.Integer(required=True)
+    unchanged = fields.Integer(required=True)
+    rejected = fields.Integer(required=True)
+    chunks = fields.Integer()
+    chunks_done = fields.Integer()
+    created_at = fields.AwareDateTime()
+    finished_at = fields.AwareDateTime(allow_none=True)
+    errors = fields.List(
+        fields.Nested(ImportErrorSchema),
+        required=True,
+        metadata={"description": "The first 1,000 refused lines, in line order."},
     )
 
 

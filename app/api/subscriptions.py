@@ -9,6 +9,7 @@ from app.api import api_act, dump, load_body
 from app.api.schemas import SubscriptionResultSchema, SubscriptionSchema
 from app.auth import require
 from app.domain.identifiers import identifier
+from app.domain.identity import CONTACT_KIND
 from app.domain.vocabulary import IdentifierKind, Scope
 from app.http import mailer, rules, session
 from app.services.optin import subscriptions
@@ -86,18 +87,22 @@ def subscribe() -> ResponseReturnValue:
               status: pending
     """
     body = load_body(_body)
-    if body["channel"] in ("sms", "phone"):
-        ident = identifier(IdentifierKind.PHONE, body["phone"], region=body.get("country"))
-    else:
-        ident = identifier(IdentifierKind.EMAIL, body["email"])
+    region = body.get("country")
+    idents = {
+        kind: identifier(kind, body[kind], region=region)
+        for kind in IdentifierKind
+        if body.get(kind)
+    }
+    contact = idents.pop(CONTACT_KIND.get(body["channel"], IdentifierKind.EMAIL))
     requested = subscriptions.subscribe(
         session(),
         rules(),
         mailer(),
-        ident,
+        contact,
         body["channel"],
         body["categories"],
         api_act(body),
-        country=body.get("country"),
+        country=region,
+        also=list(idents.values()),
     )
     return dump(_result, {"subject_id": requested.subject_id, "status": requested.status}), 202

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,8 @@ class Catalog:
     categories: Mapping[str, Category]
     purposes: Mapping[str, Purpose]
     controller: Mapping[str, str] = field(default_factory=dict)
+    # Identifier kinds beyond email, phone and external_id (an app user id, a loyalty number).
+    identifier_kinds: tuple[str, ...] = ()
 
     def reachable_channels(self, held_kinds: Collection[str]) -> frozenset[str]:
         """The channels a person can be reached on with the identifier kinds held for them."""
@@ -215,7 +218,11 @@ def parse_catalog(raw: Any) -> Catalog:
     clash = set(purposes) & (set(categories) | set(channels))
     if clash:
         raise CatalogError(f"names used twice: {sorted(clash)}")
-    return Catalog(channels, categories, purposes, dict(raw.get("controller") or {}))
+    kinds = tuple(str(k) for k in raw.get("identifier_kinds") or ())
+    bad = [k for k in kinds if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", k)]
+    if bad:
+        raise CatalogError(f"identifier kinds must be lower-case names: {bad}")
+    return Catalog(channels, categories, purposes, dict(raw.get("controller") or {}), kinds)
 
 
 def _text(value: Any) -> Text:

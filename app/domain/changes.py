@@ -20,7 +20,14 @@ from app.domain.vocabulary import Action
 
 # Bookkeeping of the ledger itself, not a change about a person: never in the feed.
 NOT_CHANGES = frozenset(
-    {Action.NOTICE_PUBLISHED, Action.CHECKPOINT, Action.RETENTION_RUN, Action.WEBHOOK_DISABLED}
+    {
+        Action.NOTICE_PUBLISHED,
+        Action.CHECKPOINT,
+        Action.RETENTION_RUN,
+        Action.WEBHOOK_DISABLED,
+        Action.IMPORT_RECORDED,  # a purchased list's row: recorded, never consent
+        Action.REPERMISSION,  # a confirmation mail asked for; nothing about the choice changed
+    }
 )
 CONSENT_ACTIONS = frozenset(
     {

@@ -24,7 +24,7 @@ MAILBOX_KIND = "mailbox"
 
 @dataclass(frozen=True)
 class Identifier:
-    kind: IdentifierKind
+    kind: IdentifierKind | str  # a str for the kinds a catalog adds
     value: str  # normalised
 
     def key(self, secret: bytes) -> str:

@@ -33,6 +33,11 @@ class Action(StrEnum):
     CHECKPOINT = "checkpoint"
     RETENTION_RUN = "retention_run"
     WEBHOOK_DISABLED = "webhook_disabled"  # a receiver that kept failing for 24 h was disabled
+    LINK = "identifier_linked"
+    UNLINK = "identifier_unlinked"
+    MERGE = "merge"
+    IMPORT_RECORDED = "import_recorded"  # a row kept as a record only (a purchased list)
+    REPERMISSION = "repermission_requested"
 
 
 class LegalBasis(StrEnum):
@@ -55,6 +60,16 @@ class Method(StrEnum):
     SYSTEM = "system"
     SMS_KEYWORD = "sms_keyword"  # STOP/START and their synonyms, replied to an SMS
     PROVIDER_REPORT = "provider_report"  # a complaint, unsubscribe or bounce another system saw
+
+
+class ImportMethod(StrEnum):
+    """How an imported row's consent was collected, as the importing company states it."""
+
+    DOUBLE_OPT_IN = "double_opt_in"
+    SINGLE_OPT_IN = "single_opt_in"
+    FORM = "form"
+    IMPORT = "import"
+    PURCHASED_LIST = "purchased_list"
 
 
 # What an API client may say it used. The rest (preference_page, double_opt_in, gpc,

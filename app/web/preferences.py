@@ -157,6 +157,15 @@ def unsubscribe_all(token: str) -> ResponseReturnValue:
     return redirect(url_for(".page", token=token, saved="all"), 303)
 
 
+@bp.post("/p/<token>/identifiers/<identifier_id>/remove")
+def remove_identifier(token: str, identifier_id: str) -> ResponseReturnValue:
+    form = _form.load(_form_data())
+    preference_page.remove_identifier(
+        session(), tokens(), token, identifier_id, _visit(), locale=form["locale"]
+    )
+    return redirect(url_for(".page", token=token, saved="removed"), 303)
+
+
 @bp.get("/u/<token>")
 @link_limit
 def unsubscribe_page(token: str) -> ResponseReturnValue:

@@ -259,9 +259,12 @@ def test_subject_lookup_and_export_hold_what_is_held(api: ApiClient) -> None:
     assert found["subject_id"] == subject_id
     export = api.get(f"/v1/subjects/{subject_id}/export").get_json()
     assert export["identifiers"][0] == {
+        "id": export["identifiers"][0]["id"],
         "kind": "email",
         "value": "ada@example.org",
-        "created_at": export["identifiers"][0]["created_at"],
+        "confirmed_at": None,
+        "added_at": export["identifiers"][0]["added_at"],
+        "source": "signup-form",
     }
     assert export["events"][0]["evidence"]["ip"] == "203.0.113.9"
     assert {e["action"] for e in export["events"]} == {"request"}

@@ -64,6 +64,8 @@ def test_every_write_route_refuses_hostile_bodies_with_a_4xx_problem(
             .replace("<string(maxlength=40):delivery_id>", "msg_0")
         )
         for name, body, content_type, accepted in HOSTILE:
+            if rule == "/v1/imports":  # takes NDJSON or CSV, so any JSON body is a 415
+                accepted = {415}
             headers = api.headers | ({"Content-Type": content_type} if content_type else {})
             response = api.http.open(path, method=method, data=body, headers=headers)
             if response.status_code not in accepted:
@@ -109,3 +111,18 @@ def test_nul_characters_in_a_public_form_are_refused(app: Flask) -> None:
     response = app.test_client().post("/no-such-form", data={"email": "a\x00@example.org"})
     assert response.status_code == 422
     assert response.mimetype == "text/html"
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("invalid utf-8", b'{"email": "\xff\xfe@example.org"}\n'),
+        ("a NUL character", b'{"email": "a@example.org", "source": "a\x00b"}\n'),
+    ],
+)
+def test_imports_refuse_bodies_no_row_could_come_from_with_a_problem(
+    api: ApiClient, name: str, body: bytes
+) -> None:
+    response = api.post("/v1/imports", data=body, content_type="application/x-ndjson")
+    assert response.status_code == 400, response.get_json()
+    assert response.mimetype == "application/problem+json"

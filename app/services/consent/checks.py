@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ARRAY, Select, String, and_, bindparam, func, select, true
+from sqlalchemy import ARRAY, Select, String, and_, bindparam, exists, func, select, true
 from sqlalchemy.orm import Session
 
 from app.domain.consent import (
@@ -26,9 +26,10 @@ from app.domain.consent import (
 )
 from app.domain.errors import InvalidIdentifierError
 from app.domain.identifiers import Identifier, normalize_email_fast
+from app.domain.identity import CONTACT_KIND, Held, contact_for
 from app.domain.rules import Rules
-from app.domain.vocabulary import Status
-from app.models import ConsentState, Subject, SubjectIdentifier, utcnow
+from app.domain.vocabulary import IdentifierKind, Reason, Status
+from app.models import ConsentState, Subject, SubjectIdentifier, SubscriptionRequest, utcnow
 from app.services.consent import suppression
 from app.services.consent.ledger import standing_of
 
@@ -55,6 +56,8 @@ class Question:
 class Answer:
     decision: Decision
     subject_id: str | None
+    contact: str | None = None  # the address or number that may be used, when one may
+    is_for_person: bool = False  # asked by subject or external id: `contact` is the answer
 
 
 def validate(rules: Rules, question: Question) -> bool:
@@ -76,21 +79,120 @@ def check(
     subject_id: str | None = None,
     now: datetime | None = None,
 ) -> Answer:
+    """The decision for an address or number (`ident` of the channel's kind), or for a person
+    (`subject_id`, `external_id`, ...), naming then the contact point that may be used."""
     is_transactional = validate(rules, question)
     now = now or utcnow()
-    if ident is not None:
+    confirmed: bool | None = None
+    found_key = ident.key(rules.identifier_key) if ident is not None else ""
+    is_for_person = ident is None or ident.kind not in (IdentifierKind.EMAIL, IdentifierKind.PHONE)
+    contact_kind = CONTACT_KIND.get(question.channel or "") if not question.purpose else None
+    contacts: list[_Contact] | None = None
+    if ident is not None and is_for_person and contact_kind is not None:
+        # One round trip for the person and their contact points: as fast as a check by email.
+        subject_id, standings, contacts = _person_by_key(
+            session, ident.key(rules.identifier_key), question, contact_kind
+        )
+    elif ident is not None:
         for key in ident.keys(rules.identifier_keys):  # old keys only while nothing is found
-            subject_id, standings = _by_key(session, key, question)
+            subject_id, standings, confirmed = _by_key(session, key, question)
+            found_key = key
             if subject_id is not None:
                 break
     else:
-        subject = session.get(Subject, subject_id) if subject_id else None
+        subject = _survivor(session, subject_id) if subject_id else None
         subject_id = subject.id if subject is not None else None
         standings = {} if subject_id is None else _standings(session, subject_id, question)
     if suppression.is_suppressed(session, rules, ident=ident, subject_id=subject_id):
         return Answer(SUPPRESSED, subject_id)
+    decision = _decide(rules, question, is_transactional, subject_id, standings, now)
+    if subject_id is None or question.purpose:
+        return Answer(decision, subject_id, is_for_person=is_for_person)
+    if ident is not None and CONTACT_KIND.get(question.channel or "") == ident.kind:
+        if decision.allowed and not is_transactional and not confirmed:
+            decision = _unconfirmed(session, rules, question, {found_key}, decision)
+        contact = ident.value if decision.allowed else None
+        return Answer(decision, subject_id, contact, is_for_person=is_for_person)
+    return _for_person(session, rules, question, subject_id, decision, is_transactional, contacts)
+
+
+def _survivor(session: Session, subject_id: str) -> Subject | None:
+    subject = session.get(Subject, subject_id)
+    for _ in range(32):
+        if subject is None or subject.merged_into is None:
+            break
+        subject = session.get(Subject, subject.merged_into)
+    return subject
+
+
+def _unconfirmed(
+    session: Session, rules: Rules, question: Question, keys: set[str], allowed: Decision
+) -> Decision:
+    """An allowed answer for addresses none of which was confirmed itself: still allowed where
+    double opt-in does not apply, else pending (a confirmation awaits) or no record."""
+    row = session.execute(
+        select(Subject.country, SubjectIdentifier.hmac)
+        .join(Subject, Subject.id == SubjectIdentifier.subject_id)
+        .where(SubjectIdentifier.hmac.in_(keys))
+        .limit(1)
+    ).first()
+    if row is not None and not rules.needs_double_opt_in(question.channel or "", row.country):
+        return allowed
+    is_pending = session.scalar(
+        select(
+            exists().where(
+                SubscriptionRequest.identifier_hmac.in_(keys),
+                SubscriptionRequest.confirmed_at.is_(None),
+            )
+        )
+    )
+    return Decision(False, Reason.PENDING_CONFIRMATION if is_pending else Reason.NO_RECORD)
+
+
+def _for_person(
+    session: Session,
+    rules: Rules,
+    question: Question,
+    subject_id: str,
+    decision: Decision,
+    is_transactional: bool,
+    contacts: list[_Contact] | None,
+) -> Answer:
+    kind = CONTACT_KIND.get(question.channel or "")
+    if kind is None:
+        return Answer(decision, subject_id, is_for_person=True)
+    rows = contacts
+    if rows is None:
+        rows = [
+            _Contact(*row)
+            for row in session.execute(
+                select(
+                    SubjectIdentifier.hmac,
+                    SubjectIdentifier.kind,
+                    SubjectIdentifier.value,
+                    SubjectIdentifier.confirmed_at,
+                    SubjectIdentifier.created_at,
+                    Subject.country,
+                )
+                .join(Subject, Subject.id == SubjectIdentifier.subject_id)
+                .where(SubjectIdentifier.subject_id == subject_id, SubjectIdentifier.kind == kind)
+            )
+        ]
+    country = rows[0].country if rows else None
+    needs_confirmation = not is_transactional and rules.needs_double_opt_in(
+        question.channel or "", country
+    )
+    held = [Held(r.kind, r.value, r.confirmed_at, r.created_at) for r in rows]
+    best, has_kind = contact_for(question.channel, held, needs_confirmation=needs_confirmation)
+    if not decision.allowed:
+        return Answer(decision, subject_id, is_for_person=True)
+    if best is not None:
+        return Answer(decision, subject_id, best.value, is_for_person=True)
+    if not has_kind:  # the number or address is held elsewhere: nothing here to name
+        return Answer(decision, subject_id, is_for_person=True)
+    keys = {r.hmac for r in rows if r.kind == kind}
     return Answer(
-        _decide(rules, question, is_transactional, subject_id, standings, now), subject_id
+        _unconfirmed(session, rules, question, keys, decision), subject_id, is_for_person=True
     )
 
 
@@ -124,6 +226,7 @@ def check_emails(
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
     # Key rotation: look again, under each earlier key, for what is still unknown. Each
     # entry's keys are (own, mailbox) per key of the ring, the current key's first.
+    stored_key: dict[str, str] = {}  # the earlier key a subject was found under
     for ring in range(1, len(rules.identifier_keys)):
         unknown = [i for i, key in enumerate(keys) if _is_unknown(found.get(key, _UNKNOWN))]
         if not unknown:
@@ -133,10 +236,11 @@ def check_emails(
         for i, key in zip(unknown, old, strict=True):
             if not _is_unknown(again.get(key, _UNKNOWN)):
                 found[keys[i]] = again[key]
+                stored_key[keys[i]] = key
     held_back = suppression.suppressed_keys(session, {k for ks in entry_keys for k in ks})
     held_back.update(
         suppression.suppressed_subjects(
-            session, rules, {subject_id for subject_id, _ in found.values() if subject_id}
+            session, rules, {subject_id for subject_id, _, _ in found.values() if subject_id}
         )
     )
     results = []
@@ -146,19 +250,28 @@ def check_emails(
             results.append(BatchResult(email, INVALID_IDENTIFIER))
             continue
         key, suppression_keys = next(entries)
-        subject_id, standings = found.get(key, _UNKNOWN)
+        subject_id, standings, confirmed = found.get(key, _UNKNOWN)
         if subject_id in held_back or not held_back.isdisjoint(suppression_keys):
             decision = SUPPRESSED
         else:
             decision = _decide(rules, question, is_transactional, subject_id, standings, now)
+        if (
+            decision.allowed
+            and not confirmed
+            and not is_transactional
+            and question.channel == "email"
+        ):
+            keyed = {stored_key.get(key, key)}
+            decision = _unconfirmed(session, rules, question, keyed, decision)
         results.append(BatchResult(email, decision))
     return results
 
 
 # Standings keyed by (channel, category, purpose): plain tuples hash faster than Topic.
 Key = tuple[str, str, str]
-Found = tuple[str | None, dict[Key, Standing]]
-_UNKNOWN: Found = (None, {})
+# (subject id, standings, is the address itself confirmed)
+Found = tuple[str | None, dict[Key, Standing], bool]
+_UNKNOWN: Found = (None, {}, False)
 
 
 def _is_unknown(entry: Found) -> bool:
@@ -178,7 +291,7 @@ def _by_key(session: Session, key: str, question: Question) -> Found:
     """Subject and the asked standings of one identifier HMAC: one indexed read."""
     statement = _CHECK_BY_KEY[_dialect(session)]
     rows = session.execute(statement, {"key": key, **_params(question)}).all()
-    return rows[0].subject_id, _collect(rows)
+    return rows[0].subject_id, _collect(rows), bool(rows[0].is_confirmed)
 
 
 def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[str, Found]:
@@ -188,10 +301,10 @@ def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[
     keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
     found: dict[str, Found] = {}
     result = session.execute(statement, {"keys": keys_param, **_params(question)})
-    for hmac, subject_id, *state in result:
+    for hmac, subject_id, is_confirmed, *state in result:
         entry = found.get(hmac)
         if entry is None:
-            entry = found[hmac] = (subject_id, {})
+            entry = found[hmac] = (subject_id, {}, bool(is_confirmed))
         if state[3] is not None:
             entry[1][(state[0], state[1], state[2])] = _standing(state)
     return found
@@ -203,7 +316,7 @@ def _dialect(session: Session) -> str:
 
 def _collect(rows: Sequence[Any]) -> dict[Key, Standing]:
     return {
-        (row.channel, row.category, row.purpose): _standing(row[2:])
+        (row.channel, row.category, row.purpose): _standing(row[3:])
         for row in rows
         if row.status is not None
     }
@@ -247,11 +360,62 @@ def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
         select(
             key.label("hmac"),
             identifiers.c.subject_id,
+            identifiers.c.confirmed_at.is_not(None).label("is_confirmed"),
             *(found.c[name] for name in columns),
         )
         .select_from(wanted)
         .outerjoin(identifiers, identifiers.c.hmac == key)
         .outerjoin(found, on)
+    )
+
+
+class _Contact(NamedTuple):
+    hmac: str
+    kind: str
+    value: str
+    confirmed_at: datetime | None
+    created_at: datetime
+    country: str | None
+
+
+def _person_by_key(
+    session: Session, key: str, question: Question, contact_kind: str
+) -> tuple[str | None, dict[Key, Standing], list[_Contact]]:
+    """As `_by_key`, with the subject's identifiers of `contact_kind` in the same read."""
+    statement = _PERSON_BY_KEY[_dialect(session)]
+    params = {"key": key, "contact_kind": contact_kind, **_params(question)}
+    rows = session.execute(statement, params).all()
+    contacts = {
+        row.c_hmac: _Contact(
+            row.c_hmac, contact_kind, row.c_value, row.c_confirmed_at, row.c_created_at, row.country
+        )
+        for row in rows
+        if row.c_hmac is not None
+    }
+    return rows[0].subject_id, _collect(rows), list(contacts.values())
+
+
+def _person(wanted: Any, *, lateral: bool) -> Select[Any]:
+    identifiers = SubjectIdentifier.__table__
+    contact = SubjectIdentifier.__table__.alias("contact")
+    subjects = Subject.__table__
+    return (
+        _joined(wanted, lateral=lateral)
+        .add_columns(
+            contact.c.hmac.label("c_hmac"),
+            contact.c.value.label("c_value"),
+            contact.c.confirmed_at.label("c_confirmed_at"),
+            contact.c.created_at.label("c_created_at"),
+            subjects.c.country,
+        )
+        .outerjoin(
+            contact,
+            and_(
+                contact.c.subject_id == identifiers.c.subject_id,
+                contact.c.kind == bindparam("contact_kind"),
+            ),
+        )
+        .outerjoin(subjects, subjects.c.id == identifiers.c.subject_id)
     )
 
 
@@ -263,6 +427,10 @@ def _one_key() -> Any:
 _CHECK_BY_KEY = {
     "postgresql": _joined(_one_key(), lateral=True),
     "sqlite": _joined(_one_key(), lateral=False),
+}
+_PERSON_BY_KEY = {
+    "postgresql": _person(_one_key(), lateral=True),
+    "sqlite": _person(_one_key(), lateral=False),
 }
 _BATCH_BY_KEYS = {
     "postgresql": _joined(

@@ -63,6 +63,7 @@ class Draft:
     status: Status | None = None
     legal_basis: LegalBasis | None = None
     details: Mapping[str, Any] | None = None
+    consented_at: datetime | None = None  # when given elsewhere (an imported row)
 
 
 def lock(session: Session, chain_id: str = CHAIN_ID) -> ChainHead:
@@ -138,8 +139,14 @@ def append(
     *,
     now: datetime | None = None,
     evidence_hash: str | None = None,
+    flush: bool = True,
+    states: dict[tuple[str, str, str, str], ConsentState] | None = None,
 ) -> list[ConsentEvent]:
-    """Append one event per draft to the locked chain and update current state with it."""
+    """Append one event per draft to the locked chain and update current state with it.
+
+    A bulk writer (an import) passes `states`, the current state rows it already read, and
+    `flush=False`, so a thousand appends cost no query each.
+    """
     occurred_at = now or utcnow()
     act = cited(session, act)
     subject_ids = {d.subject_id for d in drafts}
@@ -179,18 +186,26 @@ def append(
         events.append(event)
         head.last_seq, head.last_hash = event.seq, event.hash
         if topic is not None and draft.status is not None and draft.subject_id:
-            _set_state(session, draft.subject_id, topic, event)
+            _set_state(session, draft.subject_id, topic, event, draft.consented_at, states)
     from app.services.delivery import webhooks  # which reads the feed, which reads the ledger
 
     # In this transaction: a change and its webhook deliveries commit together or not at all.
     webhooks.enqueue(session, events, occurred_at)
-    session.flush()
+    if flush:
+        session.flush()
     return events
 
 
-def _set_state(session: Session, subject_id: str, topic: Topic, event: ConsentEvent) -> None:
+def _set_state(
+    session: Session,
+    subject_id: str,
+    topic: Topic,
+    event: ConsentEvent,
+    consented_at: datetime | None,
+    states: dict[tuple[str, str, str, str], ConsentState] | None,
+) -> None:
     key = (subject_id, topic.channel, topic.category, topic.purpose)
-    state = session.get(ConsentState, key)
+    state = states.get(key) if states is not None else session.get(ConsentState, key)
     if state is None:
         state = ConsentState(
             subject_id=subject_id,
@@ -199,10 +214,13 @@ def _set_state(session: Session, subject_id: str, topic: Topic, event: ConsentEv
             purpose=topic.purpose,
         )
         session.add(state)
+        if states is not None:
+            states[key] = state
     state.status = str(event.status)
     state.event_seq = event.seq
     state.event_id = event.id
     state.occurred_at = event.occurred_at
+    state.consented_at = consented_at
 
 
 def standings(

@@ -20,6 +20,7 @@ from app.domain.vocabulary import Action, IdentifierKind
 from app.models import (
     AccessLog,
     AccessSession,
+    ConsentEvent,
     ConsentState,
     Evidence,
     NoticeVersion,
@@ -38,12 +39,34 @@ from app.services.privacy_center import rights
 
 
 def get(session: Session, subject_id: str, *, allow_erased: bool = False) -> Subject:
+    """The subject, or the one it was merged into: a merged-away id answers as the survivor."""
     subject = session.get(Subject, subject_id)
     if subject is None:
         raise NotFoundError(f"No subject {subject_id}.")
+    for _ in range(MAX_MERGE_DEPTH):
+        if subject.merged_into is None:
+            break
+        survivor = session.get(Subject, subject.merged_into)
+        if survivor is None:
+            break
+        subject = survivor
     if subject.erased_at is not None and not allow_erased:
         raise SubjectErasedError(f"Subject {subject_id} was erased.")
     return subject
+
+
+MAX_MERGE_DEPTH = 32
+
+
+def merged_ids(session: Session, subject_id: str) -> list[str]:
+    """The subject and every subject merged into it, directly or through another merge."""
+    found, frontier = [subject_id], [subject_id]
+    while frontier and len(found) < 10_000:
+        frontier = list(
+            session.scalars(select(Subject.id).where(Subject.merged_into.in_(frontier)))
+        )
+        found += frontier
+    return found
 
 
 def find(
@@ -141,7 +164,12 @@ def find_or_create(
     session.flush()
     session.add(
         SubjectIdentifier(
-            hmac=key, subject_id=subject.id, kind=str(ident.kind), value=ident.value, created_at=now
+            hmac=key,
+            id=str(uuid.uuid4()),
+            subject_id=subject.id,
+            kind=str(ident.kind),
+            value=ident.value,
+            created_at=now,
         )
     )
     return subject, True
@@ -191,8 +219,10 @@ def apply_erasure(
     now = now or utcnow()
     head = ledger.lock(session)
     subject = get(session, subject_id)
+    subject_id = subject.id
+    everyone = merged_ids(session, subject_id)
     identifiers = list(
-        session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject_id))
+        session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.subject_id.in_(everyone)))
     )
     suppression.suppress(session, rules, identifiers, now=now)
     if mail_files is not None:
@@ -202,10 +232,11 @@ def apply_erasure(
     for row in identifiers:
         session.delete(row)
     for table in (Evidence, AccessLog, AccessSession, OutboxMessage, SubscriptionRequest):
-        session.execute(delete(table).where(table.subject_id == subject_id))
+        session.execute(delete(table).where(table.subject_id.in_(everyone)))
     session.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
-    subject.locale = subject.country = None
-    subject.erased_at = now
+    for person in session.scalars(select(Subject).where(Subject.id.in_(everyone))):
+        person.locale = person.country = None
+        person.erased_at = now
     # The erasure act's own evidence would be personal data about an erased person: none kept.
     bare = ledger.Act(actor=act.actor, method=act.method, source=act.source)
     (event,) = ledger.append(
@@ -229,10 +260,20 @@ def export(
     """Everything held on a subject (GDPR Art. 15 and 20), as plain data."""
     now = now or utcnow()
     subject = get(session, subject_id)
+    subject_id = subject.id
+    everyone = merged_ids(session, subject_id)
     identifiers = session.scalars(
-        select(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject_id)
+        select(SubjectIdentifier)
+        .where(SubjectIdentifier.subject_id == subject_id)
+        .order_by(SubjectIdentifier.created_at, SubjectIdentifier.id)
     ).all()
-    events, evidence = ledger.history(session, subject_id)
+    events = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.subject_id.in_(everyone)).order_by(ConsentEvent.seq)
+    ).all()
+    evidence: dict[str | None, Evidence] = {
+        row.hash: row
+        for row in session.scalars(select(Evidence).where(Evidence.subject_id.in_(everyone)))
+    }
     versions = sorted({e.notice_version for e in events if e.notice_version})
     cited = (
         session.scalars(
@@ -284,7 +325,15 @@ def evidence_data(row: Evidence | None) -> dict[str, Any] | None:
 
 
 def identifier_data(row: SubjectIdentifier) -> dict[str, Any]:
-    return {"kind": row.kind, "value": row.value, "created_at": row.created_at}
+    """One identifier as the API, the export and the person's download show it."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "value": row.value,
+        "confirmed_at": row.confirmed_at,
+        "added_at": row.created_at,
+        "source": row.source,
+    }
 
 
 def rights_request_data(row: RightsRequest) -> dict[str, Any]:

@@ -225,6 +225,9 @@ def _grant(
         ledger.append(session, head, confirm_act, drafts, now=now, evidence_hash=evidence_hash)
     pending.confirmed_at = now
     pending.confirm_evidence_hash = evidence_hash
+    address = session.get(SubjectIdentifier, pending.identifier_hmac)
+    if address is not None and address.confirmed_at is None:
+        address.confirmed_at = now  # this address's own confirmation
     return pending
 
 

@@ -21,8 +21,9 @@ from app.domain.errors import UnknownTopicError
 from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Status
-from app.models import NoticeVersion, SubscriptionRequest, utcnow
+from app.models import NoticeVersion, SubjectIdentifier, SubscriptionRequest, utcnow
 from app.services.consent import ledger, notices, subjects, suppression
+from app.services.identity import identifiers
 from app.services.optin.confirmation import Mailer, mail_link
 from app.services.tokens import Purpose
 
@@ -43,6 +44,7 @@ class _Wanted(NamedTuple):
     country: str | None
     ttl: timedelta
     now: datetime
+    also: Sequence[Identifier] = ()  # the person's other identifiers, landing on one subject
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ def subscribe(
     act: ledger.Act,
     *,
     country: str | None = None,
+    also: Sequence[Identifier] = (),
     is_notice_required: bool = False,
     now: datetime | None = None,
 ) -> Signup:
@@ -107,7 +110,9 @@ def subscribe(
     if is_notice_required and notices.resolve(session, act.notice_version, act.locale) is None:
         message = "The consent notice shown is not a published version."
         raise UnknownTopicError(message, {"notice_version": [message]})
-    wanted = _Wanted(channel, categories, country, mailer.tokens.ttl(Purpose.CONFIRM), now)
+    wanted = _Wanted(
+        channel, categories, country, mailer.tokens.ttl(Purpose.CONFIRM), now, tuple(also)
+    )
     requested = _record(session, rules, ident, wanted, act)
     pending = requested.request
     is_mailed = (
@@ -128,11 +133,12 @@ def request(
     act: ledger.Act,
     *,
     country: str | None = None,
+    also: Sequence[Identifier] = (),
     ttl: timedelta = timedelta(hours=72),
     now: datetime | None = None,
 ) -> Requested:
     """Record an opt-in request and mail nothing (the demo data, tests)."""
-    wanted = _Wanted(channel, categories, country, ttl, now or utcnow())
+    wanted = _Wanted(channel, categories, country, ttl, now or utcnow(), tuple(also))
     requested = _record(session, rules, ident, wanted, act)
     session.commit()
     return requested
@@ -144,14 +150,21 @@ def _record(
     """Record an opt-in request: one event per (channel, category), never one bundled event.
 
     Double opt-in applies by policy, and always to a suppressed (erased) identifier: only a
-    fresh confirmed opt-in lifts a suppression.
+    fresh confirmed opt-in lifts a suppression. `ident` is the contact point the opt-in is
+    for; `also` are the person's other identifiers, all landing on the one subject.
     """
-    channel, categories, country, ttl, now = wanted_by
+    channel, categories, country, ttl, now, also = wanted_by
     validate_categories(rules, channel, categories)
     head = ledger.lock(session)
     act = ledger.cited(session, act)
-    subject, is_new = subjects.find_or_create(
-        session, rules, ident, now=now, locale=act.locale, country=country
+    subject, is_new = identifiers.resolve(
+        session,
+        rules,
+        [ident, *also],
+        now=now,
+        source=act.source,
+        locale=act.locale,
+        country=country,
     )
     keys = ident.keys(rules.identifier_keys)
     key = keys[0]
@@ -187,14 +200,20 @@ def _record(
     evidence_hash = ledger.record_evidence(session, subject.id, act, now)
     if drafts:
         ledger.append(session, head, act, drafts, now=now, evidence_hash=evidence_hash)
+    # Each address has its own confirmation: a new address of a person who already opted in
+    # is asked to confirm, though the person's choices stand.
+    address = session.get(SubjectIdentifier, key)
+    is_unconfirmed_address = address is not None and address.confirmed_at is None
     pending = None
-    if needs_confirmation and wanted:
+    if needs_confirmation and (wanted or is_unconfirmed_address):
         pending = SubscriptionRequest(
             id=str(uuid.uuid4()),
             subject_id=subject.id,
             identifier_hmac=key,
             channel=channel,
-            categories=json.dumps([t.category for t in wanted if t.category]),
+            categories=json.dumps(
+                [t.category for t in wanted if t.category] or list(dict.fromkeys(categories))
+            ),
             locale=act.locale,
             notice_version=act.notice_version,
             source=act.source,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -24,6 +24,7 @@ from app.domain.vocabulary import Action, IdentifierKind, Method, Status
 from app.models import ConsentEvent, NoticeVersion, Subject, SubjectIdentifier, utcnow
 from app.services.consent import ledger, notices, preferences, subjects, suppression
 from app.services.delivery import mail
+from app.services.identity import identifiers
 from app.services.preference_center.message_links import preference_url
 from app.services.tokens import Purpose, Tokens
 
@@ -54,6 +55,7 @@ class PreferencePage:
     # Channels the page offers: those with a contact point held for the person (no SMS box
     # for someone with no number), and those they already chose on.
     offered: frozenset[str] = frozenset()
+    identifiers: tuple[SubjectIdentifier, ...] = ()  # every address and number held, and whence
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ def show(
         visit.is_gpc and not overridden,
         overridden,
         _offered(session, rules, subject_id, view),
+        tuple(identifiers.held_by(session, subject.id)),
     )
     session.commit()
     return page
@@ -234,6 +237,23 @@ def unsubscribe_all(
     subject_id = subject_of(tokens, token)
     act = _page_act(session, visit, locale, notice_version)
     preferences.withdraw_all(session, subject_id, act, now=now or utcnow())
+    session.commit()
+
+
+def remove_identifier(
+    session: Session,
+    tokens: Tokens,
+    token: str,
+    identifier_id: str,
+    visit: PreferenceVisit,
+    *,
+    locale: str,
+    now: datetime | None = None,
+) -> None:
+    """The person removes one of their addresses or numbers; the unlink is an event."""
+    subject_id = subject_of(tokens, token)
+    act = replace(_page_act(session, visit, locale, None), notice_version=None)
+    identifiers.remove(session, subject_id, identifier_id, act, now=now or utcnow())
     session.commit()
 
 

@@ -1,0 +1,1 @@
+"""The identity graph: a person and the identifiers they are known by."""

@@ -1,0 +1,1 @@
+"""Importing existing lists with their provenance, and asking imported contacts again."""

@@ -1,0 +1,497 @@
+"""Imports: an uploaded file is stored in chunks, then applied one chunk per transaction.
+
+A chunk's events and the job's progress commit together, so a worker killed mid-way starts
+again exactly at the first chunk not applied. A dry run applies each chunk inside a savepoint
+and rolls it back, keeping only the counts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.domain import imports as rows_
+from app.domain.consent import ALL_MARKETING, Topic, channel_topic, legal_basis, pair_topic
+from app.domain.errors import DomainError, NotFoundError
+from app.domain.identifiers import Identifier, identifier
+from app.domain.rules import Rules
+from app.domain.vocabulary import Action, IdentifierKind, Method, Status
+from app.models import (
+    ChainHead,
+    ConsentEvent,
+    ConsentState,
+    ImportChunk,
+    ImportJob,
+    ImportRejection,
+    Subject,
+    SubjectIdentifier,
+    utcnow,
+)
+from app.services.consent import ledger, notices, suppression
+from app.services.identity import identifiers
+
+CHUNK_LINES = 2_000
+MAX_ERRORS_SHOWN = 1_000
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Format(StrEnum):
+    NDJSON = "ndjson"
+    CSV = "csv"
+
+
+def create(
+    session: Session,
+    lines: Iterable[str],
+    fmt: Format,
+    *,
+    actor: str,
+    is_dry_run: bool = False,
+    now: datetime | None = None,
+) -> ImportJob:
+    """Store the file's lines in chunks as they stream in (never the whole file in memory)."""
+    now = now or utcnow()
+    job = ImportJob(
+        id=str(uuid.uuid4()),
+        state=str(State.QUEUED),
+        is_dry_run=is_dry_run,
+        actor=actor,
+        created_at=now,
+        chunks=0,
+        chunks_done=0,
+        rows=0,
+        applied=0,
+        unchanged=0,
+        rejected=0,
+    )
+    session.add(job)
+    numbered = enumerate((raw.rstrip("\r\n") for raw in lines), 1)
+    header: str | None = None
+    if fmt is Format.CSV:
+        header = next((text for _, text in numbered if text.strip()), None)
+    number = 0
+    for batch in _batches(numbered):
+        session.add(
+            ImportChunk(
+                import_id=job.id,
+                number=number,
+                first_line=batch[0][0],
+                header=header,
+                body="\n".join(text for _, text in batch),
+            )
+        )
+        session.flush()
+        session.expunge_all()  # keeps memory flat however long the file is
+        session.add(job)
+        number += 1
+    job.chunks = number
+    if fmt is Format.CSV and header is None:
+        job.state, job.error = str(State.FAILED), "The CSV file has no header row."
+    session.commit()
+    return job
+
+
+def _batches(numbered: Iterator[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+    batch: list[tuple[int, str]] = []
+    for item in numbered:
+        batch.append(item)
+        if len(batch) >= CHUNK_LINES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True)
+class Report:
+    job: ImportJob
+    errors: list[ImportRejection]
+
+    def as_data(self) -> dict[str, Any]:
+        """The report as the API and the CLI show it."""
+        job = self.job
+        return {
+            "import_id": job.id,
+            "state": job.state,
+            "dry_run": job.is_dry_run,
+            "rows": job.rows,
+            "applied": job.applied,
+            "unchanged": job.unchanged,
+            "rejected": job.rejected,
+            "chunks": job.chunks,
+            "chunks_done": job.chunks_done,
+            "created_at": job.created_at,
+            "finished_at": job.finished_at,
+            "errors": [{"line": e.line, "detail": e.detail} for e in self.errors],
+        }
+
+
+def report(session: Session, import_id: str) -> Report:
+    job = session.get(ImportJob, import_id)
+    if job is None:
+        raise NotFoundError(f"No import {import_id}.")
+    errors = list(
+        session.scalars(
+            select(ImportRejection)
+            .where(ImportRejection.import_id == import_id)
+            .order_by(ImportRejection.line)
+            .limit(MAX_ERRORS_SHOWN)
+        )
+    )
+    session.commit()
+    return Report(job, errors)
+
+
+def next_due(session: Session) -> str | None:
+    """The oldest import with work left (a running one first: it was cut off by a restart)."""
+    found = session.scalar(
+        select(ImportJob.id)
+        .where(ImportJob.state.in_([str(State.RUNNING), str(State.QUEUED)]))
+        .order_by(ImportJob.state.desc(), ImportJob.created_at)
+        .limit(1)
+    )
+    session.commit()
+    return found
+
+
+def apply_next_chunk(
+    session: Session, rules: Rules, import_id: str, *, now: datetime | None = None
+) -> bool:
+    """Apply the import's next chunk in one transaction; False once nothing is left."""
+    now = now or utcnow()
+    head = ledger.lock(session)
+    job = session.get(ImportJob, import_id, populate_existing=True)
+    if job is None:
+        raise NotFoundError(f"No import {import_id}.")
+    if job.state in (State.QUEUED, State.RUNNING):
+        _apply_chunk(session, rules, head, job, now)
+    is_more = job.state == State.RUNNING
+    session.commit()
+    return is_more
+
+
+def _apply_chunk(
+    session: Session, rules: Rules, head: ChainHead, job: ImportJob, now: datetime
+) -> None:
+    if job.started_at is None:
+        job.state, job.started_at = str(State.RUNNING), now
+    chunk = session.get(ImportChunk, (job.id, job.chunks_done))
+    if chunk is None:
+        job.state, job.finished_at = str(State.DONE), now
+        return
+    applier = _Applier(session, rules, head, job, now)
+    savepoint = session.begin_nested() if job.is_dry_run else None
+    counts = applier.chunk(chunk)
+    if savepoint is not None:
+        savepoint.rollback()  # a dry run keeps the counts only
+        session.refresh(job)
+        chunk = session.get(ImportChunk, (job.id, job.chunks_done))
+        assert chunk is not None
+    for line, detail in applier.rejections:
+        session.add(ImportRejection(import_id=job.id, line=line, detail=detail))
+    job.rows += counts.rows
+    job.applied += counts.applied
+    job.unchanged += counts.unchanged
+    job.rejected += counts.rejected
+    job.chunks_done += 1
+    session.delete(chunk)  # the lines hold personal data: gone once applied
+    if job.chunks_done >= job.chunks:
+        job.state, job.finished_at = str(State.DONE), now
+
+
+def fail(session: Session, import_id: str, error: str, *, now: datetime | None = None) -> None:
+    """Give up on an import whose chunk cannot be applied (a bug, not a bad line)."""
+    job = session.get(ImportJob, import_id)
+    if job is not None:
+        job.state, job.error, job.finished_at = str(State.FAILED), error[:2000], now or utcnow()
+        session.execute(delete(ImportChunk).where(ImportChunk.import_id == import_id))
+    session.commit()
+
+
+@dataclass
+class Counts:
+    rows: int = 0
+    applied: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+class _Applier:
+    """Applies one chunk's rows inside the caller's locked transaction.
+
+    Everything the rows need is read up front, in a handful of set-based queries (holders of
+    the chunk's identifiers, suppressions, the subjects and their current standings); the rows
+    are then decided in memory and written in one flush.
+    """
+
+    def __init__(
+        self, session: Session, rules: Rules, head: ChainHead, job: ImportJob, now: datetime
+    ) -> None:
+        self.session, self.rules, self.job, self.now = session, rules, job, now
+        self.head = head
+        self.rejections: list[tuple[int, str]] = []
+        self.notices: dict[tuple[str, str | None], str | None] = {}
+        self.held: dict[str, SubjectIdentifier] = {}  # by HMAC
+        self.subjects: dict[str, Subject] = {}
+        self.states: dict[tuple[str, str, str, str], ConsentState] = {}
+        self.suppressed: set[str] = set()
+        self.recorded: set[tuple[str, Topic]] = set()
+        catalog = rules.catalog
+        self.topics = [
+            ALL_MARKETING,
+            *(channel_topic(c) for c in catalog.channels),
+            *(pair_topic(c, k) for c, k in catalog.marketing_pairs()),
+            *(Topic(purpose=p) for p in catalog.purposes),
+        ]
+
+    def chunk(self, chunk: ImportChunk) -> Counts:
+        counts = Counts()
+        header = rows_.csv_header(chunk.header) if chunk.header is not None else None
+        prepared: list[tuple[int, rows_.Row, Topic, str | None, list[Identifier]]] = []
+        for offset, text in enumerate(chunk.body.split("\n")):
+            if not text.strip():
+                continue
+            line = chunk.first_line + offset
+            counts.rows += 1
+            try:
+                row = (
+                    rows_.from_csv(header, text) if header is not None else rows_.from_ndjson(text)
+                )
+                topic, notice_sha256 = self._topic(row), self._notice(row)
+                idents = [
+                    identifier(kind, raw, region=row.country) for kind, raw in row.identifiers
+                ]
+            except (rows_.RowError, DomainError) as error:
+                counts.rejected += 1
+                self.rejections.append((line, str(error)))
+                continue
+            prepared.append((line, row, topic, notice_sha256, idents))
+        self._prefetch([i for *_, idents in prepared for i in idents])
+        with self.session.no_autoflush:
+            for line, row, topic, notice_sha256, idents in prepared:
+                try:
+                    outcome = self.row(row, line, topic, notice_sha256, idents)
+                except DomainError as error:
+                    counts.rejected += 1
+                    self.rejections.append((line, str(error)))
+                    continue
+                if outcome is rows_.Outcome.UNCHANGED:
+                    counts.unchanged += 1
+                else:
+                    counts.applied += 1
+        self.session.flush()
+        return counts
+
+    def _prefetch(self, idents: list[Identifier]) -> None:
+        session, rules = self.session, self.rules
+        keys = list({i.key(rules.identifier_key) for i in idents})
+        for part in _parts(keys):
+            self.held.update(
+                (row.hmac, row)
+                for row in session.scalars(
+                    select(SubjectIdentifier).where(SubjectIdentifier.hmac.in_(part))
+                )
+            )
+        suppression_keys = list({k for i in idents for k in suppression.keys_of(rules, i)})
+        for part in _parts(suppression_keys):
+            self.suppressed |= suppression.suppressed_keys(session, part)
+        owners = list({row.subject_id for row in self.held.values()})
+        for part in _parts(owners):
+            self.subjects.update(
+                (s.id, s) for s in session.scalars(select(Subject).where(Subject.id.in_(part)))
+            )
+            self.states.update(
+                ((s.subject_id, s.channel, s.category, s.purpose), s)
+                for s in session.scalars(
+                    select(ConsentState).where(ConsentState.subject_id.in_(part))
+                )
+            )
+
+    def _resolve(self, idents: list[Identifier], row: rows_.Row, source: str) -> Subject:
+        """As identifiers.resolve, against what the chunk read up front."""
+        keys = [i.key(self.rules.identifier_key) for i in idents]
+        owners = sorted({self.held[k].subject_id for k in keys if k in self.held})
+        if len(owners) > 1:
+            raise identifiers.conflict(owners)
+        if owners:
+            subject = self.subjects[owners[0]]
+            if row.locale and not subject.locale:
+                subject.locale = row.locale
+            if row.country and not subject.country:
+                subject.country = row.country
+        else:
+            subject = Subject(
+                id=str(uuid.uuid4()), created_at=self.now, locale=row.locale, country=row.country
+            )
+            self.session.add(subject)
+            self.subjects[subject.id] = subject
+        for ident, key in zip(idents, keys, strict=True):
+            if key not in self.held:
+                self.held[key] = identifiers.add(
+                    self.session, subject.id, ident, key, now=self.now, source=source
+                )
+        return subject
+
+    def row(
+        self,
+        row: rows_.Row,
+        line: int,
+        topic: Topic,
+        notice_sha256: str | None,
+        idents: list[Identifier],
+    ) -> rows_.Outcome:
+        rules = self.rules
+        is_suppressed = any(
+            k in self.suppressed for i in idents for k in suppression.keys_of(rules, i)
+        )
+        source = row.source or f"import:{self.job.id}"
+        subject = self._resolve(idents, row, source)
+        email = next((i for i in idents if i.kind is IdentifierKind.EMAIL), None)
+        needs_doi = (
+            row.channel == "email"
+            and email is not None
+            and rules.needs_double_opt_in(row.channel, row.country or subject.country)
+        )
+        target = rows_.target_status(row, needs_double_opt_in=needs_doi)
+        held = self._standings(subject.id)
+        outcome = rows_.decide(
+            row,
+            target,
+            stored=held.get(topic),
+            channel=held.get(channel_topic(row.channel)) if row.category else None,
+            all_marketing=held.get(ALL_MARKETING),
+            is_suppressed=is_suppressed,
+        )
+        if outcome is rows_.Outcome.UNCHANGED:
+            return outcome
+        details = {
+            "import_id": self.job.id,
+            "line": line,
+            "import_method": str(row.method),
+            "consented_at": row.consented_at.isoformat() if row.consented_at else None,
+        }
+        act = ledger.Act(
+            actor=self.job.actor,
+            method=Method.IMPORT,
+            source=source,
+            capture_point=f"import:{self.job.id}",
+            locale=row.locale,
+            notice_version=row.notice_version,
+            notice_sha256=notice_sha256,
+            ip=row.ip,
+            user_agent=row.user_agent,
+        )
+        if outcome is rows_.Outcome.RECORD:
+            if self._recorded_before(subject.id, topic):
+                return rows_.Outcome.UNCHANGED
+            drafts = [
+                ledger.Draft(
+                    Action.IMPORT_RECORDED,
+                    subject_id=subject.id,
+                    details=details | {"topic": [topic.channel, topic.category, topic.purpose]},
+                )
+            ]
+        else:
+            assert target is not None
+            topics = [topic]
+            if row.category and target is not Status.WITHDRAWN:
+                ch = held.get(channel_topic(row.channel))
+                if ch is None or ch.status is not Status.GRANTED:
+                    topics.insert(0, channel_topic(row.channel))
+            action = {
+                Status.GRANTED: Action.GRANT,
+                Status.PENDING: Action.REQUEST,
+                Status.WITHDRAWN: Action.WITHDRAW,
+            }[target]
+            drafts = [
+                ledger.Draft(
+                    action,
+                    subject_id=subject.id,
+                    topic=t,
+                    status=target,
+                    legal_basis=legal_basis(rules.catalog, t),
+                    details=details,
+                    consented_at=row.consented_at,
+                )
+                for t in topics
+            ]
+            if target is Status.GRANTED and needs_doi and email is not None:
+                address = self.held[email.key(rules.identifier_key)]
+                if address.confirmed_at is None:
+                    address.confirmed_at = row.consented_at or self.now
+        ledger.append(
+            self.session, self.head, act, drafts, now=self.now, flush=False, states=self.states
+        )
+        return outcome
+
+    def _topic(self, row: rows_.Row) -> Topic:
+        catalog = self.rules.catalog
+        if row.purpose:
+            catalog.require_purpose(row.purpose)
+            return Topic(purpose=row.purpose)
+        if not row.category:
+            catalog.require_channel(row.channel)
+            return channel_topic(row.channel)
+        if catalog.require_pair(row.channel, row.category).is_transactional:
+            raise rows_.RowError(
+                f"category: {row.category!r} is transactional: no consent to import."
+            )
+        return pair_topic(row.channel, row.category)
+
+    def _notice(self, row: rows_.Row) -> str | None:
+        if row.notice_version is None:
+            return None
+        key = (row.notice_version, row.locale)
+        if key not in self.notices:
+            found = notices.resolve(self.session, row.notice_version, row.locale)
+            self.notices[key] = found.sha256 if found else None
+        if self.notices[key] is None:
+            raise rows_.RowError(
+                f"notice_version: {row.notice_version!r} was never published; publish the "
+                "legacy wording first (POST /v1/notices)."
+            )
+        return self.notices[key]
+
+    def _standings(self, subject_id: str) -> dict[Topic, rows_.Held]:
+        """The subject's current standings, as the rows of this chunk left them so far."""
+        found = {}
+        for topic in self.topics:
+            state = self.states.get((subject_id, topic.channel, topic.category, topic.purpose))
+            if state is not None:
+                found[topic] = rows_.Held(
+                    Status(state.status), state.consented_at or state.occurred_at
+                )
+        return found
+
+    def _recorded_before(self, subject_id: str, topic: Topic) -> bool:
+        if (subject_id, topic) in self.recorded:
+            return True
+        self.recorded.add((subject_id, topic))
+        marker = f'"topic":["{topic.channel}","{topic.category}","{topic.purpose}"]'
+        return any(
+            details and marker in details
+            for details in self.session.scalars(
+                select(ConsentEvent.details).where(
+                    ConsentEvent.subject_id == subject_id,
+                    ConsentEvent.action == str(Action.IMPORT_RECORDED),
+                )
+            )
+        )
+
+
+def _parts(values: list[str], size: int = 1000) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

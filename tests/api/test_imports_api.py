@@ -1,0 +1,273 @@
+"""Importing existing lists through the API: provenance, dry runs, errors, re-imports, restarts."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from app.domain.rules import Rules
+from app.models import ConsentEvent, ImportChunk
+from app.services.imports import jobs
+from tests.api.identity_helpers import import_report, run_imports, upload
+from tests.conftest import ApiClient
+
+NEWSLETTER = "channel=email&category=newsletter"
+
+
+def ndjson(*rows: dict[str, Any]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def row(**fields: Any) -> dict[str, Any]:
+    return {
+        "email": "ada@example.org",
+        "channel": "email",
+        "category": "newsletter",
+        "status": "granted",
+        "consented_at": "2021-03-04T10:00:00Z",
+        "source": "old-crm",
+        "method": "double_opt_in",
+        "ip": "198.51.100.4",
+        "user_agent": "Mozilla/5.0",
+    } | fields
+
+
+def check(api: ApiClient, query: str) -> dict[str, Any]:
+    response = api.get(f"/v1/consent/check?{query}")
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def imported(api: ApiClient, engine: Engine, rules: Rules, body: str, **kwargs: Any) -> dict:  # type: ignore[type-arg]
+    import_id = upload(api, body, **kwargs)
+    assert import_report(api, import_id)["state"] == "queued"
+    run_imports(engine, rules)
+    return import_report(api, import_id)
+
+
+def test_an_import_keeps_provenance_and_both_times(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    report = imported(api, clean_db, rules, ndjson(row(external_id="crm-1")))
+    assert (report["state"], report["rows"], report["applied"], report["rejected"]) == (
+        "done",
+        1,
+        1,
+        0,
+    )
+    answer = check(api, f"email=ada@example.org&{NEWSLETTER}")
+    assert answer["reason"] == "granted"
+    assert check(api, f"external_id=crm-1&{NEWSLETTER}")["contact"] == "ada@example.org"
+    events = api.get(f"/v1/audit/events?subject_id={answer['subject_id']}").get_json()["events"]
+    grant = next(e for e in events if e["category"] == "newsletter")
+    assert grant["method"] == "import"
+    assert grant["source"] == "old-crm"
+    assert grant["details"]["consented_at"] == "2021-03-04T10:00:00+00:00"
+    assert grant["details"]["import_method"] == "double_opt_in"
+    assert grant["occurred_at"] > "2025"  # recorded now, given in 2021
+    assert grant["evidence"]["ip"] == "198.51.100.4"
+    assert api.get("/v1/audit/verify").get_json()["ok"] is True
+
+
+def test_a_dry_run_changes_nothing_and_reports_what_would(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    body = ndjson(row(), row(email="bob@example.org"), {"email": "x@example.org"})
+    report = imported(api, clean_db, rules, body, dry_run=True)
+    assert (report["dry_run"], report["rows"], report["applied"], report["rejected"]) == (
+        True,
+        3,
+        2,
+        1,
+    )
+    assert check(api, f"email=ada@example.org&{NEWSLETTER}")["reason"] == "no_record"
+    with Session(clean_db) as session:
+        assert session.scalar(select(func.count()).select_from(ConsentEvent)) == 0
+
+
+def test_bad_lines_are_reported_per_line_and_the_rest_applies(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    body = "\n".join(
+        [
+            json.dumps(row()),
+            "not json",
+            json.dumps(row(email="not-an-address")),
+            json.dumps(row(category="nope")),
+            json.dumps(row(notice_version="never-published")),
+            json.dumps(row(colour="red")),
+            "",
+            json.dumps(row(email="bob@example.org", status="maybe")),
+            json.dumps(row(email="eve@example.org", category="order_updates")),
+        ]
+    )
+    report = imported(api, clean_db, rules, body)
+    assert (report["rows"], report["applied"], report["rejected"]) == (8, 1, 7)
+    lines = {e["line"]: e["detail"] for e in report["errors"]}
+    assert sorted(lines) == [2, 3, 4, 5, 6, 8, 9]
+    assert "JSON" in lines[2]
+    assert "never published" in lines[5]
+    assert "colour" in lines[6]
+
+
+def test_the_same_file_twice_changes_nothing_the_second_time(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    body = ndjson(row(), row(category="offers", status="withdrawn"))
+    first = imported(api, clean_db, rules, body)
+    with Session(clean_db) as session:
+        events = session.scalar(select(func.count()).select_from(ConsentEvent))
+    second = imported(api, clean_db, rules, body)
+    assert (first["applied"], second["applied"], second["unchanged"]) == (2, 0, 2)
+    with Session(clean_db) as session:
+        assert session.scalar(select(func.count()).select_from(ConsentEvent)) == events
+
+
+def test_an_import_never_overrides_a_later_withdrawal_or_unsubscribe_all(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    imported(api, clean_db, rules, ndjson(row(), row(email="bob@example.org")))
+    ada = check(api, f"email=ada@example.org&{NEWSLETTER}")["subject_id"]
+    bob = check(api, f"email=bob@example.org&{NEWSLETTER}")["subject_id"]
+    withdrawn = api.patch(
+        f"/v1/subjects/{ada}/preferences",
+        json={"changes": [{"channel": "email", "category": "newsletter", "status": "withdrawn"}]},
+    )
+    assert withdrawn.status_code == 200
+    assert api.post(f"/v1/subjects/{bob}/unsubscribe-all").status_code == 200
+    older = ndjson(
+        row(consented_at="2022-01-01T00:00:00Z"),
+        row(email="bob@example.org", consented_at="2030-01-01T00:00:00Z"),
+    )
+    report = imported(api, clean_db, rules, older)
+    assert (report["applied"], report["unchanged"]) == (0, 2)
+    assert check(api, f"email=ada@example.org&{NEWSLETTER}")["reason"] == "withdrawn"
+    assert check(api, f"email=bob@example.org&{NEWSLETTER}")["reason"] == "unsubscribed_all"
+
+
+def test_an_older_row_changes_nothing_a_newer_one_does(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    imported(api, clean_db, rules, ndjson(row(consented_at="2022-01-01T00:00:00Z")))
+    older = imported(
+        api, clean_db, rules, ndjson(row(status="withdrawn", consented_at="2021-01-01T00:00:00Z"))
+    )
+    assert older["unchanged"] == 1
+    assert check(api, f"email=ada@example.org&{NEWSLETTER}")["reason"] == "granted"
+    newer = imported(
+        api, clean_db, rules, ndjson(row(status="withdrawn", consented_at="2023-01-01T00:00:00Z"))
+    )
+    assert newer["applied"] == 1
+    assert check(api, f"email=ada@example.org&{NEWSLETTER}")["reason"] == "withdrawn"
+
+
+def test_a_purchased_list_is_recorded_and_never_consent(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    body = ndjson(row(method="purchased_list", email="lead@example.org"))
+    report = imported(api, clean_db, rules, body)
+    assert report["applied"] == 1
+    answer = check(api, f"email=lead@example.org&{NEWSLETTER}")
+    assert (answer["allowed"], answer["reason"]) == (False, "no_record")
+    events = api.get(f"/v1/audit/events?subject_id={answer['subject_id']}").get_json()["events"]
+    assert [e["action"] for e in events] == ["import_recorded"]
+    assert events[0]["details"]["import_method"] == "purchased_list"
+    assert imported(api, clean_db, rules, body)["unchanged"] == 1
+
+
+def test_an_email_row_without_proof_of_confirmation_stays_pending(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    body = ndjson(row(method="single_opt_in"), row(email="b@example.org", method="form"))
+    imported(api, clean_db, rules, body)
+    assert check(api, f"email=ada@example.org&{NEWSLETTER}")["reason"] == "pending_confirmation"
+    assert check(api, f"email=b@example.org&{NEWSLETTER}")["reason"] == "pending_confirmation"
+
+
+def test_a_suppressed_address_gains_nothing_from_an_import(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    imported(api, clean_db, rules, ndjson(row()))
+    subject_id = check(api, f"email=ada@example.org&{NEWSLETTER}")["subject_id"]
+    assert api.delete(f"/v1/subjects/{subject_id}").status_code == 200
+    report = imported(
+        api,
+        clean_db,
+        rules,
+        ndjson(row(email=" ADA@example.org ", consented_at="2031-01-01T00:00:00Z")),
+    )
+    assert report["unchanged"] == 1
+    assert check(api, f"email=ada@example.org&{NEWSLETTER}")["reason"] == "suppressed"
+
+
+def test_csv_with_a_header_row_imports_alike(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    body = (
+        "email,channel,category,status,consented_at,method,source\n"
+        "ada@example.org,email,newsletter,granted,2021-03-04T10:00:00Z,double_opt_in,fair\n"
+        "bob@example.org,email,newsletter,granted,2021-03-04,double_opt_in,fair\n"
+        'cy@example.org,email,offers,withdrawn,2021-03-04T10:00:00Z,form,"a, b"\n'
+    )
+    report = imported(api, clean_db, rules, body, csv=True)
+    assert (report["rows"], report["applied"], report["rejected"]) == (3, 2, 1)
+    assert report["errors"][0]["line"] == 3
+    assert check(api, f"email=ada@example.org&{NEWSLETTER}")["reason"] == "granted"
+
+
+def test_an_import_cut_off_mid_way_resumes_at_the_next_chunk(
+    api: ApiClient, clean_db: Engine, rules: Rules, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(jobs, "CHUNK_LINES", 2)
+    body = ndjson(*(row(email=f"p{n}@example.org") for n in range(5)))
+    import_id = upload(api, body)
+    with Session(clean_db) as session:
+        assert jobs.apply_next_chunk(session, rules, import_id) is True
+    # The worker dies here; a new one picks the import up where it stopped.
+    middle = import_report(api, import_id)
+    assert (middle["state"], middle["rows"], middle["chunks"], middle["chunks_done"]) == (
+        "running",
+        2,
+        3,
+        1,
+    )
+    run_imports(clean_db, rules)
+    report = import_report(api, import_id)
+    assert (report["state"], report["rows"], report["applied"]) == ("done", 5, 5)
+    with Session(clean_db) as session:
+        assert session.scalar(select(func.count()).select_from(ImportChunk)) == 0
+        grants = session.scalar(
+            select(func.count()).select_from(ConsentEvent).where(ConsentEvent.action == "grant")
+        )
+    assert grants == 10  # channel and category, once each per person
+
+
+def test_imports_refuse_other_media_types_and_unknown_ids(api: ApiClient) -> None:
+    response = api.post("/v1/imports", json={"email": "a@example.org"})
+    assert response.status_code == 415
+    assert response.mimetype == "application/problem+json"
+    missing = api.get("/v1/imports/00000000-0000-4000-8000-000000000000")
+    assert missing.status_code == 404
+    bad = api.post("/v1/imports?dry_run=perhaps", data="", content_type="text/csv")
+    assert bad.status_code == 422
+
+
+def test_rows_of_one_person_in_one_file_land_on_one_subject_and_conflicts_are_refused(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    body = ndjson(
+        row(external_id="crm-1"),
+        row(email="Ada@Example.org", category="offers"),
+        row(email="bob@example.org", external_id="crm-2"),
+        row(email="bob@example.org", external_id="crm-1"),
+    )
+    report = imported(api, clean_db, rules, body)
+    assert (report["applied"], report["rejected"]) == (3, 1)
+    assert report["errors"][0]["line"] == 4
+    assert "two different subjects" in report["errors"][0]["detail"]
+    ada = check(api, f"external_id=crm-1&{NEWSLETTER}")
+    offers = check(api, "email=ada@example.org&channel=email&category=offers")
+    assert (offers["reason"], offers["subject_id"]) == ("granted", ada["subject_id"])
