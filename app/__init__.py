@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     init_auth(app, settings)
 
     from app.api import audit, consent, meta, oauth, rights, subjects, subscriptions
-    from app.web import dpo, health, jwks, privacy, signup
+    from app.web import brand, dpo, health, jwks, privacy, signup
 
     for module in (consent, subjects, subscriptions, audit, meta, rights):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.register_blueprint(message_links.bp, url_prefix="/v1")
     app.register_blueprint(preference_pages.bp)
     csrf.exempt(oauth.bp)
-    for blueprint in (oauth.bp, health.bp, jwks.bp, signup.bp, privacy.bp, dpo.bp):
+    for blueprint in (oauth.bp, health.bp, jwks.bp, brand.bp, signup.bp, privacy.bp, dpo.bp):
         app.register_blueprint(blueprint)
 
     from app.limits import init_rate_limits
@@ -133,7 +133,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
 
 def select_locale() -> str | None:
-    """?lang=, then the lang cookie, then the subject's stored locale, then Accept-Language."""
+    """?lang=, then the lang cookie, then the subject's stored locale, then Accept-Language.
+
+    The DPO pages are written in English only, so they say so rather than claim another lang.
+    """
+    if request.blueprint == "dpo":
+        return "en"
     for candidate in (request.args.get("lang"), request.cookies.get("lang"), g.get("locale")):
         if candidate in LOCALES:
             return candidate

@@ -11,8 +11,11 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 
+from app.domain.brand import Brand, BrandError
+
 DEFAULT_INSTANCE = Path.cwd() / "instance"
 PACKAGE_DATA = Path(__file__).parent / "data"
+DEFAULT_BRAND = Brand(name="Example Shop")
 
 
 class ConfigError(RuntimeError):
@@ -35,7 +38,8 @@ class Settings:
     smtp_username: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
-    mail_from: str = "Consent Center <no-reply@localhost>"
+    mail_from: str = "no-reply@localhost"  # the address; the display name is the brand's
+    brand: Brand = DEFAULT_BRAND
     outbox_dir: Path = DEFAULT_INSTANCE / "outbox"
     send_mail_inline: bool = False
     # Consent rules.
@@ -67,6 +71,11 @@ class Settings:
     checkpoint_every: int = 1000
 
     @property
+    def sender(self) -> str:
+        """The From header of every mail: the brand's sender name on MAIL_FROM's address."""
+        return self.brand.sender(self.mail_from)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -96,7 +105,8 @@ class Settings:
             smtp_username=env.get("SMTP_USERNAME") or None,
             smtp_password=env.get("SMTP_PASSWORD") or None,
             smtp_starttls=_bool(env, "SMTP_STARTTLS", False),
-            mail_from=env.get("MAIL_FROM", "Consent Center <no-reply@localhost>"),
+            mail_from=env.get("MAIL_FROM", "no-reply@localhost"),
+            brand=_brand(env),
             outbox_dir=_path(env, "OUTBOX_DIR", instance / "outbox"),
             send_mail_inline=_bool(env, "SEND_MAIL_INLINE", False),
             max_consent_age=_days(env, "MAX_CONSENT_AGE_DAYS", None),
@@ -130,6 +140,19 @@ class Settings:
 def derive_key(secret: str, purpose: str) -> bytes:
     """A key for one purpose, derived from SECRET_KEY so that one secret configures all."""
     return hmac.new(secret.encode(), f"consent-center:{purpose}".encode(), hashlib.sha256).digest()
+
+
+def _brand(env: Mapping[str, str]) -> Brand:
+    try:
+        return Brand(
+            name=env.get("BRAND_NAME") or DEFAULT_BRAND.name,
+            colour=env.get("BRAND_COLOUR") or DEFAULT_BRAND.colour,
+            logo_path=env.get("BRAND_LOGO_PATH") or None,
+            privacy_notice_url=env.get("PRIVACY_NOTICE_URL") or None,
+            mail_sender_name=env.get("MAIL_SENDER_NAME") or None,
+        )
+    except BrandError as error:
+        raise ConfigError(str(error)) from error
 
 
 def _development_secret(instance: Path) -> str:

@@ -33,7 +33,7 @@ def mail_templates() -> MailTemplates:
 
 
 def mailer() -> Mailer:
-    return Mailer(mail_templates(), tokens(), settings().base_url, settings().mail_from)
+    return Mailer(mail_templates(), tokens(), settings().base_url, settings().sender)
 
 
 def session() -> Session:

@@ -45,6 +45,7 @@ class Category:
     description: Text
     recipients: tuple[str, ...] = ()
     retention: Text = field(default_factory=lambda: Text({}))
+    benefit: Text = field(default_factory=lambda: Text({}))  # what the person gets for it
 
     @property
     def is_transactional(self) -> bool:
@@ -60,6 +61,7 @@ class Purpose:
     description: Text
     recipients: tuple[str, ...] = ()
     retention: Text = field(default_factory=lambda: Text({}))
+    benefit: Text = field(default_factory=lambda: Text({}))  # what the person gets for it
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,7 @@ class Catalog:
                     "descriptions": dict(c.description.by_locale),
                     "recipients": list(c.recipients),
                     "retention": dict(c.retention.by_locale),
+                    "benefits": dict(c.benefit.by_locale),
                 }
                 for c in self.categories.values()
             ],
@@ -137,6 +140,7 @@ class Catalog:
                     "descriptions": dict(p.description.by_locale),
                     "recipients": list(p.recipients),
                     "retention": dict(p.retention.by_locale),
+                    "benefits": dict(p.benefit.by_locale),
                 }
                 for p in self.purposes.values()
             ],
@@ -178,6 +182,7 @@ def parse_catalog(raw: Any) -> Catalog:
                 description=_text(spec.get("descriptions")),
                 recipients=tuple(spec.get("recipients") or ()),
                 retention=_text(spec.get("retention")),
+                benefit=_text(spec.get("benefit")),
             )
         purposes = {
             name: Purpose(
@@ -188,6 +193,7 @@ def parse_catalog(raw: Any) -> Catalog:
                 description=_text(spec.get("descriptions")),
                 recipients=tuple(spec.get("recipients") or ()),
                 retention=_text(spec.get("retention")),
+                benefit=_text(spec.get("benefit")),
             )
             for name, spec in (raw.get("purposes") or {}).items()
         }

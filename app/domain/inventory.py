@@ -7,7 +7,7 @@ record, shown on the privacy pages and put into the download.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ class Item:
     purpose: Text
     retention: Text
     recipients: tuple[str, ...]
+    benefit: Text = field(default_factory=lambda: Text({}))  # what the person gets for it
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def parse_inventory(raw: Any) -> Inventory:
                 purpose=_text(spec.get("purpose")),
                 retention=_text(spec.get("retention")),
                 recipients=tuple(str(r) for r in spec.get("recipients") or ()),
+                benefit=_text(spec.get("benefit")),
             )
             for spec in raw["items"]
         )

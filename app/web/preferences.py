@@ -28,7 +28,6 @@ bp = Blueprint("preferences_page", __name__)
 GPC_LAST_UPDATE = date(2026, 11, 23)  # when /.well-known/gpc.json's promise last changed
 LANG_COOKIE_AGE = 365 * 24 * 3600
 NAME = r"[a-z][a-z0-9_]{0,63}"
-LANGUAGES = (("en", "English"), ("es", "Español"), ("it", "Italiano"), ("de", "Deutsch"))
 
 
 class PreferencesFormSchema(Schema):
@@ -90,11 +89,7 @@ def private_page(response: Response) -> Response:
 
 @bp.context_processor
 def page_context() -> dict[str, Any]:
-    controller = rules().catalog.controller
     return {
-        "sender": controller.get("name", "Consent Center"),
-        "contact": controller.get("contact"),
-        "languages": LANGUAGES,
         "days": tokens().ttl(Purpose.PREFERENCES).days,
     }
 
@@ -210,7 +205,7 @@ def request_link() -> ResponseReturnValue:
             mail_templates(),
             form["email"],
             base_url=settings().base_url,
-            mail_from=settings().mail_from,
+            mail_from=settings().sender,
             locale=str(get_locale() or "en"),
         )
     return redirect(url_for(".request_link_form", sent="1"), 303)

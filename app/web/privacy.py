@@ -98,7 +98,7 @@ def send(token: str) -> ResponseReturnValue:
         mail_templates(),
         token,
         base_url=settings().base_url,
-        mail_from=settings().mail_from,
+        mail_from=settings().sender,
         locale=locale(),
     )
     minutes = int(settings().access_link_ttl.total_seconds() // 60)
@@ -197,7 +197,7 @@ def delete() -> ResponseReturnValue:
         session_id(),
         idle=settings().access_session_idle,
         proof_retention=settings().proof_retention,
-        mail_from=settings().mail_from,
+        mail_from=settings().sender,
         locale=locale(),
     )
     response = Response(render_template("privacy/deleted.html", report=report, locale=locale()))

@@ -16,6 +16,7 @@ from app.extensions import limiter
 from app.http import client_ip, mailer, rules, session, settings, tokens, user_agent
 from app.services.consent.ledger import Act
 from app.services.optin import signups
+from app.services.tokens import Purpose
 
 bp = Blueprint("signup", __name__)
 
@@ -93,7 +94,7 @@ def subscribe() -> ResponseReturnValue:
 
 @bp.get("/subscribe/sent")
 def sent() -> ResponseReturnValue:
-    return render_template("signup/sent.html")
+    return render_template("signup/sent.html", **_lifetimes())
 
 
 @bp.get("/confirm/<token>")
@@ -123,7 +124,7 @@ def _page(pages: dict[signups.State, str], found: signups.Outcome, token: str) -
     """The outcome's page, in the language of the request unless ?lang= says otherwise."""
     g.locale = found.locale
     refresh()
-    return render_template(pages[found.state], token=token)
+    return render_template(pages[found.state], token=token, **_lifetimes())
 
 
 def _act(capture_point: str, method: Method, notice_version: str | None = None) -> Act:
@@ -147,8 +148,15 @@ def _render_form(values: dict[str, Any], errors: dict[str, Any]) -> str:
         page=page,
         values=values,
         errors=errors,
-        locales=[("en", "English"), ("es", "Español"), ("it", "Italiano"), ("de", "Deutsch")],
     )
+
+
+def _lifetimes() -> dict[str, int]:
+    """How long a confirmation link works and an unconfirmed request is kept, for next steps."""
+    return {
+        "confirm_hours": int(tokens().ttl(Purpose.CONFIRM).total_seconds() // 3600),
+        "pending_days": settings().pending_retention.days,
+    }
 
 
 def _messages(messages: Any) -> dict[str, Any]:

@@ -52,6 +52,7 @@ class Choice:
     name: str
     label: str
     description: str
+    benefit: str = ""
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class Outcome:
 def form(session: Session, rules: Rules, locale: str, channel: str = "email") -> Form:
     notice = notices.current(session, notices.CONSENT_NOTICE, locale)
     choices = [
-        Choice(c.name, c.label.get(locale), c.description.get(locale))
+        Choice(c.name, c.label.get(locale), c.description.get(locale), c.benefit.get(locale))
         for c in rules.catalog.categories.values()
         if not c.is_transactional and channel in c.channels
     ]
