@@ -54,8 +54,8 @@ _form = PreferencesFormSchema()
 _link_request = LinkRequestFormSchema()
 
 
-def _visit() -> preference_page.Visit:
-    return preference_page.Visit(
+def _visit() -> preference_page.PreferenceVisit:
+    return preference_page.PreferenceVisit(
         ip=client_ip(), user_agent=user_agent(), is_gpc=request.headers.get("Sec-GPC") == "1"
     )
 

@@ -18,7 +18,7 @@ from app.domain.errors import (
 from app.domain.inventory import Inventory, load_inventory
 from app.extensions import limiter
 from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
-from app.services.privacy_center import privacy
+from app.services.privacy_center import access, download, erasure, overview
 
 bp = Blueprint("privacy", __name__)
 
@@ -45,8 +45,8 @@ def locale() -> str:
     return str(get_locale() or "en")
 
 
-def visit() -> privacy.Visit:
-    return privacy.Visit(client_ip(), user_agent())
+def visit() -> access.PrivacyVisit:
+    return access.PrivacyVisit(client_ip(), user_agent())
 
 
 def session_id() -> str | None:
@@ -61,8 +61,8 @@ def _no_store(response: Response) -> Response:
     return response
 
 
-@bp.errorhandler(privacy.AccessSessionError)
-def _no_session(error: privacy.AccessSessionError) -> ResponseReturnValue:
+@bp.errorhandler(access.AccessSessionError)
+def _no_session(error: access.AccessSessionError) -> ResponseReturnValue:
     response = Response(render_template("privacy/ended.html"), status=401)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response
@@ -84,7 +84,7 @@ def _erased(error: SubjectErasedError) -> ResponseReturnValue:
 
 @bp.get("/privacy/request/<token>")
 def ask(token: str) -> ResponseReturnValue:
-    privacy.subject_for_preference_link(session(), tokens(), token)
+    access.subject_for_preference_link(session(), tokens(), token)
     minutes = int(settings().access_link_ttl.total_seconds() // 60)
     return render_template("privacy/request.html", token=token, minutes=minutes)
 
@@ -92,7 +92,7 @@ def ask(token: str) -> ResponseReturnValue:
 @bp.post("/privacy/request/<token>")
 @limiter.limit(SEND_LIMIT)  # per IP; the service also sends one mail per subject per few minutes
 def send(token: str) -> ResponseReturnValue:
-    privacy.request_access(
+    access.request_access(
         session(),
         tokens(),
         mail_templates(),
@@ -105,15 +105,15 @@ def send(token: str) -> ResponseReturnValue:
     return render_template("privacy/sent.html", minutes=minutes)
 
 
-@bp.get("/access/<token>")
-def access(token: str) -> ResponseReturnValue:
-    privacy.check_access_link(session(), tokens(), token)
+@bp.get("/access/<token>", endpoint="access")
+def access_page(token: str) -> ResponseReturnValue:
+    access.check_access_link(session(), tokens(), token)
     return render_template("privacy/access.html", token=token)
 
 
 @bp.post("/access/<token>")
 def open_access(token: str) -> ResponseReturnValue:
-    opened = privacy.open_session(
+    opened = access.open_session(
         session(), tokens(), token, visit(), idle=settings().access_session_idle
     )
     response = redirect(url_for("privacy.overview"), code=303)
@@ -128,8 +128,8 @@ def open_access(token: str) -> ResponseReturnValue:
     return response
 
 
-def _overview(page: privacy.Page) -> dict[str, Any]:
-    held = privacy.overview(
+def _overview(page: access.PrivacyPage) -> dict[str, Any]:
+    held = overview.overview(
         session(),
         rules(),
         inventory(),
@@ -140,25 +140,26 @@ def _overview(page: privacy.Page) -> dict[str, Any]:
     )
     return {
         "held": held,
-        "names": privacy.labels(rules().catalog, locale()),
+        "names": overview.labels(rules().catalog, locale()),
         "locale": locale(),
         "idle_minutes": int(settings().access_session_idle.total_seconds() // 60),
     }
 
 
-@bp.get("/privacy")
-def overview() -> ResponseReturnValue:
-    return render_template("privacy/overview.html", **_overview(privacy.Page.OVERVIEW))
+@bp.get("/privacy", endpoint="overview")
+def overview_page() -> ResponseReturnValue:
+    return render_template("privacy/overview.html", **_overview(access.PrivacyPage.OVERVIEW))
 
 
 @bp.get("/privacy/print")
 def printable() -> ResponseReturnValue:
-    return render_template("privacy/print.html", printable=True, **_overview(privacy.Page.PRINT))
+    held = _overview(access.PrivacyPage.PRINT)
+    return render_template("privacy/print.html", printable=True, **held)
 
 
-@bp.get("/privacy/download.json")
-def download() -> ResponseReturnValue:
-    data = privacy.download(
+@bp.get("/privacy/download.json", endpoint="download")
+def download_file() -> ResponseReturnValue:
+    data = download.download(
         session(),
         rules(),
         inventory(),
@@ -168,7 +169,7 @@ def download() -> ResponseReturnValue:
         locale=locale(),
     )
     return Response(
-        privacy.dumps(data),
+        download.dumps(data),
         mimetype="application/json",
         headers={"Content-Disposition": 'attachment; filename="my-data.json"'},
     )
@@ -176,7 +177,7 @@ def download() -> ResponseReturnValue:
 
 @bp.get("/privacy/delete")
 def confirm_delete() -> ResponseReturnValue:
-    plan = privacy.erasure_plan(
+    plan = erasure.erasure_plan(
         session(),
         inventory(),
         session_id(),
@@ -189,7 +190,7 @@ def confirm_delete() -> ResponseReturnValue:
 
 @bp.post("/privacy/delete")
 def delete() -> ResponseReturnValue:
-    report = privacy.erase(
+    report = erasure.erase(
         session(),
         rules(),
         inventory(),
@@ -207,7 +208,7 @@ def delete() -> ResponseReturnValue:
 
 @bp.post("/privacy/logout")
 def logout() -> ResponseReturnValue:
-    privacy.end_session(session(), session_id())
+    access.end_session(session(), session_id())
     response = Response(render_template("privacy/ended.html", is_logout=True))
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response

@@ -20,7 +20,7 @@ from tests.web.pages import notices_path
 LINKS = Tokens(
     "secret", {Purpose.PREFERENCES: timedelta(days=90), Purpose.UNSUBSCRIBE: timedelta(days=90)}
 )
-VISIT = preference_page.Visit(ip="192.0.2.1", user_agent="tests")
+VISIT = preference_page.PreferenceVisit(ip="192.0.2.1", user_agent="tests")
 
 
 def methods(session: Session, subject_id: str) -> list[str]:
@@ -71,7 +71,7 @@ def test_a_save_writes_only_what_differs_from_the_page(session: Session, rules: 
 def test_gpc_is_recorded_once_per_withdrawal(session: Session, rules: Rules) -> None:
     subject_id = make_subscriber(session, rules)
     token = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
-    gpc = preference_page.Visit(is_gpc=True)
+    gpc = preference_page.PreferenceVisit(is_gpc=True)
     for _ in range(2):
         page = preference_page.show(session, rules, LINKS, token, gpc, pick_locale=lambda s: "en")
         assert page.is_gpc_honoured

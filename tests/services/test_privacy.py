@@ -15,14 +15,14 @@ from app.domain.inventory import Inventory, load_inventory
 from app.domain.rules import Rules
 from app.models import AccessLog, AccessSession, OutboxMessage, RightsRequest, UsedToken
 from app.services.delivery.mail import MailTemplates
-from app.services.privacy_center import privacy, rights
+from app.services.privacy_center import access, download, erasure, overview, rights
 from app.services.tokens import Purpose, Tokens
 from tests.factories import make_subscriber
 
 ROOT = Path(__file__).parent.parent.parent
 IDLE = timedelta(minutes=15)
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-VISIT = privacy.Visit("203.0.113.9", "pytest-browser")
+VISIT = access.PrivacyVisit("203.0.113.9", "pytest-browser")
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def inventory() -> Inventory:
 
 
 def ask(session: Session, signer: Tokens, templates: MailTemplates, subject_id: str) -> bool:
-    return privacy.request_access(
+    return access.request_access(
         session,
         signer,
         templates,
@@ -66,7 +66,7 @@ def test_an_access_link_goes_only_to_the_subjects_own_address_at_most_every_few_
     assert ask(session, signer, templates, subject_id) is True
     assert ask(session, signer, templates, subject_id) is False
     (message,) = session.scalars(select(OutboxMessage)).all()
-    assert (message.to_address, message.template) == ("ada@example.org", privacy.ACCESS_MAIL)
+    assert (message.to_address, message.template) == ("ada@example.org", access.ACCESS_MAIL)
     assert "30 minutes" in (message.body_text or "")
 
 
@@ -76,16 +76,16 @@ def test_an_access_link_opens_one_session_once_and_stores_only_the_session_ids_h
     subject_id = make_subscriber(session, rules)
     ask(session, signer, templates, subject_id)
     token = mailed_token(session)
-    privacy.check_access_link(session, signer, token)
-    opened = privacy.open_session(session, signer, token, VISIT, idle=IDLE, now=T0)
+    access.check_access_link(session, signer, token)
+    opened = access.open_session(session, signer, token, VISIT, idle=IDLE, now=T0)
     row = session.scalars(select(AccessSession)).one()
     assert row.id_hash != opened.session_id
     assert opened.session_id not in row.id_hash
     assert session.scalars(select(UsedToken.purpose)).all() == ["access"]
     with pytest.raises(UsedTokenError):
-        privacy.check_access_link(session, signer, token)
+        access.check_access_link(session, signer, token)
     with pytest.raises(UsedTokenError):
-        privacy.open_session(session, signer, token, VISIT, idle=IDLE, now=T0)
+        access.open_session(session, signer, token, VISIT, idle=IDLE, now=T0)
 
 
 def test_a_forged_or_expired_access_link_opens_nothing(
@@ -93,14 +93,14 @@ def test_a_forged_or_expired_access_link_opens_nothing(
 ) -> None:
     subject_id = make_subscriber(session, rules)
     with pytest.raises(InvalidTokenError):
-        privacy.open_session(session, signer, "forged.token.value", VISIT, idle=IDLE)
+        access.open_session(session, signer, "forged.token.value", VISIT, idle=IDLE)
     preference = signer.make(Purpose.PREFERENCES, {"s": subject_id})
     with pytest.raises(InvalidTokenError):
-        privacy.open_session(session, signer, preference, VISIT, idle=IDLE)
+        access.open_session(session, signer, preference, VISIT, idle=IDLE)
     stale = Tokens("secret", {Purpose.ACCESS: timedelta(seconds=-1)})
     expired = stale.make(Purpose.ACCESS, {"s": subject_id, "n": "x"})
     with pytest.raises(ExpiredTokenError):
-        privacy.open_session(session, stale, expired, VISIT, idle=IDLE)
+        access.open_session(session, stale, expired, VISIT, idle=IDLE)
     assert session.scalars(select(AccessSession)).all() == []
 
 
@@ -113,19 +113,19 @@ def test_the_session_ends_after_the_idle_timeout_and_each_use_extends_it(
 ) -> None:
     subject_id = make_subscriber(session, rules)
     ask(session, signer, templates, subject_id)
-    opened = privacy.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
 
-    def look(at: datetime) -> privacy.Overview:
-        return privacy.overview(
+    def look(at: datetime) -> overview.PrivacyOverview:
+        return overview.overview(
             session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=at
         )
 
     assert look(T0 + timedelta(minutes=14)).subject.id == subject_id
     assert look(T0 + timedelta(minutes=28)).subject.id == subject_id
-    with pytest.raises(privacy.AccessSessionError):
+    with pytest.raises(access.AccessSessionError):
         look(T0 + timedelta(minutes=28) + IDLE)
     assert session.scalars(select(AccessSession)).all() == []
-    with pytest.raises(privacy.AccessSessionError):
+    with pytest.raises(access.AccessSessionError):
         look(T0)
 
 
@@ -138,9 +138,9 @@ def test_every_opening_is_logged_and_access_and_download_are_answered_requests(
 ) -> None:
     subject_id = make_subscriber(session, rules)
     ask(session, signer, templates, subject_id)
-    opened = privacy.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
-    privacy.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
-    data = privacy.download(
+    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+    overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
+    data = download.download(
         session, rules, inventory, opened.session_id, VISIT, idle=IDLE, locale="de", now=T0
     )
     pages = session.scalars(select(AccessLog.page).order_by(AccessLog.id)).all()
@@ -164,8 +164,8 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
 ) -> None:
     subject_id = make_subscriber(session, rules, email="grace@example.org")
     ask(session, signer, templates, subject_id)
-    opened = privacy.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
-    report = privacy.erase(
+    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+    report = erasure.erase(
         session,
         rules,
         inventory,
@@ -181,7 +181,7 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
     assert report.kept[1].until == T0 + timedelta(days=3 * 365)
     (final,) = session.scalars(select(OutboxMessage)).all()
     assert (final.template, final.to_address, final.subject_id, final.locale) == (
-        privacy.FINAL_MAIL,
+        erasure.FINAL_MAIL,
         "grace@example.org",
         None,
         "it",
@@ -192,8 +192,8 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
         "access",
         "erasure",
     ]
-    with pytest.raises(privacy.AccessSessionError):
-        privacy.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
+    with pytest.raises(access.AccessSessionError):
+        overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
 
 
 @pytest.mark.parametrize(
@@ -212,7 +212,7 @@ def test_a_rights_request_is_due_one_calendar_month_after_it_came_in(
     assert (request.due_at, request.answered_at) == (due, None)
 
 
-@pytest.mark.parametrize("name", [privacy.ACCESS_MAIL, privacy.FINAL_MAIL])
+@pytest.mark.parametrize("name", [access.ACCESS_MAIL, erasure.FINAL_MAIL])
 def test_both_mails_exist_in_four_languages(templates: MailTemplates, name: str) -> None:
     context = {
         "url": "https://cc.example/access/x",

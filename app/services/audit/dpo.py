@@ -56,7 +56,9 @@ def stamp(row: OAuthClient) -> str:
 
 
 @dataclass(frozen=True)
-class Overview:
+class DpoOverview:
+    """The DPO page: monthly consent charts and one page of the event search."""
+
     charts: list[Chart]
     periods: list[str]
     events: list[dict[str, Any]]
@@ -70,7 +72,7 @@ def overview(
     months: int = 12,
     page_size: int = 50,
     now: datetime | None = None,
-) -> Overview:
+) -> DpoOverview:
     """Monthly consent and withdrawal counts per category, and one page of the search."""
     now = now or utcnow()
     year, month = now.year, now.month - (months - 1)
@@ -96,7 +98,7 @@ def overview(
         for category, by_month in sorted(counts.items())
     ]
     events, next_after = trail.page(session, filters, page_size)
-    return Overview(charts, periods, events, next_after)
+    return DpoOverview(charts, periods, events, next_after)
 
 
 def _month_of(session: Session, column: Any) -> Any:

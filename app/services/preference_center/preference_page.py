@@ -39,7 +39,9 @@ class Notice:
 
 
 @dataclass(frozen=True)
-class Page:
+class PreferencePage:
+    """What the preference page shows: the subject's choices, the notice and the GPC outcome."""
+
     subject_id: str
     locale: str
     view: PreferencesView
@@ -49,7 +51,7 @@ class Page:
 
 
 @dataclass(frozen=True)
-class Visit:
+class PreferenceVisit:
     """Who is on the page and what they send with it: the evidence of every event it writes."""
 
     ip: str | None = None
@@ -69,11 +71,11 @@ def show(
     rules: Rules,
     tokens: Tokens,
     token: str,
-    visit: Visit,
+    visit: PreferenceVisit,
     *,
     pick_locale: Callable[[str | None], str],
     now: datetime | None = None,
-) -> Page:
+) -> PreferencePage:
     """The page for the token's subject, after recording a GPC opt-out if the browser sent one.
 
     `pick_locale` gets the subject's stored locale and answers the page's (?lang=, cookie, ...).
@@ -83,7 +85,7 @@ def show(
     overridden = _honour_gpc(session, rules, subject_id, visit, now) if visit.is_gpc else False
     subject = subjects.get(session, subject_id)
     locale = pick_locale(subject.locale)
-    page = Page(
+    page = PreferencePage(
         subject_id,
         locale,
         preferences.view(session, rules, subject_id, now=now),
@@ -96,7 +98,7 @@ def show(
 
 
 def _honour_gpc(
-    session: Session, rules: Rules, subject_id: str, visit: Visit, now: datetime
+    session: Session, rules: Rules, subject_id: str, visit: PreferenceVisit, now: datetime
 ) -> bool:
     """Opt out of every purpose GPC concerns, once: nothing new while it stays withdrawn.
 
@@ -155,7 +157,7 @@ def save(
     rules: Rules,
     tokens: Tokens,
     token: str,
-    visit: Visit,
+    visit: PreferenceVisit,
     *,
     pairs: Collection[tuple[str, str]],
     purposes: Collection[str],
@@ -209,7 +211,7 @@ def unsubscribe_all(
     rules: Rules,
     tokens: Tokens,
     token: str,
-    visit: Visit,
+    visit: PreferenceVisit,
     *,
     locale: str,
     notice_version: str | None,
@@ -221,7 +223,7 @@ def unsubscribe_all(
 
 
 def _page_act(
-    session: Session, visit: Visit, locale: str, notice_version: str | None
+    session: Session, visit: PreferenceVisit, locale: str, notice_version: str | None
 ) -> ledger.Act:
     """The proof of a choice made on the page, tied to the notice version the page showed."""
     shown: NoticeVersion | None = notices.resolve(session, notice_version, locale)

@@ -1,0 +1,216 @@
+"""The privacy center's mailbox-proof session: ask for an access link, open, resume and end it.
+
+A preference link (which may have been forwarded) only lets its holder ask for an access link
+by mail. That link is short-lived and single-use, and opens a server-side session: the cookie
+carries a random id, the table only its hash. Every use case of the center takes that id and
+resumes the session with `resume`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session
+
+from app.domain.errors import DomainError, InvalidTokenError, UsedTokenError
+from app.domain.vocabulary import IdentifierKind
+from app.models import AccessLog, AccessSession, OutboxMessage, SubjectIdentifier, UsedToken, utcnow
+from app.services.consent import subjects
+from app.services.delivery import mail
+from app.services.privacy_center import rights
+from app.services.tokens import Purpose, Tokens, spend, token_hash
+
+ACCESS_MAIL = "access_link"
+# One access mail per subject per this gap, however often the button is pressed.
+MAIL_GAP = timedelta(minutes=5)
+
+
+class AccessSessionError(DomainError):
+    """No valid privacy session: none, unknown, ended, or idle for too long."""
+
+
+class PrivacyPage(StrEnum):
+    """A page of the privacy center, as the access log names it."""
+
+    ACCESS_LINK = "access_link"
+    OVERVIEW = "privacy"
+    PRINT = "print"
+    DOWNLOAD = "download"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class PrivacyVisit:
+    """Where a privacy center page was opened from, for the access log."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+def subject_for_preference_link(session: Session, tokens: Tokens, token: str) -> str:
+    """The subject a preference link names; such a link never opens personal data by itself."""
+    payload = tokens.open(Purpose.PREFERENCES, token).payload
+    subject_id = payload.get("s")
+    if not isinstance(subject_id, str):
+        raise InvalidTokenError("This link is not valid.")
+    subjects.get(session, subject_id)
+    return subject_id
+
+
+def request_access(
+    session: Session,
+    tokens: Tokens,
+    templates: mail.MailTemplates,
+    token: str,
+    *,
+    base_url: str,
+    mail_from: str,
+    locale: str | None,
+    now: datetime | None = None,
+) -> bool:
+    """Mail a fresh access link to the subject's own address; False when one went out just now.
+
+    The caller answers the same either way, so the page tells nobody whether a mail was sent.
+    """
+    now = now or utcnow()
+    subject_id = subject_for_preference_link(session, tokens, token)
+    subject = subjects.get(session, subject_id)
+    address = email_of(session, subject_id)
+    if address is None:
+        raise AccessSessionError("There is no email address to send a link to.")
+    recent = session.scalar(
+        select(
+            exists().where(
+                OutboxMessage.subject_id == subject_id,
+                OutboxMessage.template == ACCESS_MAIL,
+                OutboxMessage.created_at > now - MAIL_GAP,
+            )
+        )
+    )
+    if recent:
+        return False
+    access = tokens.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
+    ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
+    rendered = templates.render(
+        ACCESS_MAIL,
+        locale or subject.locale,
+        {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
+    )
+    mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=subject_id, now=now)
+    session.commit()
+    return True
+
+
+def check_access_link(session: Session, tokens: Tokens, token: str) -> None:
+    """Raise if the link is forged, expired, used, or its subject erased; change nothing."""
+    subject_id = _access_subject(tokens, token)
+    if session.get(UsedToken, token_hash(token)) is not None:
+        raise UsedTokenError("This link was already used.")
+    subjects.get(session, subject_id)
+
+
+@dataclass(frozen=True)
+class OpenedSession:
+    session_id: str
+    subject_id: str
+    expires_at: datetime
+
+
+def open_session(
+    session: Session,
+    tokens: Tokens,
+    token: str,
+    visit: PrivacyVisit,
+    *,
+    idle: timedelta,
+    now: datetime | None = None,
+) -> OpenedSession:
+    """Spend the access link and open a session; the access is answered as a rights request."""
+    now = now or utcnow()
+    opened = tokens.open(Purpose.ACCESS, token)
+    subject_id = opened.payload.get("s")
+    if not isinstance(subject_id, str):
+        raise InvalidTokenError("This link is not valid.")
+    subjects.get(session, subject_id)
+    spend(session, token, Purpose.ACCESS, opened.issued_at + tokens.ttl(Purpose.ACCESS), now=now)
+    session_id = secrets.token_urlsafe(32)
+    session.add(
+        AccessSession(
+            id_hash=token_hash(session_id),
+            subject_id=subject_id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + idle,
+        )
+    )
+    log_visit(session, subject_id, PrivacyPage.ACCESS_LINK, visit, now)
+    rights.add(session, subject_id, "access", received_at=now, answered_at=now, channel="web")
+    session.commit()
+    return OpenedSession(session_id, subject_id, now + idle)
+
+
+def end_session(session: Session, session_id: str | None) -> None:
+    if session_id:
+        row = session.get(AccessSession, token_hash(session_id))
+        if row is not None:
+            session.delete(row)
+    session.commit()
+
+
+def _access_subject(tokens: Tokens, token: str) -> str:
+    subject_id = tokens.open(Purpose.ACCESS, token).payload.get("s")
+    if not isinstance(subject_id, str):
+        raise InvalidTokenError("This link is not valid.")
+    return subject_id
+
+
+def resume(
+    session: Session,
+    session_id: str | None,
+    *,
+    idle: timedelta,
+    now: datetime,
+    touch: bool = True,
+) -> AccessSession:
+    """The live session behind a cookie; each use pushes its idle deadline forward."""
+    row = session.get(AccessSession, token_hash(session_id)) if session_id else None
+    if row is None:
+        raise AccessSessionError("Your secure session has ended.")
+    if row.expires_at <= now:
+        session.delete(row)
+        session.commit()
+        raise AccessSessionError("Your secure session has ended.")
+    if touch:
+        row.last_seen_at, row.expires_at = now, now + idle
+    return row
+
+
+def log_visit(
+    session: Session, subject_id: str, page: PrivacyPage, visit: PrivacyVisit, now: datetime
+) -> None:
+    session.add(
+        AccessLog(
+            subject_id=subject_id,
+            occurred_at=now,
+            page=page.value,
+            ip=visit.ip,
+            user_agent=visit.user_agent,
+        )
+    )
+
+
+def email_of(session: Session, subject_id: str) -> str | None:
+    """The subject's first email address: where access links and the erasure notice go."""
+    return session.scalar(
+        select(SubjectIdentifier.value)
+        .where(
+            SubjectIdentifier.subject_id == subject_id,
+            SubjectIdentifier.kind == str(IdentifierKind.EMAIL),
+        )
+        .order_by(SubjectIdentifier.created_at)
+        .limit(1)
+    )
