@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
-    babel.init_app(app, locale_selector=select_locale)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 
     app.extensions["settings"] = settings
@@ -130,6 +130,12 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
     return app
+
+
+def select_timezone() -> str | None:
+    """A page that knows the person's zone sets g.timezone; every other time is UTC."""
+    zone = g.get("timezone")
+    return str(zone) if zone else None
 
 
 def select_locale() -> str | None:

@@ -313,3 +313,21 @@ class RightsRequest(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_rights_requests_open", "answered_at", "due_at"),)
+
+
+class DerivedDatum(Base):
+    """A datum worked out about a person rather than given by them, with how and from what.
+
+    Shown to the person as estimated, put in their download, and erased with them.
+    """
+
+    __tablename__ = "derived_data"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    key: Mapped[str] = mapped_column(String(64))  # the inventory item, e.g. estimated_country
+    value: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(64))  # what it was derived from: ip_address
+    method: Mapped[str] = mapped_column(String(200))
+    capture_point: Mapped[str | None] = mapped_column(String(200))
+    derived_at: Mapped[datetime]

@@ -37,6 +37,14 @@ def brand_context() -> dict[str, Any]:
     }
 
 
+@bp.app_template_filter("country_name")
+def country_name(code: str | None) -> str:
+    """An ISO 3166 code as the country's name in the page's language (CLDR, via Babel)."""
+    if not code:
+        return ""
+    return str(get_locale().territories.get(code.upper(), code)) if get_locale() else code
+
+
 @bp.get("/brand.css")
 def stylesheet() -> ResponseReturnValue:
     response = Response(settings().brand.stylesheet(), mimetype="text/css")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
+from flask_babel import get_locale, refresh
 
 from app.domain.errors import (
     ExpiredTokenError,
@@ -138,8 +138,11 @@ def _overview(page: access.PrivacyPage) -> dict[str, Any]:
         idle=settings().access_session_idle,
         page=page,
     )
+    g.timezone = held.timezone  # the page's times in the person's zone, named; else UTC
+    refresh()
     return {
         "held": held,
+        "zone": held.timezone or "UTC",
         "names": overview.labels(rules().catalog, locale()),
         "locale": locale(),
         "idle_minutes": int(settings().access_session_idle.total_seconds() // 60),

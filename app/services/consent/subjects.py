@@ -21,6 +21,7 @@ from app.models import (
     AccessSession,
     ConsentEvent,
     ConsentState,
+    DerivedDatum,
     Evidence,
     NoticeVersion,
     OutboxMessage,
@@ -130,7 +131,14 @@ def erase(
         else:
             suppression.created_at, suppression.lifted_at = now, None
         session.delete(row)
-    for table in (Evidence, AccessLog, AccessSession, OutboxMessage, SubscriptionRequest):
+    for table in (
+        Evidence,
+        AccessLog,
+        AccessSession,
+        OutboxMessage,
+        SubscriptionRequest,
+        DerivedDatum,
+    ):
         session.execute(delete(table).where(table.subject_id == subject_id))
     session.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
     subject.locale = subject.country = None

@@ -16,7 +16,7 @@ from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, Method, Status
 from app.models import SubscriptionRequest, Suppression, utcnow
-from app.services.consent import ledger, subjects
+from app.services.consent import derived, ledger, subjects
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ def request(
     subject, is_new = subjects.find_or_create(
         session, rules, ident, now=now, locale=act.locale, country=country
     )
+    derived.note_country(session, subject, act.ip, act.capture_point, now)
     key = ident.key(rules.identifier_key)
     is_suppressed = subjects.is_suppressed(session, key)
     needs_confirmation = is_suppressed or rules.needs_double_opt_in(channel, country)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.domain.inventory import Inventory, Item
 from app.domain.rules import Rules
 from app.models import utcnow
-from app.services.consent import subjects
+from app.services.consent import derived, subjects
 from app.services.privacy_center import rights
 from app.services.privacy_center.access import PrivacyPage, PrivacyVisit, log_visit, resume
 from app.services.privacy_center.overview import gather
@@ -65,8 +65,7 @@ def download(
         "notices": [subjects.notice_data(n) for _, n in sorted(notices_shown.items())],
         "rights_requests": [subjects.rights_request_data(r) for r in reversed(held.requests)],
         "derived": [
-            {"key": d.item.key, "label": d.item.label.get(locale), "value": d.value}
-            for d in held.derived
+            {"label": d.item.label.get(locale)} | derived.data(d.row) for d in held.derived
         ],
         "access_log": [
             {"occurred_at": r.occurred_at, "page": r.page, "ip": r.ip, "user_agent": r.user_agent}
@@ -87,6 +86,7 @@ def _item_data(item: Item, locale: str) -> dict[str, Any]:
         "purpose": item.purpose.get(locale),
         "retention": item.retention.get(locale),
         "recipients": list(item.recipients),
+        "benefit": item.benefit.get(locale),
     }
 
 

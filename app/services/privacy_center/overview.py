@@ -13,10 +13,12 @@ from app.domain.catalog import Catalog
 from app.domain.consent import PreferencesView, preferences_view
 from app.domain.inventory import Inventory, Item
 from app.domain.rules import Rules
+from app.domain.timezones import zone_for_country
 from app.models import (
     AccessLog,
     AccessSession,
     ConsentEvent,
+    DerivedDatum,
     Evidence,
     NoticeVersion,
     RightsRequest,
@@ -24,7 +26,7 @@ from app.models import (
     SubjectIdentifier,
     utcnow,
 )
-from app.services.consent import ledger, notices, subjects
+from app.services.consent import derived, ledger, notices, subjects
 from app.services.privacy_center.access import PrivacyPage, PrivacyVisit, log_visit, resume
 
 
@@ -46,6 +48,44 @@ class Entry:
     ip: str | None
     user_agent: str | None
     country: str | None
+    evidence_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One act of the person's history: its evidence and wording once, and every event it wrote.
+
+    A sign-up for three topics writes one event per topic (never one bundled event), but it was
+    one act from one browser: the history shows its IP address and browser once.
+    """
+
+    first: Entry
+    entries: tuple[Entry, ...]
+
+    @property
+    def has_evidence(self) -> bool:
+        return bool(self.first.ip or self.first.user_agent or self.first.country)
+
+
+def captures(timeline: list[Entry]) -> list[Capture]:
+    """Consecutive entries of one act (same evidence, or same time and method) grouped."""
+    groups: list[list[Entry]] = []
+    for entry in timeline:
+        if groups and _same_act(groups[-1][0], entry):
+            groups[-1].append(entry)
+        else:
+            groups.append([entry])
+    return [Capture(group[0], tuple(group)) for group in groups]
+
+
+def _same_act(first: Entry, entry: Entry) -> bool:
+    if first.evidence_hash or entry.evidence_hash:
+        return first.evidence_hash == entry.evidence_hash
+    return (first.occurred_at, first.method, first.source) == (
+        entry.occurred_at,
+        entry.method,
+        entry.source,
+    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +93,11 @@ class Derived:
     """A datum we worked out rather than were told, with the inventory item that explains it."""
 
     item: Item
-    value: str
+    row: DerivedDatum
+
+    @property
+    def value(self) -> str:
+        return self.row.value
 
 
 @dataclass(frozen=True)
@@ -73,6 +117,12 @@ class PrivacyOverview:
     generated_at: datetime
     events: list[ConsentEvent]
     evidence: Mapping[str | None, Evidence]
+
+    timezone: str | None = None  # the person's zone when the country names one; else UTC
+
+    @property
+    def history(self) -> list[Capture]:
+        return captures(self.timeline)
 
 
 def overview(
@@ -136,13 +186,14 @@ def gather(
                 ip=proof.ip if proof else None,
                 user_agent=proof.user_agent if proof else None,
                 country=proof.country if proof else None,
+                evidence_hash=event.evidence_hash,
             )
         )
-    country = subject.country or next((e.country for e in timeline if e.country), None)
-    derived = []
-    for item in inventory.items:
-        if item.is_derived and item.key == "country" and country:
-            derived.append(Derived(item, country))
+    derived_data = [
+        Derived(item, row)
+        for row in derived.of_subject(session, subject_id)
+        if (item := inventory.item(row.key)) is not None
+    ]
     return PrivacyOverview(
         subject=subject,
         identifiers=identifiers_of(session, subject_id),
@@ -154,7 +205,7 @@ def gather(
             max_age=rules.max_consent_age,
         ),
         timeline=timeline,
-        derived=derived,
+        derived=derived_data,
         inventory=inventory,
         controller=rules.catalog.controller,
         access_log=list(
@@ -176,6 +227,9 @@ def gather(
         generated_at=now,
         events=list(events),
         evidence=evidence,
+        timezone=zone_for_country(
+            subject.country or next((d.value for d in derived_data), None), now
+        ),
     )
 
 
