@@ -8,10 +8,10 @@ from pathlib import Path
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 
+from app import components
 from app.config import Settings
-from app.domain.catalog import LOCALES, Catalog, load_catalog
+from app.domain.catalog import LOCALES, Catalog
 from app.domain.chain import format_time
-from app.domain.rules import Rules
 
 PACKAGE = Path(__file__).parent
 
@@ -41,7 +41,7 @@ class JSONProvider(DefaultJSONProvider):
 
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> Flask:
     settings = settings or Settings.from_env()
-    catalog = catalog or load_catalog(settings.catalog_path)
+    parts = components.build(settings, catalog)
     app = Flask(
         __name__,
         template_folder=_asset_folder("templates"),
@@ -71,13 +71,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 
     app.extensions["settings"] = settings
-    app.extensions["catalog"] = catalog
-    app.extensions["rules"] = Rules(
-        catalog=catalog,
-        identifier_key=settings.identifier_key,
-        max_consent_age=settings.max_consent_age,
-        single_opt_in_countries=settings.single_opt_in_countries,
-    )
+    app.extensions["catalog"] = parts.catalog
+    app.extensions["rules"] = parts.rules
+    app.extensions["signing_keys"] = parts.signing_keys
+    app.extensions["access_token_key"] = parts.access_token_key
 
     from app.services.delivery.mail import MailTemplates
     from app.services.tokens import Purpose, Tokens
@@ -96,7 +93,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
 
     from app.auth import init_auth
 
-    init_auth(app, settings)
+    init_auth(app, settings, parts.access_token_key)
 
     from app.api import audit, consent, meta, oauth, rights, subjects, subscriptions
     from app.web import brand, dpo, health, jwks, privacy, signup

@@ -25,7 +25,7 @@ from flask import Flask, current_app, g, request
 from joserfc.jwk import OctKey
 from sqlalchemy.orm import Session
 
-from app.config import Settings, derive_key
+from app.config import Settings
 from app.errors import AuthError
 from app.extensions import db
 from app.models import OAuthClient
@@ -181,8 +181,7 @@ class ActiveClients:
         return False
 
 
-def init_auth(app: Flask, settings: Settings) -> AuthorizationServer:
-    key = OctKey.import_key(derive_key(settings.secret_key, "access-tokens"))
+def init_auth(app: Flask, settings: Settings, key: OctKey) -> AuthorizationServer:
     issuer = settings.base_url
 
     def query_client(client_id: str) -> Client:

@@ -8,15 +8,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
 from sqlalchemy.orm import Session
 
+from app.components import Components, build
 from app.config import Settings
 from app.database import make_engine
-from app.domain.catalog import load_catalog
-from app.domain.rules import Rules
 
 
 @click.group()
@@ -34,13 +32,9 @@ def db_session(settings: Settings) -> Iterator[Session]:
         engine.dispose()
 
 
-def rules_for(settings: Settings) -> Rules:
-    return Rules(
-        catalog=load_catalog(settings.catalog_path),
-        identifier_key=settings.identifier_key,
-        max_consent_age=settings.max_consent_age,
-        single_opt_in_countries=settings.single_opt_in_countries,
-    )
+def components(settings: Settings | None = None) -> Components:
+    """The command's rules and keys, built once from its settings as create_app builds them."""
+    return build(settings or Settings.from_env())
 
 
 def upgrade_database(settings: Settings) -> None:
@@ -71,10 +65,7 @@ def db_upgrade() -> None:
 @click.option("--no-migrate", is_flag=True, help="Do not apply migrations on start.")
 def run(host: str, port: int, no_migrate: bool) -> None:
     """The development server (use gunicorn in production)."""
-    import os
-
-    os.environ.setdefault("PORT", str(port))
-    settings = Settings.from_env()
+    settings = Settings.from_env(defaults={"PORT": str(port)})
     if not no_migrate:
         upgrade_database(settings)
     from app import create_app
@@ -189,7 +180,7 @@ def demo(count: int) -> None:
     settings = Settings.from_env()
     upgrade_database(settings)
     with db_session(settings) as session:
-        summary = seed(session, rules_for(settings), count=count)
+        summary = seed(session, components(settings).rules, count=count)
     click.echo(json.dumps(summary, indent=2))
 
 
@@ -220,14 +211,6 @@ def worker(once: bool, interval: float) -> None:
         engine.dispose()
 
 
-def _signing_key(settings: Settings) -> Any:
-    from app.services.audit import checkpoints
-
-    return checkpoints.signing_key(
-        checkpoints.key_path(settings.audit_signing_key_path, settings.instance_path)
-    )
-
-
 @audit.command("checkpoint")
 @click.option(
     "--if-due",
@@ -239,7 +222,7 @@ def audit_checkpoint(if_due: bool) -> None:
     from app.services.audit import checkpoints
 
     settings = Settings.from_env()
-    key = _signing_key(settings)
+    key = components(settings).signing_keys.current
     with db_session(settings) as session:
         made = (
             checkpoints.create_if_due(session, key, settings.checkpoint_every)
@@ -257,9 +240,21 @@ def audit_checkpoint(if_due: bool) -> None:
 @audit.command("public-key")
 def audit_public_key() -> None:
     """Print the JWK set that verifies checkpoints and packages (give it to the auditor)."""
+
+    click.echo(json.dumps(components().signing_keys.jwks(), indent=2))
+
+
+@audit.command("new-key")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def audit_new_key(path: Path) -> None:
+    """Make a new signing key at PATH (mode 0600); refuses to overwrite one."""
     from app.services.audit import checkpoints
 
-    click.echo(json.dumps(checkpoints.public_jwks(_signing_key(Settings.from_env())), indent=2))
+    try:
+        key = checkpoints.new_key(path)
+    except FileExistsError as error:
+        raise click.ClickException(f"{path} exists; a signing key is never overwritten") from error
+    click.echo(json.dumps(checkpoints.public_jwks(key), indent=2))
 
 
 @audit.command("package")
@@ -289,9 +284,10 @@ def audit_package(
         channel=channel,
         category=category,
     )
-    catalog = load_catalog(settings.catalog_path).as_dict()
+    parts = components(settings)
+    catalog = parts.catalog.as_dict()
     with db_session(settings) as session, output.open("w", encoding="utf-8") as target:
-        for line in package.stream(session, filters, _signing_key(settings), catalog):
+        for line in package.stream(session, filters, parts.signing_keys, catalog):
             target.write(line)
     click.echo(f"wrote {output}", err=True)
 
@@ -313,7 +309,9 @@ def retention_run() -> None:
         proof=settings.proof_retention,
     )
     with db_session(settings) as session:
-        report = retention_service.run(session, periods, key=_signing_key(settings))
+        report = retention_service.run(
+            session, periods, key=components(settings).signing_keys.current
+        )
     click.echo(json.dumps(report.as_dict()))
 
 
@@ -343,6 +341,14 @@ def rights_overdue() -> None:
                 )
             )
     sys.exit(1 if found else 0)
+
+
+@main.command("config-reference")
+def config_reference() -> None:
+    """Print the configuration reference (docs/configuration.md) from the settings' declaration."""
+    from app.config import reference
+
+    click.echo(reference(), nl=False)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.domain.rules import Rules
 from app.extensions import db
+from app.services.audit.checkpoints import SigningKeys
 from app.services.delivery.mail import MailTemplates
 from app.services.optin.signups import Mailer
 from app.services.tokens import Tokens
@@ -22,6 +23,10 @@ def rules() -> Rules:
 
 def settings() -> Settings:
     return current_app.extensions["settings"]  # type: ignore[no-any-return]
+
+
+def signing_keys() -> SigningKeys:
+    return current_app.extensions["signing_keys"]  # type: ignore[no-any-return]
 
 
 def tokens() -> Tokens:

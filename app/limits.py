@@ -20,11 +20,10 @@ from typing import Any, cast
 from flask import Blueprint, Flask, Response, current_app, request
 from flask_limiter.util import get_remote_address
 from joserfc import jwt
-from joserfc.jwk import OctKey
 from limits import parse_many
 from limits.storage import MemoryStorage
 
-from app.config import ConfigError, Settings, derive_key
+from app.config import ConfigError, Settings
 from app.extensions import limiter
 
 # The draft IETF names (draft-ietf-httpapi-ratelimit-headers): RateLimit-Reset in seconds.
@@ -156,9 +155,6 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
         # Redis down must not stop a withdrawal: count in memory until it is back.
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
-    )
-    app.extensions["access_token_key"] = OctKey.import_key(
-        derive_key(settings.secret_key, "access-tokens")
     )
     # Registered before the limiter's own hook, so this one runs after it (Flask reverses them).
     app.after_request(_standard_headers)

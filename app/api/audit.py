@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
-from joserfc.jwk import ECKey
 
 from app.api import dump, load_args, load_body, streamed
 from app.api.audit_schemas import CheckpointSchema, PackageQuerySchema
@@ -19,7 +18,7 @@ from app.api.schemas import (
 )
 from app.auth import require
 from app.domain.vocabulary import Scope
-from app.http import rules, session, settings
+from app.http import rules, session, signing_keys
 from app.services.audit import checkpoints, package, trail
 
 bp = Blueprint("audit", __name__)
@@ -78,21 +77,14 @@ _package_query = PackageQuerySchema()
 _checkpoint = CheckpointSchema()
 
 
-def signing_key() -> ECKey:
-    config = settings()
-    return checkpoints.signing_key(
-        checkpoints.key_path(config.audit_signing_key_path, config.instance_path)
-    )
-
-
 @bp.get("/audit/package")
 @require(Scope.AUDIT_READ)
 def dpo_package() -> ResponseReturnValue:
     args = load_args(_package_query)
     filters = _filters(args)
-    key, catalog = signing_key(), rules().catalog.as_dict()
+    keys, catalog = signing_keys(), rules().catalog.as_dict()
     return Response(
-        streamed(lambda own: package.stream(own, filters, key, catalog)),
+        streamed(lambda own: package.stream(own, filters, keys, catalog)),
         mimetype="application/x-ndjson",
         headers={"Content-Disposition": 'attachment; filename="audit-package.ndjson"'},
     )
@@ -102,7 +94,7 @@ def dpo_package() -> ResponseReturnValue:
 @require(Scope.AUDIT_READ)
 def create_checkpoint() -> ResponseReturnValue:
     load_body(_no_fields, optional=True)  # nothing to send; a body that is sent must be valid
-    return dump(_checkpoint, checkpoints.create(session(), signing_key())), 201
+    return dump(_checkpoint, checkpoints.create(session(), signing_keys().current)), 201
 
 
 @bp.get("/audit/checkpoints")

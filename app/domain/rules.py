@@ -12,8 +12,15 @@ from app.domain.catalog import Catalog
 class Rules:
     catalog: Catalog
     identifier_key: bytes
+    # Earlier identifier keys: still matched on reads, never used for writes (key rotation).
+    identifier_old_keys: tuple[bytes, ...] = ()
     max_consent_age: timedelta | None = None
     single_opt_in_countries: frozenset[str] = frozenset()
+
+    @property
+    def identifier_keys(self) -> tuple[bytes, ...]:
+        """Every key an identifier HMAC may have been made with, the current one first."""
+        return (self.identifier_key, *self.identifier_old_keys)
 
     def needs_double_opt_in(self, channel: str, country: str | None) -> bool:
         """Double opt-in for every email unless the country allows single opt-in."""

@@ -2,8 +2,8 @@
 and the printable double opt-in record.
 
 The login sets its own cookie (HttpOnly, SameSite=Strict, path /dpo): a signed token of the
-`dpo` link purpose that expires after ACCESS_SESSION_IDLE without a request (each page renews
-it) and is checked against the database on every request, so revoking the client, taking its
+`dpo` link purpose that expires after ACCESS_SESSION_IDLE_MINUTES without a request (each page
+renews it) and is checked against the database on every request, so revoking the client, taking its
 audit:read scope, or rotating its secret ends every session at once. Every form carries the
 app's CSRF token (Flask-WTF).
 """

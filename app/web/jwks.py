@@ -1,23 +1,18 @@
-"""The audit-signing public key at /.well-known/jwks.json: no auth, it proves, never grants."""
+"""The audit-signing public keys, current and retired, at /.well-known/jwks.json: no auth."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app
 from flask.typing import ResponseReturnValue
 
-from app.http import settings
-from app.services.audit import checkpoints
+from app.http import signing_keys
 
 bp = Blueprint("jwks", __name__)
 
 
 @bp.get("/.well-known/jwks.json")
 def jwks() -> ResponseReturnValue:
-    config = settings()
-    key = checkpoints.signing_key(
-        checkpoints.key_path(config.audit_signing_key_path, config.instance_path)
-    )
-    response = current_app.json.response(checkpoints.public_jwks(key))
+    response = current_app.json.response(signing_keys().jwks())
     response.mimetype = "application/jwk-set+json"
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response

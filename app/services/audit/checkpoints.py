@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,14 +22,34 @@ from app.services.consent import ledger
 SYSTEM_ACT = ledger.Act(actor="system:audit", method=Method.SYSTEM)
 
 
-def key_path(configured: Path | None, instance_path: Path) -> Path:
-    return configured or instance_path / "audit-signing-key.json"
+@dataclass(frozen=True)
+class SigningKeys:
+    """The key that signs now, and the retired ones whose checkpoints must still verify."""
+
+    current: ECKey
+    retired: tuple[ECKey, ...] = ()
+
+    def jwks(self) -> dict[str, Any]:
+        return public_jwks(self.current, *self.retired)
+
+
+def load_keys(path: Path, retired: Sequence[Path] = (), *, create: bool = True) -> SigningKeys:
+    """The ring, read once at start-up; `create` makes the current key if absent (development)."""
+    if not create and not path.is_file():
+        raise FileNotFoundError(f"no signing key at {path}")
+    old = tuple(ECKey.import_key(json.loads(p.read_text())) for p in retired)
+    return SigningKeys(signing_key(path), old)
 
 
 def signing_key(path: Path) -> ECKey:
     """The private P-256 key at `path`, made there (mode 0600) the first time it is needed."""
     if path.exists():
         return ECKey.import_key(json.loads(path.read_text()))
+    return new_key(path)
+
+
+def new_key(path: Path) -> ECKey:
+    """A new private key written to `path` (mode 0600); refuses to overwrite one."""
     key = ECKey.generate_key("P-256", auto_kid=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -37,10 +58,13 @@ def signing_key(path: Path) -> ECKey:
     return key
 
 
-def public_jwks(key: ECKey) -> dict[str, Any]:
-    """The verification key as a JWK set (what /.well-known/jwks.json serves)."""
-    public = key.as_dict(private=False) | {"use": "sig", "alg": proof.ALGORITHM}
-    return {"keys": [public]}
+def public_jwks(*keys: ECKey) -> dict[str, Any]:
+    """The verification keys as a JWK set (what /.well-known/jwks.json serves)."""
+    return {
+        "keys": [
+            key.as_dict(private=False) | {"use": "sig", "alg": proof.ALGORITHM} for key in keys
+        ]
+    }
 
 
 @dataclass(frozen=True)

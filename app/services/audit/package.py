@@ -8,7 +8,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from joserfc.jwk import ECKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,14 +15,14 @@ from app.domain import chain, proof
 from app.domain.vocabulary import Action
 from app.models import ChainHead, NoticeVersion, utcnow
 from app.services.audit import trail
-from app.services.audit.checkpoints import public_jwks
+from app.services.audit.checkpoints import SigningKeys
 from app.services.consent.ledger import CHAIN_ID
 
 
 def stream(
     session: Session,
     filters: trail.EventFilter,
-    key: ECKey,
+    keys: SigningKeys,
     catalog: Mapping[str, Any],
     *,
     now: datetime | None = None,
@@ -46,8 +45,8 @@ def stream(
         "head_seq": head_seq,
         "head_hash": head_hash,
     }
-    yield _line({"type": "header", **header, "jws": proof.sign(header, key)})
-    yield _line({"type": "key", "jwks": public_jwks(key)})
+    yield _line({"type": "header", **header, "jws": proof.sign(header, keys.current)})
+    yield _line({"type": "key", "jwks": keys.jwks()})
     yield _line({"type": "catalog", "catalog": dict(catalog)})
     for notice in _notices(session, filters):
         yield _line(notice)
@@ -75,7 +74,7 @@ def stream(
         "head_seq": head_seq,
         "head_hash": head_hash,
     }
-    yield _line({"type": "trailer", **trailer, "jws": proof.sign(trailer, key)})
+    yield _line({"type": "trailer", **trailer, "jws": proof.sign(trailer, keys.current)})
 
 
 def _notices(session: Session, filters: trail.EventFilter) -> Iterator[dict[str, Any]]:
