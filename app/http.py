@@ -9,6 +9,7 @@ from flask import current_app, request
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.domain.inventory import Inventory
 from app.domain.rules import Rules
 from app.extensions import db
 from app.services.audit.checkpoints import SigningKeys
@@ -19,6 +20,10 @@ from app.services.tokens import Tokens
 
 def rules() -> Rules:
     return current_app.extensions["rules"]  # type: ignore[no-any-return]
+
+
+def inventory() -> Inventory:
+    return current_app.extensions["inventory"]  # type: ignore[no-any-return]
 
 
 def settings() -> Settings:

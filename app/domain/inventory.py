@@ -34,12 +34,35 @@ class Item:
 
 
 @dataclass(frozen=True)
+class System:
+    """A receiving system the deployment declares: a webhook receiver or an integration."""
+
+    name: str
+    kind: str  # webhook_receiver | integration
+    receives: tuple[str, ...]  # inventory item keys
+
+
+@dataclass(frozen=True)
 class Inventory:
     items: tuple[Item, ...]
     security_measures: Mapping[str, tuple[str, ...]]
+    systems: tuple[System, ...] = ()
 
     def item(self, key: str) -> Item | None:
         return next((i for i in self.items if i.key == key), None)
+
+    def systems_receiving(self, key: str) -> tuple[System, ...]:
+        return tuple(s for s in self.systems if key in s.receives)
+
+    def receivers(self, key: str) -> tuple[str, ...]:
+        """Who and what receives this datum: the recipients, then the declared systems."""
+        item = self.item(key)
+        recipients = item.recipients if item else ()
+        return recipients + tuple(s.name for s in self.systems_receiving(key))
+
+    def flows(self, locale: str | None) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Every datum with its receivers: the deployment's data map (Art. 30)."""
+        return [(i.key, i.label.get(locale), self.receivers(i.key)) for i in self.items]
 
     def measures(self, locale: str | None) -> tuple[str, ...]:
         if locale and locale in self.security_measures:
@@ -72,10 +95,22 @@ def parse_inventory(raw: Any) -> Inventory:
             )
             for spec in raw["items"]
         )
+        systems = tuple(
+            System(
+                name=str(spec["name"]),
+                kind=str(spec.get("kind", "integration")),
+                receives=tuple(str(k) for k in spec.get("receives") or ()),
+            )
+            for spec in raw.get("systems") or ()
+        )
         measures = {
             str(locale): tuple(str(line) for line in lines)
             for locale, lines in (raw.get("security_measures") or {}).items()
         }
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise InventoryError(f"malformed inventory: {error}") from error
-    return Inventory(items, measures)
+    keys = {i.key for i in items}
+    unknown = sorted({k for s in systems for k in s.receives} - keys)
+    if unknown:
+        raise InventoryError(f"systems receive data the inventory does not list: {unknown}")
+    return Inventory(items, measures, systems)

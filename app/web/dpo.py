@@ -29,11 +29,14 @@ from flask.typing import ResponseReturnValue
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 from werkzeug.wrappers import Response as BaseResponse
 
+from app.api import streamed
+from app.domain.datamap import data_map
 from app.domain.errors import InvalidTokenError
 from app.domain.vocabulary import Action
 from app.extensions import limiter
-from app.http import session, settings, tokens
-from app.services.audit import dpo, opt_in_evidence, trail
+from app.http import inventory, rules, session, settings, signing_keys, tokens
+from app.services.audit import dpo, opt_in_evidence, package, trail
+from app.services.privacy_center import rights
 from app.services.tokens import Purpose
 
 bp = Blueprint("dpo", __name__, url_prefix="/dpo")
@@ -150,6 +153,7 @@ def home() -> ResponseReturnValue:
         ),
     )
     found = dpo.overview(session(), filters)
+    requests = rights.log(session())
     query: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after" and v}
     next_url = url_for("dpo.home", **query, after=found.next_after) if found.next_after else None
     page = render_template(
@@ -160,8 +164,37 @@ def home() -> ResponseReturnValue:
         next_url=next_url,
         first_url=url_for("dpo.home", **query) if args["after"] else None,
         client_id=g.dpo["c"],
+        requests=requests,
+        overdue=sum(1 for r in requests if r.is_overdue),
+        inventory=inventory(),
+        deployment_map=data_map(inventory().flows("en")),
     )
     return _no_store(Response(page))
+
+
+@bp.post("/verify")
+@login_required
+def verify() -> ResponseReturnValue:
+    """Check the whole proof, as `GET /v1/audit/verify` and `audit verify` do; changes nothing."""
+    result = trail.verify(session())
+    page = render_template("dpo/verify.html", result=result, client_id=g.dpo["c"])
+    return _no_store(Response(page, status=200))
+
+
+@bp.get("/package")
+@login_required
+def download_package() -> ResponseReturnValue:
+    """The audit package an auditor verifies offline (`audit verify --file --key`)."""
+    keys, catalog = signing_keys(), rules().catalog.as_dict()
+    filters = trail.EventFilter()
+    return Response(
+        streamed(lambda own: package.stream(own, filters, keys, catalog)),
+        mimetype="application/x-ndjson",
+        headers={
+            "Content-Disposition": 'attachment; filename="audit-package.ndjson"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @bp.get("/subjects/<uuid:subject_id>/double-opt-in")

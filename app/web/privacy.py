@@ -9,15 +9,25 @@ from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale, refresh
 
+from app.domain.datamap import data_map
 from app.domain.errors import (
     ExpiredTokenError,
     InvalidTokenError,
     SubjectErasedError,
     UsedTokenError,
 )
-from app.domain.inventory import Inventory, load_inventory
+from app.domain.inventory import load_inventory
 from app.extensions import limiter
-from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
+from app.http import (
+    client_ip,
+    inventory,
+    mail_templates,
+    rules,
+    session,
+    settings,
+    tokens,
+    user_agent,
+)
 from app.services.privacy_center import access, download, erasure, overview
 
 bp = Blueprint("privacy", __name__)
@@ -33,12 +43,6 @@ def _load_inventory(state: BlueprintSetupState) -> None:
     state.app.extensions["inventory"] = load_inventory(
         state.app.extensions["settings"].inventory_path
     )
-
-
-def inventory() -> Inventory:
-    from flask import current_app
-
-    return current_app.extensions["inventory"]  # type: ignore[no-any-return]
 
 
 def locale() -> str:
@@ -143,6 +147,9 @@ def _overview(page: access.PrivacyPage) -> dict[str, Any]:
     return {
         "held": held,
         "zone": held.timezone or "UTC",
+        "person_map": data_map(
+            [(e.item.key, e.item.label.get(locale()), e.receivers) for e in held.data_map]
+        ),
         "names": overview.labels(rules().catalog, locale()),
         "locale": locale(),
         "idle_minutes": int(settings().access_session_idle.total_seconds() // 60),

@@ -278,3 +278,27 @@ def test_the_pages_speak_four_languages(
     assert logged in page.text
     delete = client.get(f"/privacy/delete?lang={lang}")
     assert delete.status_code == 200
+
+
+def test_the_data_map_says_per_datum_origin_consent_wording_receivers_and_retention(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    open_session(app, client, session, make_person(session, rules, email=EMAIL))
+    page = client.get("/privacy").text
+    section = page[page.index('id="held-map"') : page.index('id="held-record"')]
+    assert 'aria-labelledby="person-map-title person-map-desc"' in section
+    email = section[section.index("<h3>Email address</h3>") :]
+    email = email[: email.index("</article>")]
+    assert "source: tests" in email
+    assert "“Consent to marketing messages”, version 2026-11-01" in email
+    assert "Shop CRM (webhook receiver" in email
+    assert "Until you delete it" in email
+    data = client.get("/privacy/download.json").get_json()
+    jsonschema_rs.validator_for(SCHEMA, validate_formats=True).validate(data)
+    by_key = {entry["key"]: entry for entry in data["data_map"]}
+    assert by_key["email_address"]["notice"]["version"] == "2026-11-01"
+    assert (
+        "Newsletter tool (integration: checks consent before each send)"
+        in (by_key["email_address"]["receivers"])
+    )
+    session.rollback()

@@ -71,6 +71,25 @@ def download(
             {"occurred_at": r.occurred_at, "page": r.page, "ip": r.ip, "user_agent": r.user_agent}
             for r in held.access_log
         ],
+        "data_map": [
+            {
+                "key": e.item.key,
+                "label": e.item.label.get(locale),
+                "collected_at": e.collected_at,
+                "source": e.source,
+                "capture_point": e.capture_point,
+                "method": e.method,
+                "legal_basis": e.legal_basis,
+                "notice": (
+                    {"key": e.notice.key, "version": e.notice.version, "locale": e.notice.locale}
+                    if e.notice
+                    else None
+                ),
+                "receivers": list(e.receivers),
+                "retention": e.item.retention.get(locale),
+            }
+            for e in held.data_map
+        ],
         "inventory": [_item_data(item, locale) for item in inventory.items],
         "security_measures": list(inventory.measures(locale)),
     }

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -101,6 +101,86 @@ class Derived:
 
 
 @dataclass(frozen=True)
+class MapEntry:
+    """One datum held on the person: where it came from, under which consent and wording it
+    was collected, who receives it, and how long it is kept (the person's data map)."""
+
+    item: Item
+    collected_at: datetime | None
+    source: str | None
+    capture_point: str | None
+    method: str | None
+    legal_basis: str | None
+    notice: NoticeVersion | None
+    receivers: tuple[str, ...]
+
+
+# Which inventory item each identifier kind is.
+IDENTIFIER_ITEMS = {"email": "email_address", "phone": "phone_number", "external_id": "external_id"}
+
+
+def data_map(
+    session: Session,
+    inventory: Inventory,
+    subject: Subject,
+    identifiers: list[SubjectIdentifier],
+    events: Sequence[ConsentEvent],
+    evidence: Mapping[str | None, Evidence],
+    derived_data: list[Derived],
+    access_log: list[AccessLog],
+) -> list[MapEntry]:
+    """Per datum held, its origin: the first event recorded with it or after it."""
+    held: list[tuple[str, datetime, str | None]] = [
+        (IDENTIFIER_ITEMS.get(i.kind, i.kind), i.created_at, None) for i in identifiers
+    ]
+    if subject.locale:
+        held.append(("locale", subject.created_at, None))
+    if subject.country:
+        held.append(("country", subject.created_at, None))
+    for d in derived_data:
+        held.append((d.item.key, d.row.derived_at, d.row.capture_point))
+    proofs = sorted((e for e in evidence.values() if e.ip or e.user_agent), key=_created)
+    if proofs and proofs[0].ip:
+        held.append(("ip_address", proofs[0].created_at, None))
+    if proofs and proofs[0].user_agent:
+        held.append(("user_agent", proofs[0].created_at, None))
+    if events:
+        held += [("consent_choices", events[0].occurred_at, None)]
+        held += [("consent_history", events[0].occurred_at, None)]
+    if access_log:
+        held.append(("page_access_log", access_log[-1].occurred_at, None))
+    entries = []
+    for key, at, capture_point in held:
+        item = inventory.item(key)
+        if item is None:
+            continue
+        origin = next((e for e in events if e.occurred_at >= at), None)
+        if key == "page_access_log":
+            origin = None  # opening these pages is not a consent act
+        entries.append(
+            MapEntry(
+                item=item,
+                collected_at=at,
+                source=origin.source if origin else None,
+                capture_point=capture_point or (origin.capture_point if origin else None),
+                method=origin.method if origin else None,
+                legal_basis=str(item.legal_basis),
+                notice=(
+                    notices.resolve(session, origin.notice_version, origin.locale)
+                    if origin
+                    else None
+                ),
+                receivers=inventory.receivers(key),
+            )
+        )
+    return entries
+
+
+def _created(row: Evidence) -> datetime:
+    return row.created_at
+
+
+@dataclass(frozen=True)
 class PrivacyOverview:
     """Everything held on one person, gathered for the privacy center's pages and download."""
 
@@ -119,6 +199,7 @@ class PrivacyOverview:
     evidence: Mapping[str | None, Evidence]
 
     timezone: str | None = None  # the person's zone when the country names one; else UTC
+    data_map: list[MapEntry] = field(default_factory=list)
 
     @property
     def history(self) -> list[Capture]:
@@ -194,9 +275,18 @@ def gather(
         for row in derived.of_subject(session, subject_id)
         if (item := inventory.item(row.key)) is not None
     ]
+    identifiers = identifiers_of(session, subject_id)
+    access_log = list(
+        session.scalars(
+            select(AccessLog)
+            .where(AccessLog.subject_id == subject_id)
+            .order_by(AccessLog.occurred_at.desc(), AccessLog.id.desc())
+            .limit(200)
+        )
+    )
     return PrivacyOverview(
         subject=subject,
-        identifiers=identifiers_of(session, subject_id),
+        identifiers=identifiers,
         preferences=preferences_view(
             rules.catalog,
             ledger.standings(session, subject_id),
@@ -208,14 +298,7 @@ def gather(
         derived=derived_data,
         inventory=inventory,
         controller=rules.catalog.controller,
-        access_log=list(
-            session.scalars(
-                select(AccessLog)
-                .where(AccessLog.subject_id == subject_id)
-                .order_by(AccessLog.occurred_at.desc(), AccessLog.id.desc())
-                .limit(200)
-            )
-        ),
+        access_log=access_log,
         requests=list(
             session.scalars(
                 select(RightsRequest)
@@ -229,6 +312,9 @@ def gather(
         evidence=evidence,
         timezone=zone_for_country(
             subject.country or next((d.value for d in derived_data), None), now
+        ),
+        data_map=data_map(
+            session, inventory, subject, identifiers, events, evidence, derived_data, access_log
         ),
     )
 
