@@ -39,6 +39,6 @@ def test_declared_systems_receive_only_listed_data() -> None:
     }
     inventory = parse_inventory(raw)
     assert inventory.receivers("email_address") == ("Shop", "CRM")
-    raw["systems"][0]["receives"] = ["shoe_size"]  # type: ignore[index]
+    raw["systems"][0]["receives"] = ["shoe_size"]
     with pytest.raises(InventoryError, match="shoe_size"):
         parse_inventory(raw)
