@@ -31,7 +31,7 @@ def method() -> str:
 
 @functools.cache
 def _database() -> Any:
-    from geoip2fast import GeoIP2Fast  # type: ignore[import-untyped]
+    from geoip2fast import GeoIP2Fast
 
     return GeoIP2Fast(geoip2fast_data_file=DATABASE_FILE)
 
