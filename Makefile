@@ -28,3 +28,4 @@ lint:
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench
 	$(BIN)/mypy
+	$(BIN)/consent-center openapi --check openapi.yaml

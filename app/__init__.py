@@ -7,10 +7,11 @@ from pathlib import Path
 
 from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import components
 from app.config import Settings
-from app.domain.catalog import LOCALES, Catalog
+from app.domain.catalog import LANGUAGES, LOCALES, Catalog
 from app.domain.chain import format_time
 
 PACKAGE = Path(__file__).parent
@@ -67,6 +68,18 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+    if settings.database_read_url:
+        from app.database import make_replica_engine
+
+        app.extensions["replica_engine"] = make_replica_engine(settings.database_read_url)
+    if settings.trusted_proxy_hops:
+        # The client's address is the one the trusted proxies saw: evidence and per-IP limits
+        # both read request.remote_addr, and a client-sent extra X-Forwarded-For hop is ignored.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+    from app.observability import init_observability
+
+    init_observability(app, settings)
     babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 
@@ -96,7 +109,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     init_auth(app, settings, parts.access_token_key)
 
     from app.api import audit, consent, meta, oauth, rights, subjects, subscriptions
-    from app.web import brand, dpo, health, jwks, privacy, signup
+    from app.web import brand, docs, dpo, health, jwks, privacy, signup
 
     for module in (consent, subjects, subscriptions, audit, meta, rights):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
@@ -108,7 +121,16 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.register_blueprint(message_links.bp, url_prefix="/v1")
     app.register_blueprint(preference_pages.bp)
     csrf.exempt(oauth.bp)
-    for blueprint in (oauth.bp, health.bp, jwks.bp, brand.bp, signup.bp, privacy.bp, dpo.bp):
+    for blueprint in (
+        oauth.bp,
+        health.bp,
+        jwks.bp,
+        docs.bp,
+        brand.bp,
+        signup.bp,
+        privacy.bp,
+        dpo.bp,
+    ):
         app.register_blueprint(blueprint)
 
     from app.limits import init_rate_limits
@@ -126,6 +148,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     from flask_babel import get_locale
 
     app.jinja_env.globals["current_locale"] = lambda: str(get_locale() or "en")
+    app.jinja_env.globals["languages"] = LANGUAGES
     return app
 
 

@@ -235,6 +235,7 @@ def require(scope: str) -> Callable[[F], F]:
             g.client_id = token.get("client_id")
             return view(*args, **kwargs)
 
+        wrapped.required_scope = scope  # type: ignore[attr-defined]  # read by app/api/openapi
         return wrapped  # type: ignore[return-value]
 
     return decorator

@@ -185,27 +185,35 @@ def demo(count: int) -> None:
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Deliver what is due once, then exit.")
+@click.option("--once", is_flag=True, help="Deliver what is due and run due jobs once, then exit.")
 @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
-def worker(once: bool, interval: float) -> None:
-    """Deliver the mail outbox over SMTP (or to .eml files), with retries and back-off."""
+@click.option("--no-jobs", is_flag=True, help="Only deliver mail; leave the jobs to others.")
+def worker(once: bool, interval: float, no_jobs: bool) -> None:
+    """Deliver the mail outbox and run the scheduled jobs (retention, checkpoints, overdue
+    rights report), each once per turn across every worker."""
     import signal
     import threading
 
     from app import worker as outbox
 
     settings = Settings.from_env()
+    parts = None if no_jobs else components(settings)
     engine = make_engine(settings.database_url)
     try:
         if once:
             delivery = outbox.deliver_once(engine, settings)
-            click.echo(json.dumps({"sent": delivery.sent, "deferred": delivery.deferred}))
+            ran = outbox.run_due_jobs(engine, parts) if parts else []
+            click.echo(
+                json.dumps({"sent": delivery.sent, "deferred": delivery.deferred, "jobs": ran})
+            )
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-        click.echo("worker: delivering the outbox; SIGTERM or Ctrl-C stops", err=True)
-        sent = outbox.run(engine, settings, stop, interval=interval)
+        click.echo(
+            "worker: delivering the outbox and running jobs; SIGTERM or Ctrl-C stops", err=True
+        )
+        sent = outbox.run(engine, settings, stop, interval=interval, parts=parts)
         click.echo(f"worker: stopped after sending {sent} message(s)", err=True)
     finally:
         engine.dispose()
@@ -315,6 +323,44 @@ def retention_run() -> None:
     click.echo(json.dumps(report.as_dict()))
 
 
+@main.command("openapi")
+@click.option(
+    "--check",
+    "committed",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Compare with this file instead of printing; exit 1 if it is not current.",
+)
+@click.option(
+    "--compare",
+    "other",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="List what this (hand-edited) file says that the generated one does not, and back.",
+)
+def openapi(committed: Path | None, other: Path | None) -> None:
+    """Print the API description generated from the routes and schemas (openapi.yaml)."""
+    import yaml
+
+    from app.api.openapi import generate
+    from app.api.spec_diff import differences
+
+    generated = generate()
+    if other is not None:
+        found = differences(
+            yaml.safe_load(other.read_text(encoding="utf-8")), yaml.safe_load(generated)
+        )
+        for line in found:
+            click.echo(line)
+        sys.exit(1 if found else 0)
+    if committed is None:
+        click.echo(generated, nl=False)
+    elif committed.read_text(encoding="utf-8") != generated:
+        raise click.ClickException(
+            f"{committed} is not current: run `consent-center openapi > {committed}`."
+        )
+
+
 @main.group()
 def rights() -> None:
     """The rights-request log."""
@@ -341,6 +387,18 @@ def rights_overdue() -> None:
                 )
             )
     sys.exit(1 if found else 0)
+
+
+@main.command("rekey-identifiers")
+def rekey_identifiers() -> None:
+    """After a new IDENTIFIER_HMAC_KEY: re-key every identifier to it. Suppressions keep their
+    old HMAC (no plain value is kept), so keep the old key in IDENTIFIER_HMAC_OLD_KEYS."""
+    from app.services.consent import subjects
+
+    settings = Settings.from_env()
+    with db_session(settings) as session:
+        report = subjects.rekey(session, components(settings).rules)
+    click.echo(json.dumps(report.__dict__))
 
 
 @main.command("config-reference")

@@ -347,6 +347,12 @@ class Settings:
         None,
         fallback="true in development, false in production",
     )
+    prometheus_multiproc_dir: Path | None = setting(
+        "PROMETHEUS_MULTIPROC_DIR",
+        PATH,
+        "Folder where every gunicorn worker keeps its metrics (gunicorn.conf.py sets it).",
+        None,
+    )
     log_format: str = setting("LOG_FORMAT", TEXT, "`json` (one object a line) or `text`.", "json")
     tracing: bool = setting(
         "OTEL_TRACING",

@@ -31,6 +31,14 @@ def make_engine(url: str, **options: Any) -> Engine:
     return configure_engine(create_engine(url, **(engine_options(url) | options)))
 
 
+def make_replica_engine(url: str) -> Engine:
+    """The read replica: reads only, each statement on its own (autocommit on PostgreSQL)."""
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="AUTOCOMMIT")
+    return engine
+
+
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

@@ -13,7 +13,7 @@ from app.domain.vocabulary import ALL_SCOPES, IdentifierKind, Method, Status
 from app.services import clients
 from app.services.consent import preferences, subjects
 from app.services.consent.ledger import Act
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 
 STORY = (
     "granted",  # confirmed newsletter and offers by email, personalization granted
@@ -51,7 +51,7 @@ def seed(session: Session, rules: Rules, *, count: int = 25) -> dict[str, Any]:
         made[story].append(email)
         if story == "pending" or requested.request is None:
             continue
-        subscriptions.confirm(session, rules, requested.request.id, act)
+        confirmation.confirm_request(session, rules, requested.request.id, act)
         if story == "granted":
             preferences.change(
                 session,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flask import current_app, request
+from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -14,7 +14,7 @@ from app.domain.rules import Rules
 from app.extensions import db
 from app.services.audit.checkpoints import SigningKeys
 from app.services.delivery.mail import MailTemplates
-from app.services.optin.signups import Mailer
+from app.services.optin.confirmation import Mailer
 from app.services.tokens import Tokens
 
 
@@ -54,9 +54,16 @@ def session() -> Session:
 def read_session() -> Iterator[Session]:
     """A session for a use case that reads with ONE statement (the consent check).
 
-    On PostgreSQL it runs in autocommit: one statement is consistent on its own, and no
-    BEGIN and ROLLBACK round trips wrap it. SQLite, in process, keeps the request's session.
+    With DATABASE_READ_URL it reads from the replica (and `read_source()` says so). On
+    PostgreSQL it runs in autocommit: one statement is consistent on its own, and no BEGIN and
+    ROLLBACK round trips wrap it. SQLite, in process, keeps the request's session.
     """
+    replica = current_app.extensions.get("replica_engine")
+    if replica is not None:
+        g.read_from = "replica"
+        with Session(replica) as own:
+            yield own
+        return
     engine = db.engine
     if engine.dialect.name != "postgresql":
         yield db.session()
@@ -70,8 +77,14 @@ def read_session() -> Iterator[Session]:
         yield own
 
 
+def read_source() -> dict[str, str]:
+    """`{"read_from": "replica"}` for an answer read from the replica, else nothing."""
+    source = g.get("read_from")
+    return {"read_from": source} if source else {}
+
+
 def client_ip() -> str | None:
-    """The caller's address (gunicorn's forwarded_allow_ips decides whom to believe)."""
+    """The caller's address: behind TRUSTED_PROXY_HOPS proxies, the one they saw (ProxyFix)."""
     return request.remote_addr
 
 

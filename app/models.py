@@ -133,14 +133,16 @@ class Evidence(Base):
 
 
 class ConsentEvent(Base):
-    """One append-only, hash-chained event. The application never updates or deletes one."""
+    """One append-only, hash-chained event. The application never updates or deletes one.
+
+    Its columns are chain.FIELDS, in that order.
+    """
 
     __tablename__ = "consent_events"
 
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
     )
-    chain_id: Mapped[str] = mapped_column(String(32))
     id: Mapped[str] = mapped_column(String(36), unique=True)
     occurred_at: Mapped[datetime]
     subject_id: Mapped[str | None] = mapped_column(String(36))
@@ -149,18 +151,19 @@ class ConsentEvent(Base):
     purpose: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     status: Mapped[str | None] = mapped_column(String(16))
-    legal_basis: Mapped[str | None] = mapped_column(String(32))
-    method: Mapped[str] = mapped_column(String(32))
     source: Mapped[str | None] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(200))
+    notice_version: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    chain_id: Mapped[str] = mapped_column(String(32))
+    legal_basis: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(32))
     capture_point: Mapped[str | None] = mapped_column(String(200))
     locale: Mapped[str | None] = mapped_column(String(16))
-    notice_version: Mapped[str | None] = mapped_column(String(64))
     notice_sha256: Mapped[str | None] = mapped_column(String(64))
     evidence_hash: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[str | None] = mapped_column(Text)  # canonical JSON, never personal data
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_consent_events_subject_seq", "subject_id", "seq"),
@@ -313,6 +316,20 @@ class RightsRequest(Base):
     note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_rights_requests_open", "answered_at", "due_at"),)
+
+
+class JobRun(Base):
+    """A scheduled job's claim row: a worker runs the job only if it moves `next_due_at` on
+    first, in one conditional UPDATE, so of several workers exactly one runs each turn."""
+
+    __tablename__ = "job_runs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_due_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
 
 
 class DerivedDatum(Base):

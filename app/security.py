@@ -63,12 +63,12 @@ def init_security(app: Flask, settings: Settings) -> None:
         if is_https:
             response.headers.setdefault("Strict-Transport-Security", HSTS)
             _secure_cookies(response)
-        if must_not_be_stored(request.path):
-            response.headers["Cache-Control"] = "no-store"
-        elif "Cache-Control" not in response.headers and not request.path.startswith(
-            CACHEABLE_PREFIXES
+        # The one place that says `no-store`. Pages may show personal data, so every answer
+        # but a static file's says it, unless a view that knows better set its own header.
+        is_default = "Cache-Control" not in response.headers
+        if must_not_be_stored(request.path) or (
+            is_default and not request.path.startswith(CACHEABLE_PREFIXES)
         ):
-            # Pages may show personal data; a view that knows better sets its own header.
             response.headers["Cache-Control"] = "no-store"
         return response
 

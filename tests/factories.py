@@ -11,7 +11,7 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Method
 from app.services.consent.ledger import Act
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 
 
 def make_act(
@@ -55,7 +55,7 @@ def make_subscriber(
         now=now,
     )
     if confirmed and requested.request is not None:
-        subscriptions.confirm(
+        confirmation.confirm_request(
             session, rules, requested.request.id, make_act(actor="subject"), now=now
         )
     return requested.subject_id

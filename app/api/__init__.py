@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from marshmallow import Schema
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
@@ -16,12 +16,16 @@ from app.extensions import db
 from app.services.consent.ledger import Act
 
 
-def streamed(produce: Callable[[Session], Iterator[str]]) -> Iterator[str]:
-    """Chunks for a streamed response, read through a session the stream owns and closes.
+def streamed(
+    produce: Callable[[Session], Iterator[str]], *, replica: bool = False
+) -> Iterator[str]:
+    """Chunks for a streamed response, read through a session the stream owns and closes;
+    with `replica`, from the read replica when there is one (DATABASE_READ_URL).
 
     The request's scoped session is torn down when the view returns, before the body is sent.
     """
-    engine = db.engine  # resolved now, while the app context is still there
+    # Resolved now, while the app context is still there.
+    engine = (replica and current_app.extensions.get("replica_engine")) or db.engine
 
     def chunks() -> Iterator[str]:
         with Session(engine) as own:

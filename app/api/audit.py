@@ -33,6 +33,24 @@ _no_fields = StrictSchema()
 @bp.get("/audit/events")
 @require(Scope.AUDIT_READ)
 def events() -> ResponseReturnValue:
+    """Page through the audit trail.
+
+    ---
+    tags: [audit]
+    operationId: listAuditEvents
+    description: |
+      Events with `seq` greater than `after`, in `seq` order. `next_after` is the cursor of
+      the next page, or null when this page is the last.
+    parameters:
+    - in: query
+      schema: EventsQuerySchema
+    responses:
+      '200':
+        description: One page.
+        content:
+          application/json:
+            schema: EventsPageSchema
+    """
     args = load_args(_events_query)
     subject_id = str(args["subject_id"]) if "subject_id" in args else None
     found, next_after = trail.page(
@@ -54,6 +72,35 @@ def _filters(args: dict[str, Any]) -> trail.EventFilter:
 @bp.get("/audit/export")
 @require(Scope.AUDIT_READ)
 def export() -> ResponseReturnValue:
+    """Stream every matching event.
+
+    ---
+    tags: [audit]
+    operationId: exportAuditTrail
+    description: |
+      Streams every matching event in `seq` order, in constant memory however long the
+      trail. `ndjson`: one `AuditEvent` JSON object per line. `csv`: a header row, then
+      one row per event with the columns `seq, id, occurred_at, subject_id, channel,
+      category, purpose, action, status, source, actor, notice_version, prev_hash, hash,
+      chain_id, legal_basis, method, capture_point, locale, notice_sha256, evidence_hash,
+      details, ip, user_agent, country` (`details` as JSON, empty cells for null).
+      `since` is inclusive, `until` exclusive.
+    parameters:
+    - in: query
+      schema: ExportQuerySchema
+    responses:
+      '200':
+        description: The events, streamed as an attachment.
+        headers:
+          Content-Disposition:
+            schema: {type: string}
+            example: attachment; filename="audit-trail.ndjson"
+        content:
+          application/x-ndjson:
+            schema: {type: string}
+          text/csv:
+            schema: {type: string}
+    """
     args = load_args(_export_query)
     filters = _filters(args)
     if args["format"] == "csv":
@@ -61,7 +108,7 @@ def export() -> ResponseReturnValue:
     else:
         render, mimetype, suffix = trail.to_ndjson, "application/x-ndjson", "ndjson"
     return Response(
-        streamed(lambda own: render(trail.iter_events(own, filters))),
+        streamed(lambda own: render(trail.iter_events(own, filters)), replica=True),
         mimetype=mimetype,
         headers={"Content-Disposition": f'attachment; filename="audit-trail.{suffix}"'},
     )
@@ -70,6 +117,22 @@ def export() -> ResponseReturnValue:
 @bp.get("/audit/verify")
 @require(Scope.AUDIT_READ)
 def verify() -> ResponseReturnValue:
+    """Verify the hash chain.
+
+    ---
+    tags: [audit]
+    operationId: verifyAuditTrail
+    description: |
+      Recomputes every event's hash and link to its predecessor. `ok` is false, with
+      `first_bad_seq` and a `problem`, when a stored event was changed or deleted.
+      `consent-center audit verify` does the same from the command line.
+    responses:
+      '200':
+        description: The verdict.
+        content:
+          application/json:
+            schema: VerificationSchema
+    """
     return dump(_verification, trail.verify(session()))
 
 
@@ -80,6 +143,48 @@ _checkpoint = CheckpointSchema()
 @bp.get("/audit/package")
 @require(Scope.AUDIT_READ)
 def dpo_package() -> ResponseReturnValue:
+    """Stream the DPO package (events, notices, Art. 30 record, proof).
+
+    ---
+    tags: [audit]
+    operationId: exportAuditPackage
+    description: |
+      NDJSON, one typed record a line, streamed in constant memory:
+
+      - `header` (signed: format, chain id, creation time, `complete`, the filters, the
+        chain's base and head `base_seq`, `base_hash`, `head_seq`, `head_hash`);
+      - `key` (the JWK set, as `GET /.well-known/jwks.json` serves it);
+      - `catalog` (each category's and purpose's legal basis, recipients and retention:
+        the Art. 30 record);
+      - `notice` (every notice text the events point to, with its SHA-256);
+      - `event` (the `AuditEvent` fields plus `"type": "event"`, in `seq` order, up to the
+        signed head);
+      - `checkpoint` (filtered packages only; in a complete one the checkpoints are events);
+      - a signed `trailer` (event count and digest).
+
+      The signatures are compact JWS (ES256) verifiable with `GET /.well-known/jwks.json`;
+      `consent-center audit verify --file PACKAGE --key JWKS` checks a package with no
+      database. With no filter the package is `complete` and verifies link by link from the
+      chain's base to its head; a filtered package proves each event's hash, their order and
+      that none was added or removed, but not how they link into the chain. `since` is
+      inclusive, `until` exclusive.
+    parameters:
+    - in: query
+      schema: PackageQuerySchema
+    responses:
+      '200':
+        description: The package, streamed as an attachment.
+        headers:
+          Content-Disposition:
+            schema: {type: string}
+            example: attachment; filename="audit-package.ndjson"
+        content:
+          application/x-ndjson:
+            schema: {type: string}
+            example: |
+              {"type":"header","format":"consent-center-audit-package/1","complete":true,"base_seq":0,"head_seq":42,"jws":"eyJ..."}
+              {"type":"trailer","events":42,"digest":"9f2c...","jws":"eyJ..."}
+    """
     args = load_args(_package_query)
     filters = _filters(args)
     keys, catalog = signing_keys(), rules().catalog.as_dict()
@@ -93,6 +198,30 @@ def dpo_package() -> ResponseReturnValue:
 @bp.post("/audit/checkpoints")
 @require(Scope.AUDIT_READ)
 def create_checkpoint() -> ResponseReturnValue:
+    """Sign the chain's head now.
+
+    ---
+    tags: [audit]
+    operationId: createCheckpoint
+    description: |
+      Signs `{typ, chain_id, seq, hash, base_seq, base_hash, time}` of the current head as a
+      compact JWS (ES256, verifiable with `GET /.well-known/jwks.json`) and appends it as a
+      `checkpoint` audit event (its `details` hold `seq`, `hash` and `jws`). Checkpoints are
+      also written by `consent-center audit checkpoint --if-due` (every `CHECKPOINT_EVERY`
+      events, for cron) and by every retention run. Send no body; a body that is sent must
+      be an empty JSON object.
+    requestBody:
+      required: false
+      content:
+        application/json:
+          schema: {$ref: '#/components/schemas/CheckpointRequest'}
+    responses:
+      '201':
+        description: The checkpoint.
+        content:
+          application/json:
+            schema: CheckpointSchema
+    """
     load_body(_no_fields, optional=True)  # nothing to send; a body that is sent must be valid
     return dump(_checkpoint, checkpoints.create(session(), signing_keys().current)), 201
 
@@ -100,4 +229,24 @@ def create_checkpoint() -> ResponseReturnValue:
 @bp.get("/audit/checkpoints")
 @require(Scope.AUDIT_READ)
 def list_checkpoints() -> ResponseReturnValue:
+    """The latest signed checkpoints.
+
+    ---
+    tags: [audit]
+    operationId: listCheckpoints
+    description: The latest checkpoints, newest first, at most 100.
+    responses:
+      '200':
+        description: Checkpoints, newest first.
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [checkpoints]
+              properties:
+                checkpoints:
+                  type: array
+                  maxItems: 100
+                  items: CheckpointSchema
+    """
     return {"checkpoints": [dump(_checkpoint, c) for c in checkpoints.listing(session())]}

@@ -10,7 +10,8 @@ from app.api.schemas import BatchCheckSchema, CheckQuerySchema, CheckResultSchem
 from app.auth import require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Scope
-from app.http import read_session, rules
+from app.http import read_session, read_source, rules
+from app.observability import count_decisions
 from app.services.consent import checks
 
 bp = Blueprint("consent", __name__)
@@ -27,6 +28,50 @@ def _question(args: dict[str, str]) -> checks.Question:
 @bp.get("/consent/check")
 @require(Scope.CONSENT_READ)
 def check() -> ResponseReturnValue:
+    """May this subject be sent this category on this channel?
+
+    ---
+    tags: [consent]
+    operationId: checkConsent
+    description: |
+      Name the subject by exactly one of `email`, `phone`, `external_id` or `subject_id`, and
+      ask either about a message (`channel` and `category`) or about a processing purpose
+      (`purpose`, e.g. `personalization` or `partner_sharing`). Anything else is a `422`, as
+      is a channel, category or purpose the catalog lacks, or a category the channel does not
+      carry. An unknown subject is not an error: the answer is `no_record`.
+
+      The consent decision: may this subject be sent this category on this channel?
+
+      Current standings are one row per topic (channel, channel and category, purpose, or
+      "all marketing"); the rules below turn them into an answer. Precedence, first match
+      wins; anything not granted is denied:
+
+      1. `suppressed`: the identifier was erased and no fresh confirmed opt-in lifted that;
+      2. `transactional`: the category is transactional: no opt-in governs it;
+      3. `no_record`: the subject is unknown;
+      4. `unsubscribed_all`: "unsubscribe from all" is newer than the grant for this pair
+         (a later grant of the pair lifts it for that pair only);
+      5. `withdrawn`: the channel or the pair was withdrawn;
+      6. `pending_confirmation`: the channel or the pair awaits double opt-in;
+      7. `no_record`: nothing was ever granted for the channel or the pair;
+      8. `expired`: the pair's grant is older than the maximum consent age;
+      9. `granted`: the channel opt-in is confirmed and the pair granted.
+
+      Purposes (processing such as personalization) follow the same rules without 2 and 4:
+      "unsubscribe from all" concerns messages, not processing.
+
+      `allowed` is true only for `granted` and `transactional`. `event_id` names the audit
+      event the answer relied on, where there is one (proof for the send decision).
+    parameters:
+    - in: query
+      schema: CheckQuerySchema
+    responses:
+      '200':
+        description: The decision.
+        content:
+          application/json:
+            schema: CheckResultSchema
+    """
     args = load_args(_query)
     ident = None
     for kind in (IdentifierKind.EMAIL, IdentifierKind.PHONE, IdentifierKind.EXTERNAL_ID):
@@ -35,6 +80,7 @@ def check() -> ResponseReturnValue:
     subject_id = str(args["subject_id"]) if "subject_id" in args else None
     with read_session() as reader:
         answer = checks.check(reader, rules(), _question(args), ident=ident, subject_id=subject_id)
+    count_decisions(answer.decision.reason)
     return dump(
         _result,
         {
@@ -42,6 +88,7 @@ def check() -> ResponseReturnValue:
             "reason": answer.decision.reason,
             "subject_id": answer.subject_id,
             "event_id": answer.decision.event_id,
+            **read_source(),
         },
     )
 
@@ -49,9 +96,35 @@ def check() -> ResponseReturnValue:
 @bp.post("/consent/check")
 @require(Scope.CONSENT_READ)
 def check_batch() -> ResponseReturnValue:
+    """Check many email addresses at once.
+
+    ---
+    tags: [consent]
+    operationId: checkConsentBatch
+    description: |
+      The same decision as `GET /v1/consent/check` (see there for the reasons and their
+      precedence) for up to 10,000 email addresses and one question, answered in input
+      order. Duplicates are answered once per occurrence.
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema: BatchCheckSchema
+          example:
+            channel: email
+            category: newsletter
+            emails: [ada@example.org, grace@example.org]
+    responses:
+      '200':
+        description: One result per email, in input order.
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/BatchCheckResult'}
+    """
     body = load_body(_batch)
     with read_session() as reader:
         results = checks.check_emails(reader, rules(), _question(body), body["emails"])
+    count_decisions(*(r.decision.reason for r in results))
     allowed = sum(1 for r in results if r.decision.allowed)
     return {
         "results": [
@@ -60,4 +133,5 @@ def check_batch() -> ResponseReturnValue:
         ],
         "allowed": allowed,
         "denied": len(results) - allowed,
+        **read_source(),
     }

@@ -23,6 +23,46 @@ _links = MessageLinksSchema()
 @bp.post("/subjects/<uuid:subject_id>/links")
 @require(Scope.CONSENT_WRITE)
 def make(subject_id: Any) -> ResponseReturnValue:
+    """Signed links and RFC 8058 headers for one message to a subject.
+
+    ---
+    tags: [subjects]
+    operationId: makeMessageLinks
+    description: |
+      `preference_url` opens the person's preference page without a password (signed,
+      scoped to the subject, valid `PREFERENCE_LINK_TTL_DAYS`, 90 by default).
+      `unsubscribe_url` is signed and scoped to the subject, the channel and, if given, the
+      category and message id (valid `UNSUBSCRIBE_LINK_TTL_DAYS`, 90 by default). A `POST`
+      to it with the form body `List-Unsubscribe=One-Click` withdraws at once and answers
+      200 with no cookie, no login and no redirect; repeating it changes nothing; the
+      withdrawal event records `message_id` in its details. Its `GET` shows a page with a
+      button and changes nothing. Without `category` the whole channel is withdrawn.
+      Both URLs start with `BASE_URL`. Nothing is stored: the links are stateless.
+      Transactional categories carry no unsubscribe link (422). The body is optional.
+    requestBody:
+      required: false
+      content:
+        application/json:
+          schema: MessageLinksRequestSchema
+          example:
+            channel: email
+            category: newsletter
+            message_id: <c-2026-11@mail.example.org>
+    responses:
+      '200':
+        description: The links and the two headers to put on the message.
+        content:
+          application/json:
+            schema: MessageLinksSchema
+            example:
+              preference_url: https://consent.example.org/p/eyJzIjoi...
+              unsubscribe_url: https://consent.example.org/u/eyJzIjoi...
+              headers:
+                List-Unsubscribe: <https://consent.example.org/u/eyJzIjoi...>
+                List-Unsubscribe-Post: List-Unsubscribe=One-Click
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     body = load_body(_request, optional=True)
     made = message_links.make_links(
         session(),

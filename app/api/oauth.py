@@ -20,6 +20,73 @@ DESCRIPTIONS = {
 
 @bp.post("/oauth/token")
 def issue_token() -> Response:
+    """Issue an access token (client credentials).
+
+    ---
+    tags: [auth]
+    operationId: issueToken
+    description: |
+      OAuth 2 client credentials grant (RFC 6749 section 4.4). Authenticate the client with
+      HTTP Basic (`client_secret_basic`) or with `client_id` and `client_secret` form fields
+      (`client_secret_post`). Without `scope` the token carries every scope the client
+      holds; asking for a scope the client does not hold is `invalid_scope`. The access
+      token is a signed JWT (RFC 9068) to be sent as `Authorization: Bearer ...`.
+    security:
+    - clientBasic: []
+    - {}
+    requestBody:
+      required: true
+      content:
+        application/x-www-form-urlencoded:
+          schema:
+            type: object
+            required: [grant_type]
+            properties:
+              grant_type:
+                type: string
+                enum: [client_credentials]
+              scope:
+                type: string
+                description: Space-separated scopes; a subset of the client's.
+                example: consent:read consent:write
+              client_id:
+                type: string
+                description: For `client_secret_post` only.
+              client_secret:
+                type: string
+                format: password
+                description: For `client_secret_post` only.
+    responses:
+      '200':
+        description: The access token.
+        headers:
+          Cache-Control:
+            schema:
+              type: string
+              enum: [no-store]
+          Pragma:
+            schema:
+              type: string
+              enum: [no-cache]
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Token'}
+      '400':
+        description: '`invalid_request`, `unsupported_grant_type` or `invalid_scope`.'
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/OAuthError'}
+      '401':
+        description: '`invalid_client`: unknown or revoked client, or a wrong secret.'
+        headers:
+          WWW-Authenticate:
+            schema: {type: string}
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/OAuthError'}
+      '429': {$ref: '#/components/responses/TooManyRequests'}
+      '503': {$ref: '#/components/responses/ServiceUnavailable'}
+    """
     response: Response = current_app.extensions["oauth_server"].create_token_response()
     if response.status_code >= 400 and response.is_json:
         # error_description is optional in RFC 6749; a client's developer always wants one.

@@ -39,6 +39,24 @@ def preferences_body(subject_id: str, view: PreferencesView) -> dict[str, Any]:
 @bp.get("/subjects")
 @require(Scope.CONSENT_READ)
 def find() -> ResponseReturnValue:
+    """Find a subject by identifier.
+
+    ---
+    tags: [subjects]
+    operationId: findSubject
+    description: Give exactly one of `email`, `phone` or `external_id`; `404` if nobody holds it.
+    parameters:
+    - in: query
+      schema: SubjectQuerySchema
+    responses:
+      '200':
+        description: The subject.
+        content:
+          application/json:
+            schema: SubjectSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     args = load_args(_query)
     kind = next(k for k in IdentifierKind if k in args)
     subject = subjects.find(session(), rules(), kind, args[kind], region=args.get("country"))
@@ -48,6 +66,23 @@ def find() -> ResponseReturnValue:
 @bp.get("/subjects/<uuid:subject_id>/preferences")
 @require(Scope.CONSENT_READ)
 def get_preferences(subject_id: Any) -> ResponseReturnValue:
+    """A subject's current preferences.
+
+    ---
+    tags: [subjects]
+    operationId: getPreferences
+    description: |
+      The standing of every channel, every marketing (channel, category) pair and every
+      purpose of the catalog, each with what the consent check would answer for it.
+    responses:
+      '200':
+        description: The preferences.
+        content:
+          application/json:
+            schema: PreferencesSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     view = preferences.view(session(), rules(), str(subject_id))
     return preferences_body(str(subject_id), view)
 
@@ -55,6 +90,41 @@ def get_preferences(subject_id: Any) -> ResponseReturnValue:
 @bp.patch("/subjects/<uuid:subject_id>/preferences")
 @require(Scope.CONSENT_WRITE)
 def change_preferences(subject_id: Any) -> ResponseReturnValue:
+    """Grant or withdraw.
+
+    ---
+    tags: [subjects]
+    operationId: changePreferences
+    description: |
+      Applies every change or none. A change names a `channel` (and optionally a
+      `category`; left out = the whole channel) or a `purpose`. Granting a category on a
+      channel that was never granted, or was withdrawn, grants the channel too. A change to
+      what already stands writes nothing. Transactional categories have no consent to
+      change (`422`).
+    requestBody:
+      required: true
+      content:
+        application/json:
+          schema: PreferencesPatchSchema
+          example:
+            changes:
+            - channel: email
+              category: offers
+              status: withdrawn
+            - purpose: personalization
+              status: granted
+            source: preference-center
+            ip: 198.51.100.7
+            user_agent: Mozilla/5.0
+    responses:
+      '200':
+        description: The preferences after the change.
+        content:
+          application/json:
+            schema: PreferencesSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     body = load_body(_patch)
     changes = [
         preferences.Change(
@@ -72,6 +142,33 @@ def change_preferences(subject_id: Any) -> ResponseReturnValue:
 @bp.post("/subjects/<uuid:subject_id>/unsubscribe-all")
 @require(Scope.CONSENT_WRITE)
 def unsubscribe_all(subject_id: Any) -> ResponseReturnValue:
+    """Withdraw all marketing.
+
+    ---
+    tags: [subjects]
+    operationId: unsubscribeAll
+    description: |
+      Records "unsubscribe from all": every marketing check answers `unsubscribed_all` until
+      a later grant of a pair lifts it for that pair. Purposes are not affected. Idempotent:
+      nothing is written if nothing was granted since the last one. The body is optional.
+    requestBody:
+      required: false
+      content:
+        application/json:
+          schema: UnsubscribeAllSchema
+          example:
+            source: list-unsubscribe
+            message_id: <20240501.1234@mail.example.org>
+            campaign_id: spring-sale
+    responses:
+      '200':
+        description: The preferences afterwards.
+        content:
+          application/json:
+            schema: PreferencesSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     body = load_body(_unsubscribe, optional=True)
     details = {k: body[k] for k in ("message_id", "campaign_id") if body.get(k)}
     view = preferences.unsubscribe_all(
@@ -83,6 +180,23 @@ def unsubscribe_all(subject_id: Any) -> ResponseReturnValue:
 @bp.get("/subjects/<uuid:subject_id>/export")
 @require(Scope.SUBJECTS_MANAGE)
 def export(subject_id: Any) -> ResponseReturnValue:
+    """Everything held on a subject (GDPR Art. 15 and 20).
+
+    ---
+    tags: [subjects]
+    operationId: exportSubject
+    description: |
+      Identifiers, current preferences, every audit event about the subject with its
+      evidence, the notice texts those events refer to, and the subject's rights requests.
+    responses:
+      '200':
+        description: The export.
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/SubjectExport'}
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     data = subjects.export(session(), rules(), str(subject_id))
     data["preferences"] = preferences_body(str(subject_id), data["preferences"])
     return data
@@ -91,6 +205,26 @@ def export(subject_id: Any) -> ResponseReturnValue:
 @bp.delete("/subjects/<uuid:subject_id>")
 @require(Scope.SUBJECTS_MANAGE)
 def erase(subject_id: Any) -> ResponseReturnValue:
+    """Erase a subject (right to erasure).
+
+    ---
+    tags: [subjects]
+    operationId: eraseSubject
+    description: |
+      Deletes the subject's identifiers and personal evidence (IP, user agent, mail, access
+      logs, pending requests). Kept: a keyed hash of each identifier as a suppression, so
+      later checks answer `suppressed` and a re-import grants nothing until a fresh,
+      confirmed opt-in; and the pseudonymous audit events, so the chain stays verifiable.
+      An erased subject is `410` from then on.
+    responses:
+      '200':
+        description: Erased.
+        content:
+          application/json:
+            schema: ErasureSchema
+      '404': {$ref: '#/components/responses/NotFound'}
+      '410': {$ref: '#/components/responses/Gone'}
+    """
     erasure = subjects.erase(session(), rules(), str(subject_id), api_act({}, Method.ADMIN))
     return dump(
         _erasure,

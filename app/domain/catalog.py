@@ -12,7 +12,9 @@ import yaml
 from app.domain.errors import UnknownTopicError
 from app.domain.vocabulary import CategoryKind, LegalBasis
 
-LOCALES = ("en", "es", "it", "de")
+# The languages the service speaks (pages, mail, notices), each named in itself for its menu.
+LANGUAGES = (("en", "English"), ("es", "Español"), ("it", "Italiano"), ("de", "Deutsch"))
+LOCALES = tuple(code for code, _ in LANGUAGES)
 DEFAULT_LOCALE = "en"
 
 

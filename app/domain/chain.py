@@ -13,33 +13,51 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
-HASHED_FIELDS = (
-    "chain_id",
-    "seq",
-    "id",
-    "occurred_at",
-    "subject_id",
-    "channel",
-    "category",
-    "purpose",
-    "action",
-    "status",
-    "legal_basis",
-    "method",
-    "source",
-    "actor",
-    "capture_point",
-    "locale",
-    "notice_version",
-    "notice_sha256",
-    "evidence_hash",
-    "details",
-    "prev_hash",
+
+
+@dataclass(frozen=True)
+class EventField:
+    """One field of an audit event: its wire kind, whether it may be null, whether it is hashed."""
+
+    name: str
+    kind: Literal["int", "str", "time", "json"] = "str"
+    is_nullable: bool = True
+    is_hashed: bool = True
+
+
+# The one declaration of an event's fields, in wire order (the contract's first, then the rest
+# of the proof). The model's columns, the chain's hashed fields, the export columns and the API
+# schema all follow it (tests/domain/test_chain.py holds the model to it).
+FIELDS = (
+    EventField("seq", "int", is_nullable=False),
+    EventField("id", is_nullable=False),
+    EventField("occurred_at", "time", is_nullable=False),
+    EventField("subject_id"),
+    EventField("channel"),
+    EventField("category"),
+    EventField("purpose"),
+    EventField("action", is_nullable=False),
+    EventField("status"),
+    EventField("source"),
+    EventField("actor", is_nullable=False),
+    EventField("notice_version"),
+    EventField("prev_hash", is_nullable=False),
+    EventField("hash", is_nullable=False, is_hashed=False),
+    EventField("chain_id", is_nullable=False),
+    EventField("legal_basis"),
+    EventField("method", is_nullable=False),
+    EventField("capture_point"),
+    EventField("locale"),
+    EventField("notice_sha256"),
+    EventField("evidence_hash"),
+    EventField("details", "json"),
 )
+# The canonical form sorts its keys, so this order is not part of the format; the set is.
+HASHED_FIELDS = tuple(f.name for f in FIELDS if f.is_hashed)
 
 
 def format_time(moment: datetime) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import phonenumbers
@@ -21,6 +21,10 @@ class Identifier:
 
     def key(self, secret: bytes) -> str:
         return identifier_hmac(secret, self.kind, self.value)
+
+    def keys(self, secrets: Sequence[bytes]) -> list[str]:
+        """Its HMAC under each key of a ring (the current key first)."""
+        return [self.key(secret) for secret in secrets]
 
 
 def normalize_email(raw: str) -> str:

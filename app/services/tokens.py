@@ -33,6 +33,14 @@ class Opened:
     payload: dict[str, Any]
     issued_at: datetime
 
+    @property
+    def subject_id(self) -> str:
+        """The subject the link names (its "s"); InvalidTokenError when it names none."""
+        subject_id = self.payload.get("s")
+        if not isinstance(subject_id, str):
+            raise InvalidTokenError("This link is not valid.")
+        return subject_id
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -83,7 +91,11 @@ def spend(
     *,
     now: datetime | None = None,
 ) -> None:
-    """Mark a single-use token as used, in the caller's transaction; UsedTokenError if it was."""
+    """Mark a single-use token as used, in the caller's transaction; UsedTokenError if it was.
+
+    A concurrent spend of the same token fails the flush; the caller's use case then fails as a
+    whole (its transaction is unusable), and the edge rolls it back.
+    """
     digest = token_hash(token)
     if session.get(UsedToken, digest) is not None:
         raise UsedTokenError("This link was already used.")
@@ -95,5 +107,4 @@ def spend(
     try:
         session.flush()
     except IntegrityError as error:  # spent by a concurrent request a moment ago
-        session.rollback()
         raise UsedTokenError("This link was already used.") from error

@@ -1,5 +1,5 @@
 """The brand on every page: its stylesheet and logo, the privacy notice page, and the names
-every template may use (brand, languages, privacy_notice_url)."""
+every template may use (brand, logo_url, contact, privacy_notice_url)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from app.services.consent import notices
 
 bp = Blueprint("brand", __name__)
 
-LANGUAGES = (("en", "English"), ("es", "Español"), ("it", "Italiano"), ("de", "Deutsch"))
 PRIVACY_NOTICE = "privacy-notice"
 
 
@@ -27,7 +26,6 @@ def brand_context() -> dict[str, Any]:
     return {
         "brand": brand,
         "contact": rules().catalog.controller.get("contact"),
-        "languages": LANGUAGES,
         "logo_url": (
             url_for("brand.logo")
             if brand.logo_path

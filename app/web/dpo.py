@@ -36,7 +36,6 @@ from app.domain.vocabulary import Action
 from app.extensions import limiter
 from app.http import inventory, rules, session, settings, signing_keys, tokens
 from app.services.audit import dpo, opt_in_evidence, package, trail
-from app.services.privacy_center import rights
 from app.services.tokens import Purpose
 
 bp = Blueprint("dpo", __name__, url_prefix="/dpo")
@@ -85,11 +84,6 @@ def _set_session(response: BaseResponse, payload: dict[str, Any]) -> None:
     )
 
 
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -110,7 +104,7 @@ def login_required(view: F) -> F:
 
 @bp.get("/login")
 def login() -> ResponseReturnValue:
-    return _no_store(Response(render_template("dpo/login.html", error=None)))
+    return Response(render_template("dpo/login.html", error=None))
 
 
 @bp.post("/login")
@@ -121,7 +115,7 @@ def login_post() -> ResponseReturnValue:
         stamp = dpo.login(session(), form["client_id"], form["client_secret"])
     except dpo.LoginError as error:
         page = render_template("dpo/login.html", error=error.detail)
-        return _no_store(Response(page, status=401))
+        return Response(page, status=401)
     response = redirect(url_for("dpo.home"), code=303)
     _set_session(response, {"c": form["client_id"], "s": stamp})
     return response
@@ -153,7 +147,6 @@ def home() -> ResponseReturnValue:
         ),
     )
     found = dpo.overview(session(), filters)
-    requests = rights.log(session())
     query: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after" and v}
     next_url = url_for("dpo.home", **query, after=found.next_after) if found.next_after else None
     page = render_template(
@@ -164,12 +157,12 @@ def home() -> ResponseReturnValue:
         next_url=next_url,
         first_url=url_for("dpo.home", **query) if args["after"] else None,
         client_id=g.dpo["c"],
-        requests=requests,
-        overdue=sum(1 for r in requests if r.is_overdue),
+        requests=found.requests,
+        overdue=found.overdue,
         inventory=inventory(),
         deployment_map=data_map(inventory().flows("en")),
     )
-    return _no_store(Response(page))
+    return Response(page)
 
 
 @bp.post("/verify")
@@ -178,7 +171,7 @@ def verify() -> ResponseReturnValue:
     """Check the whole proof, as `GET /v1/audit/verify` and `audit verify` do; changes nothing."""
     result = trail.verify(session())
     page = render_template("dpo/verify.html", result=result, client_id=g.dpo["c"])
-    return _no_store(Response(page, status=200))
+    return page
 
 
 @bp.get("/package")
@@ -190,10 +183,7 @@ def download_package() -> ResponseReturnValue:
     return Response(
         streamed(lambda own: package.stream(own, filters, keys, catalog)),
         mimetype="application/x-ndjson",
-        headers={
-            "Content-Disposition": 'attachment; filename="audit-package.ndjson"',
-            "Cache-Control": "no-store",
-        },
+        headers={"Content-Disposition": 'attachment; filename="audit-package.ndjson"'},
     )
 
 
@@ -202,4 +192,4 @@ def download_package() -> ResponseReturnValue:
 def double_opt_in(subject_id: Any) -> ResponseReturnValue:
     record = opt_in_evidence.record(session(), str(subject_id))
     page = render_template("dpo/double_opt_in.html", record=record)
-    return _no_store(Response(page))
+    return Response(page)

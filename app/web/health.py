@@ -14,11 +14,59 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
+    """Liveness.
+
+    ---
+    tags: [health]
+    operationId: healthz
+    description: The process is up. Touches nothing else.
+    security: []
+    responses:
+      '200':
+        description: Up.
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [status]
+              properties:
+                status:
+                  type: string
+                  enum: [ok]
+    """
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
+    """Readiness.
+
+    ---
+    tags: [health]
+    operationId: readyz
+    description: The database answers a trivial query.
+    security: []
+    responses:
+      '200':
+        description: Ready.
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [status, database]
+              properties:
+                status:
+                  type: string
+                  enum: [ready]
+                database:
+                  type: string
+                  enum: [ok]
+      '503':
+        description: The database is not reachable.
+        content:
+          application/problem+json:
+            schema: {$ref: '#/components/schemas/Problem'}
+    """
     try:
         db.session.execute(text("SELECT 1"))
     except Exception:

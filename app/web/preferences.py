@@ -1,7 +1,7 @@
 """The person's pages: preference center (/p/), one-click unsubscribe (/u/), email-me-a-link.
 
-Tokens travel in these URLs, so every response says `Referrer-Policy: no-referrer` and
-`Cache-Control: no-store`.
+Tokens travel in these URLs, so every response says `Referrer-Policy: no-referrer` (and, as
+every page does, app/security.py's `Cache-Control: no-store`).
 """
 
 from __future__ import annotations
@@ -78,7 +78,6 @@ def _form_data() -> dict[str, Any]:
 @bp.after_request
 def private_page(response: Response) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Cache-Control"] = "no-store"
     lang = request.args.get("lang")
     if lang in LOCALES:
         response.set_cookie(
@@ -213,5 +212,37 @@ def request_link() -> ResponseReturnValue:
 
 @bp.get("/.well-known/gpc.json")
 def gpc() -> ResponseReturnValue:
-    """The GPC spec's well-known resource: this site honours the signal."""
+    """The GPC spec's well-known resource: this site honours the signal.
+
+    ---
+    tags: [meta]
+    operationId: getGpcSupport
+    summary: Global Privacy Control support
+    description: |
+      The GPC specification's well-known resource: this site honours the `Sec-GPC: 1`
+      signal. A person's page request carrying it opts them out of every purpose the
+      catalog marks `gpc_opt_out` (`partner_sharing` by default), recorded with actor
+      `browser:gpc` and method `gpc`. Public, without authentication.
+    security: []
+    responses:
+      '200':
+        description: The site honours GPC.
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [gpc, lastUpdate]
+              properties:
+                gpc:
+                  type: boolean
+                  enum:
+                  - true
+                lastUpdate:
+                  type: string
+                  format: date
+                  description: When this promise last changed.
+            example:
+              gpc: true
+              lastUpdate: '2026-11-23'
+    """
     return jsonify({"gpc": True, "lastUpdate": GPC_LAST_UPDATE.isoformat()})

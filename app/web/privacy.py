@@ -57,16 +57,9 @@ def session_id() -> str | None:
     return request.cookies.get(COOKIE)
 
 
-@bp.after_request
-def _no_store(response: Response) -> Response:
-    # Personal data: never kept by a shared computer's cache or a proxy.
-    response.headers["Cache-Control"] = "no-store"
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    return response
-
-
 @bp.errorhandler(access.AccessSessionError)
 def _no_session(error: access.AccessSessionError) -> ResponseReturnValue:
+    access.end_session(session(), session_id())
     response = Response(render_template("privacy/ended.html"), status=401)
     response.delete_cookie(COOKIE, path=COOKIE_PATH)
     return response

@@ -15,20 +15,20 @@ from app.domain.vocabulary import IdentifierKind, Method
 from app.extensions import limiter
 from app.http import client_ip, mailer, rules, session, settings, tokens, user_agent
 from app.services.consent.ledger import Act
-from app.services.optin import signups
+from app.services.optin import confirmation, subscriptions
 from app.services.tokens import Purpose
 
 bp = Blueprint("signup", __name__)
 
 FORM_ID = "subscribe"
 PAGE_BY_STATE = {
-    signups.State.PENDING: "signup/confirm.html",
-    signups.State.CONFIRMED: "signup/confirmed.html",
-    signups.State.ALREADY_CONFIRMED: "signup/already.html",
-    signups.State.EXPIRED: "signup/expired.html",
+    confirmation.State.PENDING: "signup/confirm.html",
+    confirmation.State.CONFIRMED: "signup/confirmed.html",
+    confirmation.State.ALREADY_CONFIRMED: "signup/already.html",
+    confirmation.State.EXPIRED: "signup/expired.html",
 }
 
-RENEWED_PAGE_BY_STATE = PAGE_BY_STATE | {signups.State.PENDING: "signup/renewed.html"}
+RENEWED_PAGE_BY_STATE = PAGE_BY_STATE | {confirmation.State.PENDING: "signup/renewed.html"}
 
 
 class SubscribeFormSchema(Schema):
@@ -75,7 +75,7 @@ def subscribe() -> ResponseReturnValue:
     try:
         body = _form.load(raw)
         if not body["is_bot"]:  # a bot gets the same page as a person, and nothing is recorded
-            signups.subscribe(
+            subscriptions.subscribe(
                 session(),
                 rules(),
                 mailer(),
@@ -100,14 +100,14 @@ def sent() -> ResponseReturnValue:
 @bp.get("/confirm/<token>")
 def confirm_page(token: str) -> ResponseReturnValue:
     """Changes nothing: mail scanners follow links. The page's script POSTs for a person."""
-    found = signups.inspect(session(), tokens(), token)
+    found = confirmation.inspect(session(), tokens(), token)
     return _page(PAGE_BY_STATE, found, token)
 
 
 @bp.post("/confirm/<token>")
 @limiter.limit(public_form_rate, methods=["POST"])
 def confirm(token: str) -> ResponseReturnValue:
-    found = signups.confirm(
+    found = confirmation.confirm(
         session(), rules(), tokens(), token, _act("web:/confirm", Method.DOUBLE_OPT_IN)
     )
     return _page(PAGE_BY_STATE, found, token)
@@ -116,11 +116,11 @@ def confirm(token: str) -> ResponseReturnValue:
 @bp.post("/confirm/<token>/renew")
 @limiter.limit(public_form_rate, methods=["POST"])
 def renew(token: str) -> ResponseReturnValue:
-    found = signups.renew(session(), rules(), mailer(), token)
+    found = confirmation.renew(session(), rules(), mailer(), token)
     return _page(RENEWED_PAGE_BY_STATE, found, token)
 
 
-def _page(pages: dict[signups.State, str], found: signups.Outcome, token: str) -> str:
+def _page(pages: dict[confirmation.State, str], found: confirmation.Outcome, token: str) -> str:
     """The outcome's page, in the language of the request unless ?lang= says otherwise."""
     g.locale = found.locale
     refresh()
@@ -142,7 +142,7 @@ def _act(capture_point: str, method: Method, notice_version: str | None = None) 
 
 
 def _render_form(values: dict[str, Any], errors: dict[str, Any]) -> str:
-    page = signups.form(session(), rules(), locale())
+    page = subscriptions.form(session(), rules(), locale())
     return render_template(
         "signup/subscribe.html",
         page=page,

@@ -16,7 +16,7 @@ from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.models import OutboxMessage, SubscriptionRequest
 from app.services.consent import notices
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 from tests.conftest import ApiClient
 from tests.factories import make_act, make_subscriber
 
@@ -181,7 +181,7 @@ def test_double_opt_in_evidence_names_request_mail_and_confirmation(
         assert row is not None
         row.message_id = "<confirm-1@consent-center.test>"
         session.commit()
-        subscriptions.confirm(
+        confirmation.confirm_request(
             session,
             rules,
             request_id,

@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.domain.chain import GENESIS_HASH, canonical_bytes, event_hash, verify
+from app.domain.chain import (
+    FIELDS,
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    canonical_bytes,
+    event_hash,
+    verify,
+)
+from app.models import ConsentEvent
 
 
 def make_chain(length: int) -> list[dict[str, Any]]:
@@ -81,3 +89,33 @@ def test_canonical_form_is_stable_and_holds_no_email() -> None:
     assert canonical_bytes(record) == canonical_bytes(dict(reversed(list(record.items()))))
     assert b"@" not in canonical_bytes(record)
     assert b'"occurred_at":"2026-01-01T12:00:01.123456Z"' in canonical_bytes(record)
+
+
+def test_the_hash_format_is_byte_for_byte_what_existing_chains_hold() -> None:
+    record = dict.fromkeys(HASHED_FIELDS) | {
+        "chain_id": "main",
+        "seq": 7,
+        "id": "0b0e6a52-8a5b-4f7e-9a38-5f2e8f0c8f11",
+        "occurred_at": datetime(2026, 11, 20, 9, 0, 0, 123456, tzinfo=UTC),
+        "subject_id": "5d1c0c0e-1111-4222-8333-944455556666",
+        "channel": "email",
+        "category": "newsletter",
+        "action": "grant",
+        "status": "granted",
+        "legal_basis": "consent",
+        "method": "double_opt_in",
+        "source": "signup",
+        "actor": "subject",
+        "locale": "de",
+        "notice_version": "2026-11-01",
+        "details": '{"request_id":"r1"}',
+        "prev_hash": "ab" * 32,
+        "hash": "not hashed",
+    }
+    # Computed before the fields were declared in one place; a chain written then still verifies.
+    assert event_hash(record) == "c89b315e383f40563a994ec7b9df492349aa597827a60bbf79e4ce256051d36a"
+
+
+def test_the_event_table_stores_exactly_the_declared_fields() -> None:
+    columns = ConsentEvent.__table__.columns
+    assert [(c.key, c.nullable) for c in columns] == [(f.name, f.is_nullable) for f in FIELDS]

@@ -12,7 +12,7 @@ from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind
 from app.models import ConsentEvent
 from app.services.audit import trail
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 from tests.factories import make_act
 
 
@@ -37,7 +37,7 @@ def test_the_same_confirmation_posted_twice_at_once_writes_one_confirmation(
         try:
             barrier.wait()
             with Session(clean_db) as session:
-                subscriptions.confirm(session, rules, request_id, make_act(actor="subject"))
+                confirmation.confirm_request(session, rules, request_id, make_act(actor="subject"))
         except BaseException as error:
             errors.append(error)
 

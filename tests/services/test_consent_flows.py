@@ -16,7 +16,7 @@ from app.domain.vocabulary import IdentifierKind, Reason, Status
 from app.models import ConsentEvent, Evidence, Subject, SubjectIdentifier, Suppression
 from app.services.audit import trail
 from app.services.consent import checks, preferences, subjects
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 from tests.factories import make_act, make_subscriber
 
 NEWSLETTER = checks.Question("email", "newsletter")
@@ -48,9 +48,9 @@ def test_confirming_grants_and_confirming_twice_writes_nothing(
     )
     assert requested.status is Status.PENDING
     assert requested.request is not None
-    subscriptions.confirm(session, rules, requested.request.id, make_act())
+    confirmation.confirm_request(session, rules, requested.request.id, make_act())
     count = session.scalar(select(func.count()).select_from(ConsentEvent))
-    subscriptions.confirm(session, rules, requested.request.id, make_act())
+    confirmation.confirm_request(session, rules, requested.request.id, make_act())
     assert session.scalar(select(func.count()).select_from(ConsentEvent)) == count
     assert reason(session, rules, "ada@example.org") is Reason.GRANTED
 
@@ -233,7 +233,7 @@ def test_a_suppressed_address_is_granted_nothing_until_it_confirms_again(
     assert again.status is Status.PENDING  # single opt-in does not apply to a suppressed address
     assert reason(session, lenient, "back@example.org") is Reason.SUPPRESSED
     assert again.request is not None
-    subscriptions.confirm(session, lenient, again.request.id, make_act())
+    confirmation.confirm_request(session, lenient, again.request.id, make_act())
     assert reason(session, lenient, "back@example.org") is Reason.GRANTED
 
 

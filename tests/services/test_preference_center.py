@@ -15,6 +15,7 @@ from app.services.consent import notices
 from app.services.preference_center import message_links, preference_page
 from app.services.tokens import Purpose, Tokens
 from tests.factories import make_subscriber
+from tests.transactions import counting_commits
 from tests.web.pages import notices_path
 
 LINKS = Tokens(
@@ -75,6 +76,17 @@ def test_gpc_is_recorded_once_per_withdrawal(session: Session, rules: Rules) -> 
     for _ in range(2):
         page = preference_page.show(session, rules, LINKS, token, gpc, pick_locale=lambda s: "en")
         assert page.is_gpc_honoured
+    assert methods(session, subject_id).count("gpc") == 1
+
+
+def test_showing_the_page_with_gpc_is_one_transaction(session: Session, rules: Rules) -> None:
+    subject_id = make_subscriber(session, rules)
+    token = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
+    gpc = preference_page.PreferenceVisit(is_gpc=True)
+    session.commit()  # nothing begun: so ledger.lock has no reads to end
+    with counting_commits(session, reads=True) as commits:
+        preference_page.show(session, rules, LINKS, token, gpc, pick_locale=lambda s: "en")
+    assert len(commits) == 1
     assert methods(session, subject_id).count("gpc") == 1
 
 

@@ -18,6 +18,7 @@ from app.services.delivery.mail import MailTemplates
 from app.services.privacy_center import access, download, erasure, overview, rights
 from app.services.tokens import Purpose, Tokens
 from tests.factories import make_subscriber
+from tests.transactions import counting_commits
 
 ROOT = Path(__file__).parent.parent.parent
 IDLE = timedelta(minutes=15)
@@ -194,6 +195,56 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
     ]
     with pytest.raises(access.AccessSessionError):
         overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
+
+
+def test_a_self_service_erasure_is_one_transaction_logged_once_as_from_the_web(
+    session: Session,
+    rules: Rules,
+    signer: Tokens,
+    templates: MailTemplates,
+    inventory: Inventory,
+) -> None:
+    subject_id = make_subscriber(session, rules)
+    ask(session, signer, templates, subject_id)
+    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+    with counting_commits(session) as commits:
+        erasure.erase(
+            session,
+            rules,
+            inventory,
+            templates,
+            opened.session_id,
+            idle=IDLE,
+            proof_retention=timedelta(days=30),
+            mail_from="cc@example.org",
+            locale=None,
+            now=T0,
+        )
+    assert len(commits) == 1
+    requests = session.execute(
+        select(RightsRequest.kind, RightsRequest.channel).order_by(RightsRequest.kind)
+    ).all()
+    assert [tuple(r) for r in requests] == [("access", "web"), ("erasure", "web")]
+
+
+def test_an_idle_session_fails_the_use_case_and_ending_it_removes_it(
+    session: Session,
+    rules: Rules,
+    signer: Tokens,
+    templates: MailTemplates,
+    inventory: Inventory,
+) -> None:
+    subject_id = make_subscriber(session, rules)
+    ask(session, signer, templates, subject_id)
+    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+    later = T0 + IDLE + timedelta(seconds=1)
+    with counting_commits(session) as commits, pytest.raises(access.AccessSessionError):
+        overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=later)
+    assert commits == []
+    session.rollback()
+    access.end_session(session, opened.session_id)
+    with Session(session.get_bind()) as fresh:
+        assert fresh.scalars(select(AccessSession)).all() == []
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from app.models import OutboxMessage
 from app.services.consent import notices
 from app.services.delivery import mail
 from app.services.delivery.mail import SmtpTransport
-from app.services.optin import subscriptions
+from app.services.optin import confirmation, subscriptions
 from app.services.tokens import Purpose, Tokens
 from tests.factories import make_act
 
@@ -123,7 +123,7 @@ def make_person(
         country=country,
     )
     assert requested.request is not None
-    subscriptions.confirm(
+    confirmation.confirm_request(
         session,
         rules,
         requested.request.id,

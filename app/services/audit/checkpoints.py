@@ -96,10 +96,8 @@ def create_if_due(
             ConsentEvent.chain_id == head.chain_id, ConsentEvent.action == str(Action.CHECKPOINT)
         )
     )
-    if head.last_seq - (last or head.base_seq) < max(every, 1):
-        session.commit()
-        return None
-    checkpoint = _append(session, head, key, now)
+    is_due = head.last_seq - (last or head.base_seq) >= max(every, 1)
+    checkpoint = _append(session, head, key, now) if is_due else None
     session.commit()
     return checkpoint
 

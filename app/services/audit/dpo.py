@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from app.domain.vocabulary import Scope, Status
 from app.models import ConsentEvent, OAuthClient, utcnow
 from app.services import clients
 from app.services.audit import trail
+from app.services.privacy_center import rights
 
 EVENTS = ConsentEvent.__table__
 
@@ -47,7 +48,7 @@ def still_allowed(session: Session, client_id: str, expected_stamp: str) -> bool
         and Scope.AUDIT_READ in row.scopes.split()
         and stamp(row) == expected_stamp
     )
-    session.rollback()
+    session.commit()  # ends the read transaction; nothing is written
     return ok
 
 
@@ -57,12 +58,17 @@ def stamp(row: OAuthClient) -> str:
 
 @dataclass(frozen=True)
 class DpoOverview:
-    """The DPO page: monthly consent charts and one page of the event search."""
+    """The DPO page: monthly consent charts, one page of the event search, the rights log."""
 
     charts: list[Chart]
     periods: list[str]
     events: list[dict[str, Any]]
     next_after: int | None
+    requests: list[rights.LoggedRequest] = field(default_factory=list)
+
+    @property
+    def overdue(self) -> int:
+        return sum(1 for r in self.requests if r.is_overdue)
 
 
 def overview(
@@ -98,7 +104,7 @@ def overview(
         for category, by_month in sorted(counts.items())
     ]
     events, next_after = trail.page(session, filters, page_size)
-    return DpoOverview(charts, periods, events, next_after)
+    return DpoOverview(charts, periods, events, next_after, rights.log(session, now=now))
 
 
 def _month_of(session: Session, column: Any) -> Any:

@@ -16,7 +16,7 @@ from app.models import (
     OutboxMessage,
     SubscriptionRequest,
 )
-from app.services.consent import subjects
+from app.services.consent import notices, subjects
 
 
 def record(session: Session, subject_id: str) -> dict[str, Any]:
@@ -112,11 +112,4 @@ def _notice(
     row = next((n for n in rows if n.locale == locale), rows[0] if rows else None)
     if row is None:
         return {"version": version, "text": None, "sha256": None}
-    return {
-        "key": row.key,
-        "version": row.version,
-        "locale": row.locale,
-        "title": row.title,
-        "text": row.text,
-        "sha256": row.sha256,
-    }
+    return notices.record(row)

@@ -16,6 +16,7 @@ from app.domain.vocabulary import Action
 from app.models import ChainHead, NoticeVersion, utcnow
 from app.services.audit import trail
 from app.services.audit.checkpoints import SigningKeys
+from app.services.consent import notices
 from app.services.consent.ledger import CHAIN_ID
 
 
@@ -87,16 +88,11 @@ def _notices(session: Session, filters: trail.EventFilter) -> Iterator[dict[str,
         .order_by(NoticeVersion.key, NoticeVersion.version, NoticeVersion.locale)
     )
     for n in rows:
-        yield {
-            "type": "notice",
-            "key": n.key,
-            "version": n.version,
-            "locale": n.locale,
-            "title": n.title,
-            "text": n.text,
-            "sha256": n.sha256,
-            "published_at": chain.format_time(n.published_at),
-        }
+        yield (
+            {"type": "notice"}
+            | notices.record(n)
+            | {"published_at": chain.format_time(n.published_at)}
+        )
 
 
 def _filters(filters: trail.EventFilter) -> dict[str, Any]:

@@ -23,31 +23,7 @@ _LINES_PER_CHUNK = 500  # one write per ~200 kB of export, not one per event
 EVENTS = ConsentEvent.__table__
 EVIDENCE = Evidence.__table__
 
-# The wire order of an event's fields (contract first, then the rest of the proof).
-EVENT_FIELDS = (
-    "seq",
-    "id",
-    "occurred_at",
-    "subject_id",
-    "channel",
-    "category",
-    "purpose",
-    "action",
-    "status",
-    "source",
-    "actor",
-    "notice_version",
-    "prev_hash",
-    "hash",
-    "chain_id",
-    "legal_basis",
-    "method",
-    "capture_point",
-    "locale",
-    "notice_sha256",
-    "evidence_hash",
-    "details",
-)
+EVENT_FIELDS = tuple(f.name for f in chain.FIELDS)
 EVIDENCE_FIELDS = ("ip", "user_agent", "country")
 
 

@@ -76,9 +76,10 @@ def check(
     is_transactional = validate(rules, question)
     now = now or utcnow()
     if ident is not None:
-        subject_id, is_suppressed, standings = _by_key(
-            session, ident.key(rules.identifier_key), question
-        )
+        for key in ident.keys(rules.identifier_keys):  # old keys only while nothing is found
+            subject_id, is_suppressed, standings = _by_key(session, key, question)
+            if subject_id is not None or is_suppressed:
+                break
     else:
         subject = session.get(Subject, subject_id) if subject_id else None
         is_suppressed = subject is not None and subject.erased_at is not None
@@ -112,6 +113,15 @@ def check_emails(
     now = now or utcnow()
     keys = email_hmacs(rules.identifier_key, emails)
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
+    for old_key in rules.identifier_old_keys:  # key rotation: look again for what is unknown
+        unknown = [i for i, key in enumerate(keys) if _is_unknown(found.get(key, _UNKNOWN))]
+        if not unknown:
+            break
+        old = email_hmacs(old_key, [emails[i] for i in unknown])
+        again = _by_keys(session, list(dict.fromkeys(old)), question)
+        for i, key in zip(unknown, old, strict=True):
+            if not _is_unknown(again.get(key, _UNKNOWN)):
+                found[keys[i]] = again[key]
     results = []
     for email, key in zip(emails, keys, strict=True):
         subject_id, is_suppressed, standings = found.get(key, _UNKNOWN)
@@ -128,6 +138,10 @@ def check_emails(
 Key = tuple[str, str, str]
 Found = tuple[str | None, bool, dict[Key, Standing]]
 _UNKNOWN: Found = (None, False, {})
+
+
+def _is_unknown(entry: Found) -> bool:
+    return entry[0] is None and not entry[1]
 
 
 def _params(question: Question) -> dict[str, Any]:

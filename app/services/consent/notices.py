@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import yaml
 from sqlalchemy import case, select
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import ConflictError, NotFoundError
 from app.domain.vocabulary import Action, Method
-from app.models import NoticeVersion, utcnow
+from app.models import ChainHead, NoticeVersion, utcnow
 from app.services.consent import ledger
 
 CONSENT_NOTICE = "marketing-consent"
@@ -32,11 +33,44 @@ def publish(
     text: str,
     actor: str = "system",
     now: datetime | None = None,
-    commit: bool = True,
 ) -> NoticeVersion:
     """Publish a version; the same text again is a no-op, a different text a conflict."""
-    now = now or utcnow()
     head = ledger.lock(session)
+    notice = _publish(
+        session, head, Wording(key, version, locale, title, text), actor, now or utcnow()
+    )
+    session.commit()
+    return notice
+
+
+def publish_file(session: Session, path: Path) -> int:
+    """Publish every notice in a notices YAML file (the shipped defaults on `db upgrade`)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    head = ledger.lock(session)
+    count = 0
+    for item in raw.get("notices", []):
+        wording = Wording(
+            item["key"], str(item["version"]), item["locale"], item["title"], item["text"]
+        )
+        # Each its own time: a later version in the file is the newer one (see `current`).
+        _publish(session, head, wording, "system", utcnow())
+        count += 1
+    session.commit()
+    return count
+
+
+class Wording(NamedTuple):
+    key: str
+    version: str
+    locale: str
+    title: str
+    text: str
+
+
+def _publish(
+    session: Session, head: ChainHead, wording: Wording, actor: str, now: datetime
+) -> NoticeVersion:
+    key, version, locale, title, text = wording
     existing = session.scalar(
         select(NoticeVersion).where(
             NoticeVersion.key == key,
@@ -50,8 +84,6 @@ def publish(
             raise ConflictError(
                 f"Notice {key} {version} ({locale}) exists with other wording; use a new version."
             )
-        if commit:
-            session.commit()
         return existing
     notice = NoticeVersion(
         key=key,
@@ -75,28 +107,20 @@ def publish(
         ],
         now=now,
     )
-    if commit:
-        session.commit()
     return notice
 
 
-def publish_file(session: Session, path: Path) -> int:
-    """Publish every notice in a notices YAML file (the shipped defaults on `db upgrade`)."""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    count = 0
-    for item in raw.get("notices", []):
-        publish(
-            session,
-            key=item["key"],
-            version=str(item["version"]),
-            locale=item["locale"],
-            title=item["title"],
-            text=item["text"],
-            commit=False,
-        )
-        count += 1
-    session.commit()
-    return count
+def record(row: NoticeVersion) -> dict[str, Any]:
+    """A published notice as data: its exact wording, that wording's hash, when it was published."""
+    return {
+        "key": row.key,
+        "version": row.version,
+        "locale": row.locale,
+        "title": row.title,
+        "text": row.text,
+        "sha256": row.sha256,
+        "published_at": row.published_at,
+    }
 
 
 def resolve(

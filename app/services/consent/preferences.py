@@ -81,8 +81,9 @@ def change(
     drafts = plan_changes(rules, subject_id, changes, current)
     if drafts:
         ledger.append(session, head, act, drafts, now=now)
+    changed = view(session, rules, subject_id, now=now)
     session.commit()
-    return view(session, rules, subject_id, now=now)
+    return changed
 
 
 def plan_changes(
@@ -140,6 +141,21 @@ def unsubscribe_all(
 ) -> PreferencesView:
     """Withdraw all marketing at once. Idempotent: nothing new if nothing was granted since."""
     now = now or utcnow()
+    withdraw_all(session, subject_id, act, details=details, now=now)
+    withdrawn = view(session, rules, subject_id, now=now)
+    session.commit()
+    return withdrawn
+
+
+def withdraw_all(
+    session: Session,
+    subject_id: str,
+    act: ledger.Act,
+    *,
+    details: Mapping[str, str] | None = None,
+    now: datetime,
+) -> None:
+    """The unsubscribe-all event, in the caller's transaction (which it locks first)."""
     head = ledger.lock(session)
     subjects.get(session, subject_id)
     current = ledger.standings(session, subject_id)
@@ -166,5 +182,3 @@ def unsubscribe_all(
             ],
             now=now,
         )
-    session.commit()
-    return view(session, rules, subject_id, now=now)

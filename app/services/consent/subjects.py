@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import CursorResult, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from app.domain.consent import preferences_view
 from app.domain.errors import NotFoundError, SubjectErasedError
-from app.domain.identifiers import Identifier, identifier
+from app.domain.identifiers import Identifier, identifier, identifier_hmac
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind
 from app.models import (
@@ -33,7 +34,7 @@ from app.models import (
     utcnow,
 )
 from app.services.audit import trail
-from app.services.consent import ledger
+from app.services.consent import ledger, notices
 from app.services.privacy_center import rights
 
 
@@ -49,21 +50,80 @@ def get(session: Session, subject_id: str, *, allow_erased: bool = False) -> Sub
 def find(
     session: Session, rules: Rules, kind: IdentifierKind, raw: str, *, region: str | None = None
 ) -> Subject:
-    key = identifier(kind, raw, region=region).key(rules.identifier_key)
+    keys = identifier(kind, raw, region=region).keys(rules.identifier_keys)
     subject_id = session.scalar(
-        select(SubjectIdentifier.subject_id).where(SubjectIdentifier.hmac == key)
+        select(SubjectIdentifier.subject_id).where(SubjectIdentifier.hmac.in_(keys)).limit(1)
     )
     if subject_id is None:
         raise NotFoundError(f"No subject with that {kind}.")
     return get(session, subject_id)
 
 
-def is_suppressed(session: Session, key: str) -> bool:
+def is_suppressed(session: Session, keys: Sequence[str]) -> bool:
+    """Suppressed under any key of the ring: rotating the key never lifts a suppression."""
     return bool(
         session.scalar(
-            select(exists().where(Suppression.hmac == key, Suppression.lifted_at.is_(None)))
+            select(exists().where(Suppression.hmac.in_(keys), Suppression.lifted_at.is_(None)))
         )
     )
+
+
+def carry_suppression(session: Session, keys: Sequence[str]) -> None:
+    """Move a suppression made under an old key to the current one (`keys[0]`): only now, with
+    the plain identifier at hand, can it be re-keyed. Runs inside the caller's transaction."""
+    current, *old = keys
+    if not old or session.get(Suppression, current) is not None:
+        return
+    for row in session.scalars(select(Suppression).where(Suppression.hmac.in_(old))):
+        session.add(
+            Suppression(
+                hmac=current, kind=row.kind, created_at=row.created_at, lifted_at=row.lifted_at
+            )
+        )
+        session.delete(row)
+        return
+
+
+@dataclass(frozen=True)
+class Rekeyed:
+    identifiers: int
+    requests: int
+    suppressions_kept: int  # as they are: the ring matches them under every key
+
+
+def rekey(session: Session, rules: Rules, *, batch: int = 1000) -> Rekeyed:
+    """Re-key every identifier (its plain value is kept) to the current key, and the requests
+    that name it. Suppressions hold no plain value: they keep their old HMAC, which the ring
+    still matches, and move one by one when the person shows up again (`carry_suppression`)."""
+    moved = requests = 0
+    after = ""
+    while True:
+        rows = session.execute(
+            select(SubjectIdentifier.hmac, SubjectIdentifier.kind, SubjectIdentifier.value)
+            .where(SubjectIdentifier.hmac > after)
+            .order_by(SubjectIdentifier.hmac)
+            .limit(batch)
+        ).all()
+        if not rows:
+            break
+        after = rows[-1].hmac
+        for old, kind, value in rows:
+            new = identifier_hmac(rules.identifier_key, kind, value)
+            if new == old:
+                continue
+            session.execute(
+                update(SubjectIdentifier).where(SubjectIdentifier.hmac == old).values(hmac=new)
+            )
+            result = session.execute(
+                update(SubscriptionRequest)
+                .where(SubscriptionRequest.identifier_hmac == old)
+                .values(identifier_hmac=new)
+            )
+            moved += 1
+            requests += cast(CursorResult[Any], result).rowcount
+    kept = session.scalar(select(func.count()).select_from(Suppression))
+    session.commit()
+    return Rekeyed(moved, requests, int(kept or 0))
 
 
 def find_or_create(
@@ -76,8 +136,9 @@ def find_or_create(
     country: str | None = None,
 ) -> tuple[Subject, bool]:
     """The subject holding this identifier, or a new one. Runs inside the caller's transaction."""
-    key = ident.key(rules.identifier_key)
-    row = session.get(SubjectIdentifier, key)
+    keys = ident.keys(rules.identifier_keys)
+    key = keys[0]
+    row = next(filter(None, (session.get(SubjectIdentifier, k) for k in keys)), None)
     if row is not None:
         subject = get(session, row.subject_id)
         if locale and not subject.locale:
@@ -111,12 +172,26 @@ def erase(
     act: ledger.Act,
     *,
     now: datetime | None = None,
-    commit: bool = True,
+) -> Erasure:
+    """Erase a subject on request through the API; one transaction."""
+    erasure = apply_erasure(session, rules, subject_id, act, now=now, channel="api")
+    session.commit()
+    return erasure
+
+
+def apply_erasure(
+    session: Session,
+    rules: Rules,
+    subject_id: str,
+    act: ledger.Act,
+    *,
+    channel: str,
+    now: datetime | None = None,
 ) -> Erasure:
     """Delete identifiers and personal evidence; keep HMAC suppressions and pseudonymous proof.
 
-    commit=False leaves the transaction open for a caller that writes more with it (the final
-    mail of a self-service erasure).
+    Writes in the caller's transaction and logs the erasure as a rights request that came in
+    through `channel`; the caller commits (with the final mail of a self-service erasure).
     """
     now = now or utcnow()
     head = ledger.lock(session)
@@ -156,9 +231,7 @@ def erase(
         ],
         now=now,
     )
-    rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel="api")
-    if commit:
-        session.commit()
+    rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel=channel)
     return Erasure(subject_id, now, len(identifiers), event.id)
 
 
@@ -179,7 +252,7 @@ def export(
         for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
     }
     versions = sorted({e.notice_version for e in events if e.notice_version})
-    notices = (
+    cited = (
         session.scalars(
             select(NoticeVersion)
             .where(NoticeVersion.version.in_(versions))
@@ -215,7 +288,7 @@ def export(
             | {"evidence": evidence_data(evidence.get(event.evidence_hash or ""))}
             for event in events
         ],
-        "notices": [notice_data(n) for n in notices],
+        "notices": [notices.record(n) for n in cited],
         "rights_requests": [rights_request_data(r) for r in requests],
     }
     session.commit()
@@ -236,18 +309,6 @@ def evidence_data(row: Evidence | None) -> dict[str, Any] | None:
 
 def identifier_data(row: SubjectIdentifier) -> dict[str, Any]:
     return {"kind": row.kind, "value": row.value, "created_at": row.created_at}
-
-
-def notice_data(row: NoticeVersion) -> dict[str, Any]:
-    return {
-        "key": row.key,
-        "version": row.version,
-        "locale": row.locale,
-        "title": row.title,
-        "text": row.text,
-        "sha256": row.sha256,
-        "published_at": row.published_at,
-    }
 
 
 def rights_request_data(row: RightsRequest) -> dict[str, Any]:

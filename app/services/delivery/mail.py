@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from app.domain.catalog import DEFAULT_LOCALE, LOCALES
@@ -115,6 +115,21 @@ def enqueue(
     )
     session.add(message)
     return message
+
+
+def sent_recently(session: Session, subject_id: str, template: str, *, since: datetime) -> bool:
+    """Whether a `template` mail was queued for the subject after `since` (no mail bombing)."""
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    OutboxMessage.subject_id == subject_id,
+                    OutboxMessage.template == template,
+                    OutboxMessage.created_at > since,
+                )
+            )
+        )
+    )
 
 
 class Transport(Protocol):

@@ -1,4 +1,9 @@
-"""Opting in: a request records `pending` (double opt-in) or `granted` (single opt-in) events."""
+"""Opting in: a request records `pending` (double opt-in) or `granted` (single opt-in) events.
+
+A request, its pending events and its confirmation mail are written in one transaction, so a
+mail is never lost and never sent for a request that was not recorded. What happens when the
+person confirms lives in `confirmation`.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,19 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
 from app.domain.consent import Topic, channel_topic, legal_basis, pair_topic
-from app.domain.errors import NotFoundError, UnknownTopicError
+from app.domain.errors import UnknownTopicError
 from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
-from app.domain.vocabulary import Action, Method, Status
-from app.models import SubscriptionRequest, Suppression, utcnow
-from app.services.consent import derived, ledger, subjects
+from app.domain.vocabulary import Action, IdentifierKind, Status
+from app.models import NoticeVersion, SubscriptionRequest, utcnow
+from app.services.consent import derived, ledger, notices, subjects
+from app.services.optin.confirmation import Mailer, mail_link
+from app.services.tokens import Purpose
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,49 @@ class Requested:
     status: Status  # pending or granted
     request: SubscriptionRequest | None  # the double opt-in request, when one is pending
     is_new_subject: bool
+
+
+class _Wanted(NamedTuple):
+    """What an opt-in request asks for, and when."""
+
+    channel: str
+    categories: Sequence[str]
+    country: str | None
+    ttl: timedelta
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Signup:
+    subject_id: str
+    status: Status
+    is_mailed: bool
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    label: str
+    description: str
+    benefit: str = ""  # what the person gets for it (the value exchange)
+
+
+@dataclass(frozen=True)
+class Form:
+    """What the public opt-in form shows: the notice beside the checkboxes, and the choices."""
+
+    notice: NoticeVersion
+    choices: list[Choice]
+
+
+def form(session: Session, rules: Rules, locale: str, channel: str = "email") -> Form:
+    notice = notices.current(session, notices.CONSENT_NOTICE, locale)
+    choices = [
+        Choice(c.name, c.label.get(locale), c.description.get(locale), c.benefit.get(locale))
+        for c in rules.catalog.categories.values()
+        if not c.is_transactional and channel in c.channels
+    ]
+    return Form(notice, choices)
 
 
 def validate_categories(rules: Rules, channel: str, categories: Sequence[str]) -> None:
@@ -39,6 +90,36 @@ def validate_categories(rules: Rules, channel: str, categories: Sequence[str]) -
             raise UnknownTopicError(message, {"categories": [message]})
 
 
+def subscribe(
+    session: Session,
+    rules: Rules,
+    mailer: Mailer,
+    ident: Identifier,
+    channel: str,
+    categories: Sequence[str],
+    act: ledger.Act,
+    *,
+    country: str | None = None,
+    is_notice_required: bool = False,
+    now: datetime | None = None,
+) -> Signup:
+    """Record the request and, when double opt-in applies, queue its mail: one commit."""
+    now = now or utcnow()
+    if is_notice_required and notices.resolve(session, act.notice_version, act.locale) is None:
+        message = "The consent notice shown is not a published version."
+        raise UnknownTopicError(message, {"notice_version": [message]})
+    wanted = _Wanted(channel, categories, country, mailer.tokens.ttl(Purpose.CONFIRM), now)
+    requested = _record(session, rules, ident, wanted, act)
+    pending = requested.request
+    is_mailed = (
+        pending is not None
+        and ident.kind is IdentifierKind.EMAIL
+        and mail_link(session, rules, mailer, pending, ident.value, now)
+    )
+    session.commit()
+    return Signup(requested.subject_id, requested.status, is_mailed)
+
+
 def request(
     session: Session,
     rules: Rules,
@@ -50,22 +131,34 @@ def request(
     country: str | None = None,
     ttl: timedelta = timedelta(hours=72),
     now: datetime | None = None,
-    commit: bool = True,
+) -> Requested:
+    """Record an opt-in request and mail nothing (the demo data, tests)."""
+    wanted = _Wanted(channel, categories, country, ttl, now or utcnow())
+    requested = _record(session, rules, ident, wanted, act)
+    session.commit()
+    return requested
+
+
+def _record(
+    session: Session, rules: Rules, ident: Identifier, wanted_by: _Wanted, act: ledger.Act
 ) -> Requested:
     """Record an opt-in request: one event per (channel, category), never one bundled event.
 
     Double opt-in applies by policy, and always to a suppressed (erased) identifier: only a
     fresh confirmed opt-in lifts a suppression.
     """
+    channel, categories, country, ttl, now = wanted_by
     validate_categories(rules, channel, categories)
-    now = now or utcnow()
     head = ledger.lock(session)
     subject, is_new = subjects.find_or_create(
         session, rules, ident, now=now, locale=act.locale, country=country
     )
     derived.note_country(session, subject, act.ip, act.capture_point, now)
-    key = ident.key(rules.identifier_key)
-    is_suppressed = subjects.is_suppressed(session, key)
+    keys = ident.keys(rules.identifier_keys)
+    key = keys[0]
+    is_suppressed = subjects.is_suppressed(session, keys)
+    if is_suppressed:
+        subjects.carry_suppression(session, keys)  # so that confirming lifts it
     needs_confirmation = is_suppressed or rules.needs_double_opt_in(channel, country)
     current = ledger.standings(session, subject.id)
     status = Status.PENDING if needs_confirmation else Status.GRANTED
@@ -111,72 +204,5 @@ def request(
             request_evidence_hash=evidence_hash,
         )
         session.add(pending)
-    if commit:
-        session.commit()
     overall = Status.PENDING if pending is not None else Status.GRANTED
     return Requested(subject.id, overall, pending, is_new)
-
-
-def confirm(
-    session: Session,
-    rules: Rules,
-    request_id: str,
-    act: ledger.Act,
-    *,
-    now: datetime | None = None,
-) -> SubscriptionRequest:
-    """Turn a pending request into grants. Confirming twice changes nothing the second time."""
-    now = now or utcnow()
-    head = ledger.lock(session)
-    pending = session.get(SubscriptionRequest, request_id, populate_existing=True)
-    if pending is None:
-        raise NotFoundError("No such subscription request.")
-    if pending.confirmed_at is not None:
-        session.commit()
-        return pending
-    subjects.get(session, pending.subject_id)
-    current = ledger.standings(session, pending.subject_id)
-    topics = [channel_topic(pending.channel)] + [
-        pair_topic(pending.channel, c) for c in json.loads(pending.categories)
-    ]
-    confirm_act = ledger.Act(
-        actor="subject",
-        method=Method.DOUBLE_OPT_IN,
-        source=pending.source,
-        capture_point=act.capture_point,
-        locale=pending.locale,
-        notice_version=pending.notice_version,
-        notice_sha256=act.notice_sha256,
-        ip=act.ip,
-        user_agent=act.user_agent,
-        evidence={"request_id": pending.id, **dict(act.evidence)},
-    )
-    evidence_hash = ledger.record_evidence(session, pending.subject_id, confirm_act, now)
-    drafts = [
-        ledger.Draft(
-            Action.CONFIRM,
-            subject_id=pending.subject_id,
-            topic=topic,
-            status=Status.GRANTED,
-            legal_basis=legal_basis(rules.catalog, topic),
-            details={"request_id": pending.id},
-        )
-        for topic in topics
-        if (s := current.get(topic)) is None or s.status is not Status.GRANTED
-    ]
-    suppression = session.get(Suppression, pending.identifier_hmac)
-    if suppression is not None and suppression.lifted_at is None:
-        suppression.lifted_at = now
-        drafts.append(
-            ledger.Draft(
-                Action.SUPPRESSION_LIFTED,
-                subject_id=pending.subject_id,
-                details={"request_id": pending.id},
-            )
-        )
-    if drafts:
-        ledger.append(session, head, confirm_act, drafts, now=now, evidence_hash=evidence_hash)
-    pending.confirmed_at = now
-    pending.confirm_evidence_hash = evidence_hash
-    session.commit()
-    return pending

@@ -78,22 +78,22 @@ def make_links(
             message = f"{category!r} is transactional: its messages carry no unsubscribe link."
             raise UnknownTopicError(message, {"category": [message]})
     subjects.get(session, subject_id)
-    session.commit()  # end the read transaction; nothing is written
     payload: dict[str, str] = {"s": subject_id, "c": channel}
     if category:
         payload["k"] = category
     if message_id:
         payload["m"] = message_id
     token = tokens.make(Purpose.UNSUBSCRIBE, payload)
+    session.commit()  # ends the read transaction; nothing is written
     return MessageLinks(preference_url(tokens, base_url, subject_id), f"{base_url}/u/{token}")
 
 
 def open_unsubscribe(rules: Rules, tokens: Tokens, token: str) -> UnsubscribeTarget:
     """The target of a genuine, unexpired token whose topic the catalog still has."""
-    payload = tokens.open(Purpose.UNSUBSCRIBE, token).payload
-    subject_id, channel = payload.get("s"), payload.get("c")
-    category, message_id = payload.get("k") or "", payload.get("m")
-    if not isinstance(subject_id, str) or not isinstance(channel, str):
+    opened = tokens.open(Purpose.UNSUBSCRIBE, token)
+    subject_id, payload = opened.subject_id, opened.payload
+    channel, category, message_id = payload.get("c"), payload.get("k") or "", payload.get("m")
+    if not isinstance(channel, str):
         raise InvalidTokenError("This link is not valid.")
     if not isinstance(category, str) or not (message_id is None or isinstance(message_id, str)):
         raise InvalidTokenError("This link is not valid.")

@@ -17,10 +17,10 @@ from app.domain.consent import (
     preferences_view,
     purpose_topic,
 )
-from app.domain.errors import DomainError, InvalidTokenError, NotFoundError
+from app.domain.errors import DomainError, NotFoundError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
-from app.models import ConsentEvent, NoticeVersion, OutboxMessage, utcnow
+from app.models import ConsentEvent, NoticeVersion, Subject, utcnow
 from app.services.consent import ledger, notices, preferences, subjects
 from app.services.delivery import mail
 from app.services.preference_center.message_links import preference_url
@@ -60,10 +60,7 @@ class PreferenceVisit:
 
 
 def subject_of(tokens: Tokens, token: str) -> str:
-    subject_id = tokens.open(Purpose.PREFERENCES, token).payload.get("s")
-    if not isinstance(subject_id, str):
-        raise InvalidTokenError("This link is not valid.")
-    return subject_id
+    return tokens.open(Purpose.PREFERENCES, token).subject_id
 
 
 def show(
@@ -140,7 +137,6 @@ def _honour_gpc(
             user_agent=visit.user_agent,
         )
         ledger.append(session, head, act, drafts, now=now)
-    session.commit()
     return bool(chosen)
 
 
@@ -219,7 +215,8 @@ def unsubscribe_all(
 ) -> None:
     subject_id = subject_of(tokens, token)
     act = _page_act(session, visit, locale, notice_version)
-    preferences.unsubscribe_all(session, rules, subject_id, act, now=now)
+    preferences.withdraw_all(session, subject_id, act, now=now or utcnow())
+    session.commit()
 
 
 def _page_act(
@@ -262,21 +259,14 @@ def request_link(
     is known; an unknown, erased or malformed address simply gets no mail.
     """
     now = now or utcnow()
+    subject: Subject | None
     try:
         subject = subjects.find(session, rules, IdentifierKind.EMAIL, email)
     except DomainError:
-        session.rollback()
-        return
-    recent = session.scalar(
-        select(OutboxMessage.id)
-        .where(
-            OutboxMessage.subject_id == subject.id,
-            OutboxMessage.template == LINK_MAIL,
-            OutboxMessage.created_at > now - LINK_MAIL_INTERVAL,
-        )
-        .limit(1)
-    )
-    if recent is None:
+        subject = None
+    if subject is not None and not mail.sent_recently(
+        session, subject.id, LINK_MAIL, since=now - LINK_MAIL_INTERVAL
+    ):
         rendered = templates.render(
             LINK_MAIL,
             subject.locale or locale,

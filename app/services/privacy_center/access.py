@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain.errors import DomainError, InvalidTokenError, UsedTokenError
+from app.domain.errors import DomainError, UsedTokenError
 from app.domain.vocabulary import IdentifierKind
-from app.models import AccessLog, AccessSession, OutboxMessage, SubjectIdentifier, UsedToken, utcnow
+from app.models import AccessLog, AccessSession, SubjectIdentifier, UsedToken, utcnow
 from app.services.consent import subjects
 from app.services.delivery import mail
 from app.services.privacy_center import rights
@@ -53,10 +53,7 @@ class PrivacyVisit:
 
 def subject_for_preference_link(session: Session, tokens: Tokens, token: str) -> str:
     """The subject a preference link names; such a link never opens personal data by itself."""
-    payload = tokens.open(Purpose.PREFERENCES, token).payload
-    subject_id = payload.get("s")
-    if not isinstance(subject_id, str):
-        raise InvalidTokenError("This link is not valid.")
+    subject_id = tokens.open(Purpose.PREFERENCES, token).subject_id
     subjects.get(session, subject_id)
     return subject_id
 
@@ -82,32 +79,25 @@ def request_access(
     address = email_of(session, subject_id)
     if address is None:
         raise AccessSessionError("There is no email address to send a link to.")
-    recent = session.scalar(
-        select(
-            exists().where(
-                OutboxMessage.subject_id == subject_id,
-                OutboxMessage.template == ACCESS_MAIL,
-                OutboxMessage.created_at > now - MAIL_GAP,
-            )
+    is_mailed = not mail.sent_recently(session, subject_id, ACCESS_MAIL, since=now - MAIL_GAP)
+    if is_mailed:
+        access = tokens.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
+        ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
+        rendered = templates.render(
+            ACCESS_MAIL,
+            locale or subject.locale,
+            {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
         )
-    )
-    if recent:
-        return False
-    access = tokens.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
-    ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
-    rendered = templates.render(
-        ACCESS_MAIL,
-        locale or subject.locale,
-        {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
-    )
-    mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=subject_id, now=now)
+        mail.enqueue(
+            session, rendered, to=address, mail_from=mail_from, subject_id=subject_id, now=now
+        )
     session.commit()
-    return True
+    return is_mailed
 
 
 def check_access_link(session: Session, tokens: Tokens, token: str) -> None:
     """Raise if the link is forged, expired, used, or its subject erased; change nothing."""
-    subject_id = _access_subject(tokens, token)
+    subject_id = tokens.open(Purpose.ACCESS, token).subject_id
     if session.get(UsedToken, token_hash(token)) is not None:
         raise UsedTokenError("This link was already used.")
     subjects.get(session, subject_id)
@@ -132,9 +122,7 @@ def open_session(
     """Spend the access link and open a session; the access is answered as a rights request."""
     now = now or utcnow()
     opened = tokens.open(Purpose.ACCESS, token)
-    subject_id = opened.payload.get("s")
-    if not isinstance(subject_id, str):
-        raise InvalidTokenError("This link is not valid.")
+    subject_id = opened.subject_id
     subjects.get(session, subject_id)
     spend(session, token, Purpose.ACCESS, opened.issued_at + tokens.ttl(Purpose.ACCESS), now=now)
     session_id = secrets.token_urlsafe(32)
@@ -154,18 +142,12 @@ def open_session(
 
 
 def end_session(session: Session, session_id: str | None) -> None:
+    """Log out, or clear away a session `resume` found over: its row goes."""
     if session_id:
         row = session.get(AccessSession, token_hash(session_id))
         if row is not None:
             session.delete(row)
     session.commit()
-
-
-def _access_subject(tokens: Tokens, token: str) -> str:
-    subject_id = tokens.open(Purpose.ACCESS, token).payload.get("s")
-    if not isinstance(subject_id, str):
-        raise InvalidTokenError("This link is not valid.")
-    return subject_id
 
 
 def resume(
@@ -176,13 +158,17 @@ def resume(
     now: datetime,
     touch: bool = True,
 ) -> AccessSession:
-    """The live session behind a cookie; each use pushes its idle deadline forward."""
+    """The live session behind a cookie; each use pushes its idle deadline forward.
+
+    A session idle for too long is deleted in the caller's transaction and AccessSessionError
+    raised; the caller's use case has then failed, and the page that says so ends the session
+    for good with `end_session`.
+    """
     row = session.get(AccessSession, token_hash(session_id)) if session_id else None
     if row is None:
         raise AccessSessionError("Your secure session has ended.")
     if row.expires_at <= now:
         session.delete(row)
-        session.commit()
         raise AccessSessionError("Your secure session has ended.")
     if touch:
         row.last_seen_at, row.expires_at = now, now + idle

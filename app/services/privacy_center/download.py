@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from app.domain.inventory import Inventory, Item
 from app.domain.rules import Rules
 from app.models import utcnow
-from app.services.consent import derived, subjects
+from app.services.consent import derived, notices, subjects
 from app.services.privacy_center import rights
 from app.services.privacy_center.access import PrivacyPage, PrivacyVisit, log_visit, resume
 from app.services.privacy_center.overview import gather
@@ -43,7 +43,6 @@ def download(
     rights.add(
         session, access.subject_id, "download", received_at=now, answered_at=now, channel="web"
     )
-    session.commit()
     held = gather(session, rules, inventory, access, now)
     notices_shown = {(n.key, n.version, n.locale): n for e in held.timeline if (n := e.notice)}
     data = {
@@ -62,7 +61,7 @@ def download(
             | {"evidence": subjects.evidence_data(held.evidence.get(event.evidence_hash))}
             for event in held.events
         ],
-        "notices": [subjects.notice_data(n) for _, n in sorted(notices_shown.items())],
+        "notices": [notices.record(n) for _, n in sorted(notices_shown.items())],
         "rights_requests": [subjects.rights_request_data(r) for r in reversed(held.requests)],
         "derived": [
             {"label": d.item.label.get(locale)} | derived.data(d.row) for d in held.derived
@@ -93,6 +92,7 @@ def download(
         "inventory": [_item_data(item, locale) for item in inventory.items],
         "security_measures": list(inventory.measures(locale)),
     }
+    session.commit()
     return _plain(data)  # type: ignore[no-any-return]
 
 

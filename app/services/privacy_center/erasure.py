@@ -5,16 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.inventory import Inventory, Item
 from app.domain.rules import Rules
 from app.domain.vocabulary import Method
-from app.models import RightsRequest, SubjectIdentifier, utcnow
+from app.models import SubjectIdentifier, utcnow
 from app.services.consent import ledger, subjects
 from app.services.delivery import mail
-from app.services.privacy_center import rights
 from app.services.privacy_center.access import (
     PrivacyPage,
     PrivacyVisit,
@@ -56,10 +54,9 @@ def erasure_plan(
     now = now or utcnow()
     access = resume(session, session_id, idle=idle, now=now)
     log_visit(session, access.subject_id, PrivacyPage.DELETE, visit, now)
-    session.commit()
     identifiers = identifiers_of(session, access.subject_id)
     held = {IDENTIFIER_ITEMS[i.kind] for i in identifiers if i.kind in IDENTIFIER_ITEMS}
-    return ErasurePlan(
+    plan = ErasurePlan(
         [
             i
             for i in inventory.items
@@ -69,6 +66,8 @@ def erasure_plan(
         _kept(inventory, now + proof_retention),
         identifiers,
     )
+    session.commit()
+    return plan
 
 
 @dataclass(frozen=True)
@@ -119,27 +118,11 @@ def erase(
         },
     )
     act = ledger.Act(actor="subject", method=Method.PREFERENCE_PAGE, source="privacy-center")
-    subjects.erase(session, rules, subject.id, act, now=now, commit=False)
+    subjects.apply_erasure(session, rules, subject.id, act, now=now, channel="web")
     if address is not None:
         mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=None, now=now)
-    _erasure_request(session, subject.id, now)
     session.commit()
     return ErasureReport(now, kept, address is not None)
-
-
-def _erasure_request(session: Session, subject_id: str, now: datetime) -> None:
-    """Log the erasure as a request from the web, once, even if subjects.erase logged it too."""
-    logged = session.scalar(
-        select(RightsRequest).where(
-            RightsRequest.subject_id == subject_id,
-            RightsRequest.kind == "erasure",
-            RightsRequest.received_at == now,
-        )
-    )
-    if logged is None:
-        rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel="web")
-    else:
-        logged.channel = "web"
 
 
 def _kept(inventory: Inventory, proof_until: datetime) -> list[Kept]:

@@ -221,8 +221,9 @@ def overview(
     now = now or utcnow()
     access = resume(session, session_id, idle=idle, now=now)
     log_visit(session, access.subject_id, page, visit, now)
+    held = gather(session, rules, inventory, access, now)
     session.commit()
-    return gather(session, rules, inventory, access, now)
+    return held
 
 
 def identifiers_of(session: Session, subject_id: str) -> list[SubjectIdentifier]:

@@ -20,7 +20,7 @@ from app.models import ConsentEvent, OutboxMessage, SubscriptionRequest, utcnow
 from app.services import tokens
 from app.services.consent import ledger, notices
 from app.services.delivery import mail
-from app.services.optin import signups
+from app.services.optin import confirmation, subscriptions
 from tests.factories import make_act
 from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
 
@@ -28,8 +28,8 @@ TEMPLATES = Path(__file__).parent.parent.parent / "templates" / "mail"
 TTL = {purpose: timedelta(hours=72) for purpose in tokens.Purpose}
 
 
-def make_mailer(ttl: timedelta = timedelta(hours=72)) -> signups.Mailer:
-    return signups.Mailer(
+def make_mailer(ttl: timedelta = timedelta(hours=72)) -> confirmation.Mailer:
+    return confirmation.Mailer(
         mail.MailTemplates(TEMPLATES),
         tokens.Tokens("test-secret", {**TTL, tokens.Purpose.CONFIRM: ttl}),
         "http://127.0.0.1:5000",
@@ -46,14 +46,14 @@ def published(session: Session) -> Session:
 def sign_up(
     session: Session,
     rules: Rules,
-    mailer: signups.Mailer,
+    mailer: confirmation.Mailer,
     *,
     email: str = "ada@example.org",
     locale: str = "en",
     categories: tuple[str, ...] = ("newsletter", "offers"),
     **kwargs: object,
-) -> signups.Signup:
-    return signups.subscribe(
+) -> subscriptions.Signup:
+    return subscriptions.subscribe(
         session,
         rules,
         mailer,
@@ -137,12 +137,12 @@ def test_confirming_grants_once_and_twice_is_harmless(published: Session, rules:
     signup = sign_up(published, rules, mailer)
     token = token_in(outbox(published)[0])
     act = make_act(actor="subject", ip="203.0.113.9", user_agent="Mozilla/5.0 test")
-    assert signups.inspect(published, mailer.tokens, token).state is signups.State.PENDING
-    first = signups.confirm(published, rules, mailer.tokens, token, act)
+    assert confirmation.inspect(published, mailer.tokens, token).state is confirmation.State.PENDING
+    first = confirmation.confirm(published, rules, mailer.tokens, token, act)
     events_after_first = published.scalar(select(func.count()).select_from(ConsentEvent))
-    second = signups.confirm(published, rules, mailer.tokens, token, act)
-    assert first.state is signups.State.CONFIRMED
-    assert second.state is signups.State.ALREADY_CONFIRMED
+    second = confirmation.confirm(published, rules, mailer.tokens, token, act)
+    assert first.state is confirmation.State.CONFIRMED
+    assert second.state is confirmation.State.ALREADY_CONFIRMED
     assert published.scalar(select(func.count()).select_from(ConsentEvent)) == (events_after_first)
     standings = ledger.standings(published, signup.subject_id)
     assert {s.status for s in standings.values()} == {Status.GRANTED}
@@ -160,7 +160,7 @@ def test_a_forged_or_foreign_link_is_refused(published: Session, rules: Rules) -
         mailer.tokens.make(tokens.Purpose.CONFIRM, {"r": "nope"}),
     ):
         with pytest.raises(InvalidTokenError):
-            signups.inspect(published, mailer.tokens, bad)
+            confirmation.inspect(published, mailer.tokens, bad)
 
 
 def test_an_expired_link_confirms_nothing_and_a_new_one_replaces_it(
@@ -170,30 +170,30 @@ def test_an_expired_link_confirms_nothing_and_a_new_one_replaces_it(
     signup = sign_up(published, rules, expired, now=utcnow() - timedelta(hours=25))
     old = token_in(outbox(published)[0])
     act = make_act(actor="subject")
-    assert signups.confirm(published, rules, expired.tokens, old, act).state is (
-        signups.State.EXPIRED
+    assert confirmation.confirm(published, rules, expired.tokens, old, act).state is (
+        confirmation.State.EXPIRED
     )
     # Signature still fresh by this signer's clock, but the stored expiry has passed.
-    assert signups.inspect(published, fresh.tokens, old).state is signups.State.EXPIRED
-    assert signups.renew(published, rules, fresh, old).state is signups.State.PENDING
+    assert confirmation.inspect(published, fresh.tokens, old).state is confirmation.State.EXPIRED
+    assert confirmation.renew(published, rules, fresh, old).state is confirmation.State.PENDING
     assert len(outbox(published)) == 2
     with pytest.raises(InvalidTokenError):
-        signups.inspect(published, fresh.tokens, old)
+        confirmation.inspect(published, fresh.tokens, old)
     new_token = token_in(outbox(published)[1])
-    confirmed = signups.confirm(published, rules, fresh.tokens, new_token, act)
-    assert confirmed.state is signups.State.CONFIRMED
+    confirmed = confirmation.confirm(published, rules, fresh.tokens, new_token, act)
+    assert confirmed.state is confirmation.State.CONFIRMED
     standings = ledger.standings(published, signup.subject_id)
     assert {s.status for s in standings.values()} == {Status.GRANTED}
-    again = signups.renew(published, rules, fresh, new_token)
-    assert again.state is signups.State.ALREADY_CONFIRMED
+    again = confirmation.renew(published, rules, fresh, new_token)
+    assert again.state is confirmation.State.ALREADY_CONFIRMED
 
 
 def test_a_new_link_respects_the_daily_limit(published: Session, rules: Rules) -> None:
     mailer = make_mailer(ttl=timedelta(seconds=-1))
     sign_up(published, rules, mailer)
     token = token_in(outbox(published)[0])
-    signups.renew(published, rules, mailer, token)
-    signups.renew(published, rules, mailer, token)
+    confirmation.renew(published, rules, mailer, token)
+    confirmation.renew(published, rules, mailer, token)
     assert len(outbox(published)) == 1
 
 

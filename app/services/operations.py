@@ -1,0 +1,55 @@
+"""The service's own state for operators: queues, the chain head, when jobs last ran.
+
+Read when /metrics is scraped (one small indexed query each), never on a request's path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.domain.vocabulary import Action
+from app.models import ChainHead, ConsentEvent, OutboxMessage
+from app.services.consent.ledger import CHAIN_ID
+
+
+@dataclass(frozen=True)
+class Queue:
+    depth: int
+    oldest_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    # Every outbox by name ("mail"; webhook deliveries join it once they have a table).
+    queues: dict[str, Queue] = field(default_factory=dict)
+    head_seq: int = 0
+    last_checkpoint_at: datetime | None = None
+    last_retention_at: datetime | None = None
+
+
+def snapshot(session: Session) -> Snapshot:
+    depth, oldest = session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at)).where(
+            OutboxMessage.status == "queued"
+        )
+    ).one()
+    head = session.get(ChainHead, CHAIN_ID)
+    return Snapshot(
+        queues={"mail": Queue(depth, oldest)},
+        head_seq=head.last_seq if head else 0,
+        last_checkpoint_at=_last(session, Action.CHECKPOINT),
+        last_retention_at=_last(session, Action.RETENTION_RUN),
+    )
+
+
+def _last(session: Session, action: Action) -> datetime | None:
+    return session.scalar(
+        select(ConsentEvent.occurred_at)
+        .where(ConsentEvent.action == str(action))
+        .order_by(ConsentEvent.seq.desc())
+        .limit(1)
+    )

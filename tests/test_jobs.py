@@ -1,0 +1,88 @@
+"""Scheduled jobs run once per turn, however many workers claim them at the same moment."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from app import components, worker
+from app.config import Settings
+from app.domain.vocabulary import Action
+from app.models import ConsentEvent
+from app.services import jobs
+from tests.conftest import DATABASE_URL
+
+ALL_JOBS = ["checkpoint", "retention", "rights_overdue"]
+
+
+def retention_runs(engine: Engine) -> int:
+    with Session(engine) as session:
+        return int(
+            session.scalar(
+                select(func.count()).where(ConsentEvent.action == str(Action.RETENTION_RUN))
+            )
+            or 0
+        )
+
+
+def test_a_turn_is_claimed_once_and_the_next_comes_after_the_interval(clean_db: Engine) -> None:
+    with Session(clean_db) as session:
+        assert jobs.claim(session, "retention", timedelta(hours=24), "w1")
+        assert not jobs.claim(session, "retention", timedelta(hours=24), "w2")
+        later = jobs.state(session)["retention"].next_due_at + timedelta(seconds=1)
+        assert jobs.claim(session, "retention", timedelta(hours=24), "w2", now=later)
+        assert jobs.state(session)["retention"].claimed_by == "w2"
+
+
+def test_two_workers_at_the_same_moment_run_each_job_once(
+    clean_db: Engine, settings: Settings
+) -> None:
+    parts = components.build(settings)
+    start, ran = threading.Barrier(2), {}
+
+    def one(name: str) -> None:
+        start.wait()
+        ran[name] = worker.run_due_jobs(clean_db, parts, worker=name)
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in ("w1", "w2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(ran["w1"] + ran["w2"]) == ALL_JOBS
+    assert retention_runs(clean_db) == 1
+    with Session(clean_db) as session:
+        state = jobs.state(session)
+    assert all(state[name].finished_at is not None for name in ALL_JOBS)
+    assert json.loads(state["rights_overdue"].outcome or "{}") == {"overdue": 0}
+    # A second pass right away finds nothing due.
+    assert worker.run_due_jobs(clean_db, parts, worker="w3") == []
+
+
+def test_two_worker_processes_run_each_job_once(
+    clean_db: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    env = os.environ | {
+        "DATABASE_URL": DATABASE_URL,
+        "SECRET_KEY": settings.secret_key,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "OUTBOX_DIR": str(tmp_path / "outbox"),
+        "AUDIT_SIGNING_KEY_PATH": str(settings.signing_key_path),
+    }
+    components.build(settings)  # the key exists before both start
+    command = [sys.executable, "-m", "app.cli", "worker", "--once"]
+    workers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outputs = [json.loads(w.communicate(timeout=60)[0]) for w in workers]
+    assert all(w.returncode == 0 for w in workers)
+    assert sorted(outputs[0]["jobs"] + outputs[1]["jobs"]) == ALL_JOBS
+    assert retention_runs(clean_db) == 1
