@@ -144,6 +144,7 @@ def _overview(page: access.PrivacyPage) -> dict[str, Any]:
             [(e.item.key, e.item.label.get(locale()), e.receivers) for e in held.data_map]
         ),
         "names": overview.labels(rules().catalog, locale()),
+        "benefits": overview.benefits(rules().catalog, locale()),
         "locale": locale(),
         "idle_minutes": int(settings().access_session_idle.total_seconds() // 60),
     }

@@ -144,6 +144,8 @@ def test_the_page_shows_identifiers_history_wording_derived_data_and_the_record(
     assert '<dd>Germany <span class="note">as given</span></dd>' in page.text
     assert "we have not worked out anything about you" in page.text
     assert "Times are shown in Europe/Berlin." in page.text
+    # The value exchange beside each choice.
+    assert "<td>Discount codes and sales that only subscribers get.</td>" in page.text
 
 
 def test_a_country_estimated_from_the_ip_is_shown_and_downloaded_as_estimated(

@@ -34,7 +34,7 @@ from app.models import (
     utcnow,
 )
 from app.services.audit import trail
-from app.services.consent import ledger, notices
+from app.services.consent import derived, ledger, notices
 from app.services.privacy_center import rights
 
 
@@ -290,6 +290,7 @@ def export(
         ],
         "notices": [notices.record(n) for n in cited],
         "rights_requests": [rights_request_data(r) for r in requests],
+        "derived": [derived.data(row) for row in derived.of_subject(session, subject_id)],
     }
     session.commit()
     return exported

@@ -326,3 +326,9 @@ def labels(catalog: Catalog, locale: str) -> dict[str, str]:
     names |= {c.name: c.label.get(locale) for c in catalog.categories.values()}
     names |= {p.name: p.label.get(locale) for p in catalog.purposes.values()}
     return names
+
+
+def benefits(catalog: Catalog, locale: str) -> dict[str, str]:
+    """What the person gets for each category and purpose (the value exchange), in one locale."""
+    found = {c.name: c.benefit.get(locale) for c in catalog.categories.values()}
+    return found | {p.name: p.benefit.get(locale) for p in catalog.purposes.values()}
