@@ -304,3 +304,13 @@ def test_the_data_map_says_per_datum_origin_consent_wording_receivers_and_retent
         in (by_key["email_address"]["receivers"])
     )
     session.rollback()
+
+
+def test_times_are_in_utc_and_say_so_when_the_zone_is_unknown(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    # No country given, and a documentation address estimates none: the zone is unknown.
+    open_session(app, client, session, make_person(session, rules, email=EMAIL, country=None))
+    page = client.get("/privacy?lang=it").text
+    assert "Gli orari sono indicati in UTC." in page
+    assert page.count(" UTC</time>") >= 2

@@ -303,3 +303,13 @@ def test_the_confirmation_mail_comes_from_the_brand_and_the_pages_wear_it(
         controller.stop()
     (message,) = inbox.messages
     assert message["From"] == "Acme Outdoor <news@acme.example>"
+
+
+def test_the_confirmation_page_without_script_says_to_press_the_button(
+    published: Engine, client: FlaskClient
+) -> None:
+    submit(client)
+    page = client.get(f"/confirm/{token_of(published)}?lang=es").get_data(as_text=True)
+    assert '<p id="press-to-confirm">Pulsa el botón de abajo' in page
+    # The "confirming" line is for the script that submits; without script it stays hidden.
+    assert '<p id="confirming" role="status" hidden>' in page
