@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -42,19 +43,37 @@ def load_keys(path: Path, retired: Sequence[Path] = (), *, create: bool = True) 
 
 
 def signing_key(path: Path) -> ECKey:
-    """The private P-256 key at `path`, made there (mode 0600) the first time it is needed."""
-    if path.exists():
-        return ECKey.import_key(json.loads(path.read_text()))
-    return new_key(path)
+    """The private P-256 key at `path`, made there (mode 0600) the first time it is needed.
+
+    Several gunicorn workers may start at once on an empty instance folder: one of them makes
+    the key, and the others read the one it made.
+    """
+    try:
+        return new_key(path) if not path.exists() else _read_key(path)
+    except FileExistsError:
+        return _read_key(path)
+
+
+def _read_key(path: Path) -> ECKey:
+    return ECKey.import_key(json.loads(path.read_text()))
 
 
 def new_key(path: Path) -> ECKey:
-    """A new private key written to `path` (mode 0600); refuses to overwrite one."""
+    """A new private key written to `path` (mode 0600); refuses to overwrite one.
+
+    The key is written whole to a file of its own, then linked into place: nobody reads a
+    half-written key, and of two processes racing, the second gets FileExistsError.
+    """
     key = ECKey.generate_key("P-256", auto_kid=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(json.dumps(key.as_dict(private=True)))
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(json.dumps(key.as_dict(private=True)))
+        os.link(draft, path)
+    finally:
+        draft.unlink()
     return key
 
 
