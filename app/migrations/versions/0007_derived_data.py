@@ -1,7 +1,7 @@
 """Derived data: what was worked out about a person (the country from the IP), and how.
 
 Revision ID: 0007
-Revises: 0008
+Revises: 0003
 """
 
 from collections.abc import Sequence
@@ -12,7 +12,7 @@ from alembic import op
 import app.models
 
 revision: str = "0007"
-down_revision: str | None = "0008"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

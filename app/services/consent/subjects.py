@@ -12,7 +12,6 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from app.domain.consent import preferences_view
 from app.domain.errors import NotFoundError, SubjectErasedError
 from app.domain.identifiers import Identifier, identifier, identifier_hmac
 from app.domain.rules import Rules
@@ -20,7 +19,6 @@ from app.domain.vocabulary import Action, IdentifierKind
 from app.models import (
     AccessLog,
     AccessSession,
-    ConsentEvent,
     ConsentState,
     DerivedDatum,
     Evidence,
@@ -244,13 +242,7 @@ def export(
     identifiers = session.scalars(
         select(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject_id)
     ).all()
-    events = session.scalars(
-        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
-    ).all()
-    evidence = {
-        row.hash: row
-        for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
-    }
+    events, evidence = ledger.history(session, subject_id)
     versions = sorted({e.notice_version for e in events if e.notice_version})
     cited = (
         session.scalars(
@@ -261,13 +253,7 @@ def export(
         if versions
         else []
     )
-    view = preferences_view(
-        rules.catalog,
-        ledger.standings(session, subject_id),
-        is_suppressed=False,
-        now=now,
-        max_age=rules.max_consent_age,
-    )
+    view = ledger.current_view(session, rules, subject_id, now=now)
     # Answered as it is asked: logged so the rights-request log is complete.
     rights.add(session, subject_id, "access", received_at=now, answered_at=now, channel="api")
     session.flush()
@@ -285,7 +271,7 @@ def export(
         "preferences": view,
         "events": [
             trail.event_dict(event.record())
-            | {"evidence": evidence_data(evidence.get(event.evidence_hash or ""))}
+            | {"evidence": evidence_data(evidence.get(event.evidence_hash))}
             for event in events
         ],
         "notices": [notices.record(n) for n in cited],
