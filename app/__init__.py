@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     from app.observability import init_observability
 
     init_observability(app, settings)
-    babel.init_app(app, locale_selector=select_locale)
+    babel.init_app(app, locale_selector=select_locale, timezone_selector=select_timezone)
     csrf.init_app(app)  # every HTML form; the JSON API and RFC 8058 one-click POSTs are exempt
 
     app.extensions["settings"] = settings
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         subjects,
         subscriptions,
     )
-    from app.web import docs, dpo, health, jwks, privacy, signup
+    from app.web import brand, docs, dpo, health, jwks, privacy, signup
 
     for module in (consent, subjects, subscriptions, audit, meta, rights, identifiers, imports):
         csrf.exempt(module.bp)  # bearer-token API: no cookies, so no CSRF
@@ -140,7 +140,16 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.register_blueprint(message_links.bp, url_prefix="/v1")
     app.register_blueprint(preference_pages.bp)
     csrf.exempt(oauth.bp)
-    for blueprint in (oauth.bp, health.bp, jwks.bp, docs.bp, signup.bp, privacy.bp, dpo.bp):
+    for blueprint in (
+        oauth.bp,
+        health.bp,
+        jwks.bp,
+        docs.bp,
+        brand.bp,
+        signup.bp,
+        privacy.bp,
+        dpo.bp,
+    ):
         app.register_blueprint(blueprint)
 
     from app.limits import init_rate_limits
@@ -164,8 +173,19 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     return app
 
 
+def select_timezone() -> str | None:
+    """A page that knows the person's zone sets g.timezone; every other time is UTC."""
+    zone = g.get("timezone")
+    return str(zone) if zone else None
+
+
 def select_locale() -> str | None:
-    """?lang=, then the lang cookie, then the subject's stored locale, then Accept-Language."""
+    """?lang=, then the lang cookie, then the subject's stored locale, then Accept-Language.
+
+    The DPO pages are written in English only, so they say so rather than claim another lang.
+    """
+    if request.blueprint == "dpo":
+        return "en"
     for candidate in (request.args.get("lang"), request.cookies.get("lang"), g.get("locale")):
         if candidate in LOCALES:
             return candidate

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.database import Timeouts
+from app.domain.brand import Brand, BrandError
 from app.domain.opt_in_policy import load_policy, refusals
 
 DEFAULT_INSTANCE = Path.cwd() / "instance"
@@ -196,7 +197,40 @@ class Settings:
     smtp_password: str | None = setting("SMTP_PASSWORD", OPTIONAL_TEXT, "SMTP password.", None)
     smtp_starttls: bool = setting("SMTP_STARTTLS", BOOLEAN, "Use STARTTLS.", False)
     mail_from: str = setting(
-        "MAIL_FROM", TEXT, "Sender of every mail.", "Consent Center <no-reply@localhost>"
+        "MAIL_FROM",
+        TEXT,
+        "Sender address of every mail; its display name is MAIL_SENDER_NAME, else BRAND_NAME.",
+        "no-reply@localhost",
+    )
+    brand_name: str = setting(
+        "BRAND_NAME", TEXT, "The brand on every page header, footer and mail.", "Example Shop"
+    )
+    brand_colour: str = setting(
+        "BRAND_COLOUR",
+        TEXT,
+        "The brand colour (#rrggbb) of buttons and links; needs 4.5:1 against white.",
+        "#0b5cad",
+    )
+    brand_logo_path: str | None = setting(
+        "BRAND_LOGO_PATH",
+        OPTIONAL_TEXT,
+        "An image file shown beside the brand name on every page.",
+        None,
+        fallback="the shipped example logo",
+    )
+    privacy_notice_url: str | None = setting(
+        "PRIVACY_NOTICE_URL",
+        OPTIONAL_TEXT,
+        "The privacy notice every page links to.",
+        None,
+        fallback="/privacy-notice, the published privacy-notice text",
+    )
+    mail_sender_name: str | None = setting(
+        "MAIL_SENDER_NAME",
+        OPTIONAL_TEXT,
+        "Display name in the From of every mail.",
+        None,
+        fallback="BRAND_NAME",
     )
     outbox_dir: Path = setting(
         "OUTBOX_DIR",
@@ -465,6 +499,21 @@ class Settings:
         )
 
     @property
+    def brand(self) -> Brand:
+        return Brand(
+            name=self.brand_name,
+            colour=self.brand_colour,
+            logo_path=self.brand_logo_path,
+            privacy_notice_url=self.privacy_notice_url,
+            mail_sender_name=self.mail_sender_name,
+        )
+
+    @property
+    def sender(self) -> str:
+        """The From header of every mail: the brand's sender name on MAIL_FROM's address."""
+        return self.brand.sender(self.mail_from)
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
@@ -521,6 +570,10 @@ class Settings:
             )
         settings = cls(**values)
         check_opt_in_policy(settings)
+        try:
+            settings.brand  # noqa: B018 -- a brand that cannot be used stops the start, not a page
+        except BrandError as error:
+            raise ConfigError(str(error)) from error
         return settings
 
 

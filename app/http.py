@@ -10,6 +10,7 @@ from flask import current_app, g, request
 from sqlalchemy.orm import Session
 
 from app.config import Settings
+from app.domain.inventory import Inventory
 from app.domain.rules import Rules
 from app.extensions import db
 from app.services.audit.checkpoints import SigningKeys
@@ -20,6 +21,10 @@ from app.services.tokens import Tokens
 
 def rules() -> Rules:
     return current_app.extensions["rules"]  # type: ignore[no-any-return]
+
+
+def inventory() -> Inventory:
+    return current_app.extensions["inventory"]  # type: ignore[no-any-return]
 
 
 def settings() -> Settings:
@@ -39,7 +44,7 @@ def mail_templates() -> MailTemplates:
 
 
 def mailer() -> Mailer:
-    return Mailer(mail_templates(), tokens(), settings().base_url, settings().mail_from)
+    return Mailer(mail_templates(), tokens(), settings().base_url, settings().sender)
 
 
 def mail_files() -> Path | None:

@@ -455,3 +455,21 @@ class ImportRejection(Base):
     import_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
     detail: Mapped[str] = mapped_column(Text)
+
+
+class DerivedDatum(Base):
+    """A datum worked out about a person rather than given by them, with how and from what.
+
+    Shown to the person as estimated, put in their download, and erased with them.
+    """
+
+    __tablename__ = "derived_data"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(36), index=True)
+    key: Mapped[str] = mapped_column(String(64))  # the inventory item, e.g. estimated_country
+    value: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(64))  # what it was derived from: ip_address
+    method: Mapped[str] = mapped_column(String(200))
+    capture_point: Mapped[str | None] = mapped_column(String(200))
+    derived_at: Mapped[datetime]

@@ -44,7 +44,7 @@ def transport(settings: Settings) -> mail.Transport:
 
 def deliver_once(engine: Engine, settings: Settings) -> mail.Delivery:
     with Session(engine) as session:
-        return mail.deliver_due(session, transport(settings), mail_from=settings.mail_from)
+        return mail.deliver_due(session, transport(settings), mail_from=settings.sender)
 
 
 def sender(settings: Settings) -> webhooks.Sender:

@@ -52,6 +52,7 @@ class Category:
     description: Text
     recipients: tuple[str, ...] = ()
     retention: Text = field(default_factory=lambda: Text({}))
+    benefit: Text = field(default_factory=lambda: Text({}))  # what the person gets for it
 
     @property
     def is_transactional(self) -> bool:
@@ -67,6 +68,7 @@ class Purpose:
     description: Text
     recipients: tuple[str, ...] = ()
     retention: Text = field(default_factory=lambda: Text({}))
+    benefit: Text = field(default_factory=lambda: Text({}))  # what the person gets for it
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class Catalog:
                     "descriptions": dict(c.description.by_locale),
                     "recipients": list(c.recipients),
                     "retention": dict(c.retention.by_locale),
+                    "benefits": dict(c.benefit.by_locale),
                 }
                 for c in self.categories.values()
             ],
@@ -152,6 +155,7 @@ class Catalog:
                     "descriptions": dict(p.description.by_locale),
                     "recipients": list(p.recipients),
                     "retention": dict(p.retention.by_locale),
+                    "benefits": dict(p.benefit.by_locale),
                 }
                 for p in self.purposes.values()
             ],
@@ -198,6 +202,7 @@ def parse_catalog(raw: Any) -> Catalog:
                 description=_text(spec.get("descriptions")),
                 recipients=tuple(spec.get("recipients") or ()),
                 retention=_text(spec.get("retention")),
+                benefit=_text(spec.get("benefit")),
             )
         purposes = {
             name: Purpose(
@@ -208,6 +213,7 @@ def parse_catalog(raw: Any) -> Catalog:
                 description=_text(spec.get("descriptions")),
                 recipients=tuple(spec.get("recipients") or ()),
                 retention=_text(spec.get("retention")),
+                benefit=_text(spec.get("benefit")),
             )
             for name, spec in (raw.get("purposes") or {}).items()
         }

@@ -29,11 +29,13 @@ from flask.typing import ResponseReturnValue
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 from werkzeug.wrappers import Response as BaseResponse
 
+from app.api import streamed
+from app.domain.datamap import data_map
 from app.domain.errors import InvalidTokenError
 from app.domain.vocabulary import Action
 from app.extensions import limiter
-from app.http import session, settings, tokens
-from app.services.audit import dpo, opt_in_evidence, trail
+from app.http import inventory, rules, session, settings, signing_keys, tokens
+from app.services.audit import dpo, opt_in_evidence, package, trail
 from app.services.tokens import Purpose
 
 bp = Blueprint("dpo", __name__, url_prefix="/dpo")
@@ -159,8 +161,34 @@ def home() -> ResponseReturnValue:
         next_url=next_url,
         first_url=url_for("dpo.home", **query) if args["after"] else None,
         client_id=g.dpo["c"],
+        requests=found.requests,
+        overdue=found.overdue,
+        inventory=inventory(),
+        deployment_map=data_map(inventory().flows("en")),
     )
     return Response(page)
+
+
+@bp.post("/verify")
+@login_required
+def verify() -> ResponseReturnValue:
+    """Check the whole proof, as `GET /v1/audit/verify` and `audit verify` do; changes nothing."""
+    result = trail.verify(session())
+    page = render_template("dpo/verify.html", result=result, client_id=g.dpo["c"])
+    return page
+
+
+@bp.get("/package")
+@login_required
+def download_package() -> ResponseReturnValue:
+    """The audit package an auditor verifies offline (`audit verify --file --key`)."""
+    keys, catalog = signing_keys(), rules().catalog.as_dict()
+    filters = trail.EventFilter()
+    return Response(
+        streamed(lambda own: package.stream(own, filters, keys, catalog)),
+        mimetype="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="audit-package.ndjson"'},
+    )
 
 
 @bp.get("/subjects/<uuid:subject_id>/double-opt-in")

@@ -89,10 +89,7 @@ def private_page(response: Response) -> Response:
 
 @bp.context_processor
 def page_context() -> dict[str, Any]:
-    controller = rules().catalog.controller
     return {
-        "sender": controller.get("name", "Consent Center"),
-        "contact": controller.get("contact"),
         "days": tokens().ttl(Purpose.PREFERENCES).days,
     }
 
@@ -223,7 +220,7 @@ def request_link() -> ResponseReturnValue:
             mail_templates(),
             form["email"],
             base_url=settings().base_url,
-            mail_from=settings().mail_from,
+            mail_from=settings().sender,
             locale=str(get_locale() or "en"),
         )
     return redirect(url_for(".request_link_form", sent="1"), 303)

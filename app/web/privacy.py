@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
-from flask_babel import get_locale
+from flask_babel import get_locale, refresh
 
+from app.domain.datamap import data_map
 from app.domain.errors import (
     ExpiredTokenError,
     InvalidTokenError,
     SubjectErasedError,
     UsedTokenError,
 )
-from app.domain.inventory import Inventory, load_inventory
+from app.domain.inventory import load_inventory
 from app.http import (
     client_ip,
+    inventory,
     mail_files,
     mail_templates,
     rules,
@@ -41,12 +43,6 @@ def _load_inventory(state: BlueprintSetupState) -> None:
     state.app.extensions["inventory"] = load_inventory(
         state.app.extensions["settings"].inventory_path
     )
-
-
-def inventory() -> Inventory:
-    from flask import current_app
-
-    return current_app.extensions["inventory"]  # type: ignore[no-any-return]
 
 
 def locale() -> str:
@@ -101,7 +97,7 @@ def send(token: str) -> ResponseReturnValue:
         mail_templates(),
         token,
         base_url=settings().base_url,
-        mail_from=settings().mail_from,
+        mail_from=settings().sender,
         locale=locale(),
     )
     if requested.logged_due_at is not None:
@@ -145,9 +141,16 @@ def _overview(page: access.PrivacyPage) -> dict[str, Any]:
         idle=settings().access_session_idle,
         page=page,
     )
+    g.timezone = held.timezone  # the page's times in the person's zone, named; else UTC
+    refresh()
     return {
         "held": held,
+        "zone": held.timezone or "UTC",
+        "person_map": data_map(
+            [(e.item.key, e.item.label.get(locale()), e.receivers) for e in held.data_map]
+        ),
         "names": overview.labels(rules().catalog, locale()),
+        "benefits": overview.benefits(rules().catalog, locale()),
         "locale": locale(),
         "idle_minutes": int(settings().access_session_idle.total_seconds() // 60),
     }
@@ -205,7 +208,7 @@ def delete() -> ResponseReturnValue:
         session_id(),
         idle=settings().access_session_idle,
         proof_retention=settings().proof_retention,
-        mail_from=settings().mail_from,
+        mail_from=settings().sender,
         locale=locale(),
         mail_files=mail_files(),
     )

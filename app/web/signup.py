@@ -13,10 +13,11 @@ from app.domain.errors import InvalidIdentifierError, UnknownTopicError
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Method
 from app.extensions import csrf
-from app.http import client_ip, mailer, rules, session, tokens, user_agent
+from app.http import client_ip, mailer, rules, session, settings, tokens, user_agent
 from app.limits import link_limit, mailbox_limit, public_form_limit
 from app.services.consent.ledger import Act
 from app.services.optin import confirmation, subscriptions
+from app.services.tokens import Purpose
 
 bp = Blueprint("signup", __name__)
 
@@ -91,7 +92,7 @@ def subscribe() -> ResponseReturnValue:
 
 @bp.get("/subscribe/sent")
 def sent() -> ResponseReturnValue:
-    return render_template("signup/sent.html")
+    return render_template("signup/sent.html", **_lifetimes())
 
 
 @bp.get("/confirm/<token>")
@@ -128,7 +129,7 @@ def _page(pages: dict[confirmation.State, str], found: confirmation.Outcome, tok
     """The outcome's page, in the language of the request unless ?lang= says otherwise."""
     g.locale = found.locale
     refresh()
-    return render_template(pages[found.state], token=token)
+    return render_template(pages[found.state], token=token, **_lifetimes())
 
 
 def _act(capture_point: str, method: Method, notice_version: str | None = None) -> Act:
@@ -153,6 +154,14 @@ def _render_form(values: dict[str, Any], errors: dict[str, Any]) -> str:
         values=values,
         errors=errors,
     )
+
+
+def _lifetimes() -> dict[str, int]:
+    """How long a confirmation link works and an unconfirmed request is kept, for next steps."""
+    return {
+        "confirm_hours": int(tokens().ttl(Purpose.CONFIRM).total_seconds() // 3600),
+        "pending_days": settings().pending_retention.days,
+    }
 
 
 def _messages(messages: Any) -> dict[str, Any]:

@@ -271,6 +271,25 @@ def test_subject_lookup_and_export_hold_what_is_held(api: ApiClient) -> None:
     assert export["preferences"]["subject_id"] == subject_id
 
 
+def test_the_export_lists_a_country_estimated_from_the_ip_apart_from_a_given_one(
+    api: ApiClient,
+) -> None:
+    # 8.8.8.8 is a public address registered in the United States; data only, nothing contacted.
+    estimated = subscribe(api, "est@example.org", ip="8.8.8.8")["subject_id"]
+    export = api.get(f"/v1/subjects/{estimated}/export").get_json()
+    assert export["country"] is None
+    (derived,) = export["derived"]
+    assert (derived["key"], derived["value"], derived["is_estimated"], derived["source"]) == (
+        "estimated_country",
+        "US",
+        True,
+        "ip_address",
+    )
+    given = subscribe(api, "given@example.org", ip="8.8.8.8", country="DE")["subject_id"]
+    export = api.get(f"/v1/subjects/{given}/export").get_json()
+    assert (export["country"], export["derived"]) == ("DE", [])
+
+
 def test_erasure_suppresses_and_leaves_no_personal_data_in_exports(api: ApiClient) -> None:
     subject_id = subscribe(api, "gone@example.org")["subject_id"]
     response = api.delete(f"/v1/subjects/{subject_id}")

@@ -98,11 +98,21 @@ def deliver(session: Session, port: int) -> int:
 
 
 def make_person(
-    session: Session, rules: Rules, *, email: str = "ada@example.org", country: str = "DE"
+    session: Session,
+    rules: Rules,
+    *,
+    email: str = "ada@example.org",
+    country: str | None = "DE",
+    ip: str = "198.51.100.7",
 ) -> str:
-    """A confirmed subscriber who saw the shipped consent wording, with a country on file."""
+    """A confirmed subscriber who saw the shipped consent wording, with a country on file.
+
+    With country=None and a public ip, the country is estimated from the IP instead.
+    """
     notices.publish_file(session, Settings.__dataclass_fields__["notices_path"].default)  # type: ignore[arg-type]
-    act = replace(make_act(method=Method.FORM, notice_version=NOTICE_VERSION), country=country)
+    act = replace(
+        make_act(method=Method.FORM, notice_version=NOTICE_VERSION, ip=ip), country=country
+    )
     requested = subscriptions.request(
         session,
         rules,

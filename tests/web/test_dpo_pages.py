@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
 from app.services import clients
+from app.services.privacy_center import rights
 from tests.conftest import ApiClient
 from tests.factories import make_subscriber
 
@@ -163,3 +166,79 @@ def test_url_for_arguments_in_the_query_are_ignored_not_a_500(
     response = client.get(f"/dpo?{query}")
     assert response.status_code == 200
     assert "_method" not in response.get_data(as_text=True)
+
+
+def test_the_dpo_runs_verify_from_the_page_and_sees_a_broken_chain(
+    client: FlaskClient, make_api: Callable[..., ApiClient], clean_db: Engine, rules: Rules
+) -> None:
+    with Session(clean_db) as session:
+        make_subscriber(session, rules)
+    dpo = make_api("audit:read")
+    sign_in(client, dpo.client_id, dpo.client_secret)
+    token = csrf_of(client.get("/dpo").get_data(as_text=True))
+    ok = client.post("/dpo/verify", data={"csrf_token": token}).get_data(as_text=True)
+    assert 'data-ok="true"' in ok
+    assert "events checked" in ok
+    with clean_db.begin() as connection:
+        connection.execute(text("UPDATE consent_events SET category = 'offers' WHERE seq = 2"))
+    broken = client.post("/dpo/verify", data={"csrf_token": token}).get_data(as_text=True)
+    assert 'data-ok="false"' in broken
+    assert "Verification failed at event 2" in broken
+    assert client.post("/dpo/verify").status_code == 400  # no CSRF token
+
+
+def test_the_dpo_downloads_the_package_an_auditor_verifies(
+    client: FlaskClient, make_api: Callable[..., ApiClient], clean_db: Engine, rules: Rules
+) -> None:
+    with Session(clean_db) as session:
+        make_subscriber(session, rules)
+    dpo = make_api("audit:read")
+    assert client.get("/dpo/package").status_code == 302  # signed out: to the login
+    sign_in(client, dpo.client_id, dpo.client_secret)
+    response = client.get("/dpo/package")
+    assert response.headers["Content-Disposition"] == (
+        'attachment; filename="audit-package.ndjson"'
+    )
+    lines = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    assert {line.get("type") for line in lines} >= {"catalog", "event", "trailer"}
+
+
+def test_the_rights_log_lists_overdue_requests_first(
+    client: FlaskClient, make_api: Callable[..., ApiClient], clean_db: Engine, rules: Rules
+) -> None:
+    now = datetime.now(UTC)
+    with Session(clean_db) as session:
+        subject_id = make_subscriber(session, rules)
+        rights.add(session, subject_id, "access", received_at=now, answered_at=now)
+        rights.add(session, subject_id, "download", received_at=now - timedelta(days=2))
+        late = rights.add(session, subject_id, "erasure", received_at=now - timedelta(days=60))
+        session.commit()
+        late_id = late.id
+    with Session(clean_db) as session:
+        found = rights.log(session, now=now)
+        assert [(r.row.kind, r.is_overdue) for r in found] == [
+            ("erasure", True),
+            ("download", False),
+            ("access", False),
+        ]
+        assert found[0].row.id == late_id
+    dpo = make_api("audit:read")
+    sign_in(client, dpo.client_id, dpo.client_secret)
+    page = client.get("/dpo").get_data(as_text=True)
+    assert "1 overdue" in page
+    rows = page[page.index('id="rights-log"') :]
+    assert rows.index("erasure") < rows.index("download") < rows.index("access")
+
+
+def test_the_record_of_processing_draws_the_data_map_with_declared_systems(
+    client: FlaskClient, make_api: Callable[..., ApiClient]
+) -> None:
+    dpo = make_api("audit:read")
+    sign_in(client, dpo.client_id, dpo.client_secret)
+    page = client.get("/dpo").get_data(as_text=True)
+    assert 'aria-labelledby="deployment-map-title deployment-map-desc"' in page
+    assert "<title>Email address → Shop CRM (webhook receiver" in page
+    assert "Newsletter tool (integration: checks consent before each send)" in page
+    assert '<html lang="en">' in page  # the DPO pages are English, and say so
+    assert "<script" not in page
+    assert "style=" not in page

@@ -156,9 +156,50 @@ def test_the_page_shows_identifiers_history_wording_derived_data_and_the_record(
         "All connections to this service are encrypted (TLS).",
     ):
         assert text in page.text, text
-    assert (
-        '<span class="tag">derived</span></dt>\n    <dd><span class="value">DE</span>' in page.text
+    # A country given at sign-up is shown as given; nothing was estimated from the IP.
+    assert '<dd>Germany <span class="note">as given</span></dd>' in page.text
+    assert "we have not worked out anything about you" in page.text
+    assert "Times are shown in Europe/Berlin." in page.text
+    # The value exchange beside each choice.
+    assert "<td>Discount codes and sales that only subscribers get.</td>" in page.text
+
+
+def test_a_country_estimated_from_the_ip_is_shown_and_downloaded_as_estimated(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    # 193.99.144.80 is a public address registered in Germany (heise.de); only used as data.
+    subject_id = make_person(session, rules, email=EMAIL, country=None, ip="193.99.144.80")
+    open_session(app, client, session, subject_id)
+    page = client.get("/privacy?lang=de")
+    assert '<h3>Land (geschätzt) <span class="tag">geschätzt</span></h3>' in page.text
+    assert "Deutschland" in page.text
+    assert "Ihrer IP-Adresse bei der Anmeldung" in page.text
+    assert "Zeiten in Europe/Berlin" in page.text
+    data = client.get("/privacy/download.json").get_json()
+    jsonschema_rs.validator_for(SCHEMA, validate_formats=True).validate(data)
+    (estimate,) = data["derived"]
+    assert estimate["key"] == "estimated_country"
+    assert (estimate["value"], estimate["is_estimated"], estimate["source"]) == (
+        "DE",
+        True,
+        "ip_address",
     )
+    assert "geoip2fast" in estimate["method"]
+    assert data["country"] is None  # nothing was given
+    session.rollback()
+
+
+def test_history_shows_evidence_once_per_capture(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    open_session(app, client, session, make_person(session, rules, email=EMAIL))
+    page = client.get("/privacy").text
+    # Sign-up and confirmation each wrote one event per topic and the channel (6 events), but
+    # each was one act from one browser: two evidence lines, not six.
+    assert page.count('class="entry-title"') == 6
+    assert page.count('<p class="evidence">') == 2
+    assert page.count("198.51.100.7") == 2
+    assert page.count("Mozilla/5.0 (phone)") == 1
 
 
 def test_the_download_is_an_attachment_that_matches_its_schema(
@@ -171,7 +212,8 @@ def test_the_download_is_an_attachment_that_matches_its_schema(
     data = response.get_json()
     jsonschema_rs.validator_for(SCHEMA, validate_formats=True).validate(data)
     assert data["subject_id"] == subject_id
-    assert data["derived"] == [{"key": "country", "label": "Country", "value": "DE"}]
+    assert data["derived"] == []  # the country was given, not worked out
+    assert data["country"] == "DE"
     assert {n["version"] for n in data["notices"]} == {"2026-11-01"}
     session.rollback()
     kinds = session.scalars(select(RightsRequest.kind).order_by(RightsRequest.kind)).all()
@@ -275,3 +317,37 @@ def test_a_person_without_an_email_gets_a_logged_request_not_a_401(
     assert (logged.kind, logged.channel, logged.answered_at) == ("access", "web", None)
     assert logged.due_at.date().isoformat() in answer.text
     assert session.scalars(select(OutboxMessage)).all() == []  # no mail to an address not held
+
+
+def test_the_data_map_says_per_datum_origin_consent_wording_receivers_and_retention(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    open_session(app, client, session, make_person(session, rules, email=EMAIL))
+    page = client.get("/privacy").text
+    section = page[page.index('id="held-map"') : page.index('id="held-record"')]
+    assert 'aria-labelledby="person-map-title person-map-desc"' in section
+    email = section[section.index("<h3>Email address</h3>") :]
+    email = email[: email.index("</article>")]
+    assert "source: tests" in email
+    assert "“Consent to marketing messages”, version 2026-11-01" in email
+    assert "Shop CRM (webhook receiver" in email
+    assert "Until you delete it" in email
+    data = client.get("/privacy/download.json").get_json()
+    jsonschema_rs.validator_for(SCHEMA, validate_formats=True).validate(data)
+    by_key = {entry["key"]: entry for entry in data["data_map"]}
+    assert by_key["email_address"]["notice"]["version"] == "2026-11-01"
+    assert (
+        "Newsletter tool (integration: checks consent before each send)"
+        in (by_key["email_address"]["receivers"])
+    )
+    session.rollback()
+
+
+def test_times_are_in_utc_and_say_so_when_the_zone_is_unknown(
+    app: Flask, client: FlaskClient, session: Session, rules: Rules
+) -> None:
+    # No country given, and a documentation address estimates none: the zone is unknown.
+    open_session(app, client, session, make_person(session, rules, email=EMAIL, country=None))
+    page = client.get("/privacy?lang=it").text
+    assert "Gli orari sono indicati in UTC." in page
+    assert page.count(" UTC</time>") >= 2

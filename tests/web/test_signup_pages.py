@@ -12,11 +12,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from app import worker
 from app.config import PACKAGE_DATA
 from app.models import ConsentEvent, Evidence, OutboxMessage, SubscriptionRequest
 from app.services.consent import notices
 from tests.conftest import ApiClient
-from tests.smtp import confirm_link
+from tests.smtp import Inbox, confirm_link, free_port, smtp_server
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -264,6 +265,54 @@ def test_the_confirm_page_speaks_the_requests_language(
         f"/confirm/{token}", data={"csrf_token": csrf.group(1)}, headers=english_browser
     )
     assert "Iscrizione confermata" in done.get_data(as_text=True)
+
+
+def test_the_confirmation_mail_comes_from_the_brand_and_the_pages_wear_it(
+    published: Engine, make_app: Callable[..., Flask]
+) -> None:
+    inbox, port = Inbox(), free_port()
+    app = make_app(
+        brand_name="Acme Outdoor",
+        brand_colour="#1d4d2b",
+        mail_from="Consent Center <news@acme.example>",
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+    )
+    client = app.test_client()
+    page = client.get("/subscribe").get_data(as_text=True)
+    assert '<img src="/static/brand/logo.svg" alt="" width="32" height="32"> Acme Outdoor' in page
+    assert "<title>Subscribe · Acme Outdoor</title>" in page
+    assert '<a href="/privacy-notice">Privacy notice</a>' in page
+    assert "--accent: #1d4d2b;" in client.get("/brand.css").get_data(as_text=True)
+    assert client.get("/privacy-notice?lang=de").status_code == 200
+    csrf = csrf_of(client, "/subscribe")
+    client.post(
+        "/subscribe",
+        data={
+            "email": "ada@example.org",
+            "categories": "newsletter",
+            "csrf_token": csrf,
+            "notice_version": "2026-11-01",
+        },
+    )
+    controller = smtp_server(inbox, port)
+    controller.start()
+    try:
+        assert worker.deliver_once(published, app.extensions["settings"]).sent == 1
+    finally:
+        controller.stop()
+    (message,) = inbox.messages
+    assert message["From"] == "Acme Outdoor <news@acme.example>"
+
+
+def test_the_confirmation_page_without_script_says_to_press_the_button(
+    published: Engine, client: FlaskClient
+) -> None:
+    submit(client)
+    page = client.get(f"/confirm/{token_of(published)}?lang=es").get_data(as_text=True)
+    assert '<p id="press-to-confirm">Pulsa el botón de abajo' in page
+    # The "confirming" line is for the script that submits; without script it stays hidden.
+    assert '<p id="confirming" role="status" hidden>' in page
 
 
 def test_a_plain_post_to_the_confirm_link_confirms_without_cookie_or_form_token(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from app.domain.vocabulary import Scope, Status
 from app.models import ConsentEvent, OAuthClient, Webhook, utcnow
 from app.services import clients
 from app.services.audit import trail
+from app.services.privacy_center import rights
 
 EVENTS = ConsentEvent.__table__
 
@@ -57,13 +58,18 @@ def stamp(row: OAuthClient) -> str:
 
 @dataclass(frozen=True)
 class DpoOverview:
-    """The DPO page: monthly consent charts and one page of the event search."""
+    """The DPO page: monthly consent charts, one page of the event search, the rights log."""
 
     charts: list[Chart]
     periods: list[str]
     events: list[dict[str, Any]]
     next_after: int | None
     disabled_webhooks: list[Webhook]  # receivers switched off after a day of failed deliveries
+    requests: list[rights.LoggedRequest] = field(default_factory=list)
+
+    @property
+    def overdue(self) -> int:
+        return sum(1 for r in self.requests if r.is_overdue)
 
 
 def overview(
@@ -102,7 +108,9 @@ def overview(
     disabled = session.scalars(
         select(Webhook).where(Webhook.disabled_at.is_not(None)).order_by(Webhook.disabled_at)
     )
-    return DpoOverview(charts, periods, events, next_after, list(disabled))
+    return DpoOverview(
+        charts, periods, events, next_after, list(disabled), rights.log(session, now=now)
+    )
 
 
 def _month_of(session: Session, column: Any) -> Any:

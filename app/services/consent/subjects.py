@@ -22,6 +22,7 @@ from app.models import (
     AccessSession,
     ConsentEvent,
     ConsentState,
+    DerivedDatum,
     Evidence,
     NoticeVersion,
     OutboxMessage,
@@ -33,7 +34,7 @@ from app.models import (
     utcnow,
 )
 from app.services.audit import trail
-from app.services.consent import ledger, notices, suppression
+from app.services.consent import derived, ledger, notices, suppression
 from app.services.delivery import mail
 from app.services.privacy_center import rights
 
@@ -231,7 +232,14 @@ def apply_erasure(
         )
     for row in identifiers:
         session.delete(row)
-    for table in (Evidence, AccessLog, AccessSession, OutboxMessage, SubscriptionRequest):
+    for table in (
+        Evidence,
+        AccessLog,
+        AccessSession,
+        OutboxMessage,
+        SubscriptionRequest,
+        DerivedDatum,
+    ):
         session.execute(delete(table).where(table.subject_id.in_(everyone)))
     session.execute(delete(ConsentState).where(ConsentState.subject_id == subject_id))
     for person in session.scalars(select(Subject).where(Subject.id.in_(everyone))):
@@ -307,6 +315,7 @@ def export(
         ],
         "notices": [notices.record(n) for n in cited],
         "rights_requests": [rights_request_data(r) for r in requests],
+        "derived": [derived.data(row) for row in derived.of_subject(session, subject_id)],
     }
     session.commit()
     return exported

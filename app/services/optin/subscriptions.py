@@ -22,7 +22,7 @@ from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Status
 from app.models import NoticeVersion, SubjectIdentifier, SubscriptionRequest, utcnow
-from app.services.consent import ledger, notices, subjects, suppression
+from app.services.consent import derived, ledger, notices, subjects, suppression
 from app.services.identity import identifiers
 from app.services.optin.confirmation import Mailer, mail_link
 from app.services.tokens import Purpose
@@ -59,6 +59,7 @@ class Choice:
     name: str
     label: str
     description: str
+    benefit: str = ""  # what the person gets for it (the value exchange)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Form:
 def form(session: Session, rules: Rules, locale: str, channel: str = "email") -> Form:
     notice = notices.current(session, notices.CONSENT_NOTICE, locale)
     choices = [
-        Choice(c.name, c.label.get(locale), c.description.get(locale))
+        Choice(c.name, c.label.get(locale), c.description.get(locale), c.benefit.get(locale))
         for c in rules.catalog.categories.values()
         if not c.is_transactional and channel in c.channels
     ]
@@ -166,6 +167,7 @@ def _record(
         locale=act.locale,
         country=country,
     )
+    derived.note_country(session, subject, act.ip, act.capture_point, now)
     keys = ident.keys(rules.identifier_keys)
     key = keys[0]
     is_suppressed = suppression.is_suppressed(session, rules, ident=ident)

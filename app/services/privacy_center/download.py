@@ -14,7 +14,7 @@ from app.domain import chain
 from app.domain.inventory import Inventory, Item
 from app.domain.rules import Rules
 from app.models import utcnow
-from app.services.consent import notices, subjects
+from app.services.consent import derived, notices, subjects
 from app.services.privacy_center import rights
 from app.services.privacy_center.access import PrivacyPage, PrivacyVisit, log_visit, resume
 from app.services.privacy_center.overview import gather
@@ -65,12 +65,30 @@ def download(
         "notices": [notices.record(n) for _, n in sorted(notices_shown.items())],
         "rights_requests": [subjects.rights_request_data(r) for r in reversed(held.requests)],
         "derived": [
-            {"key": d.item.key, "label": d.item.label.get(locale), "value": d.value}
-            for d in held.derived
+            {"label": d.item.label.get(locale)} | derived.data(d.row) for d in held.derived
         ],
         "access_log": [
             {"occurred_at": r.occurred_at, "page": r.page, "ip": r.ip, "user_agent": r.user_agent}
             for r in held.access_log
+        ],
+        "data_map": [
+            {
+                "key": e.item.key,
+                "label": e.item.label.get(locale),
+                "collected_at": e.collected_at,
+                "source": e.source,
+                "capture_point": e.capture_point,
+                "method": e.method,
+                "legal_basis": e.legal_basis,
+                "notice": (
+                    {"key": e.notice.key, "version": e.notice.version, "locale": e.notice.locale}
+                    if e.notice
+                    else None
+                ),
+                "receivers": list(e.receivers),
+                "retention": e.item.retention.get(locale),
+            }
+            for e in held.data_map
         ],
         "inventory": [_item_data(item, locale) for item in inventory.items],
         "security_measures": list(inventory.measures(locale)),
@@ -88,6 +106,7 @@ def _item_data(item: Item, locale: str) -> dict[str, Any]:
         "purpose": item.purpose.get(locale),
         "retention": item.retention.get(locale),
         "recipients": list(item.recipients),
+        "benefit": item.benefit.get(locale),
     }
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import calendar
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from app.domain.errors import ConflictError, NotFoundError
@@ -94,3 +95,26 @@ def listing(
     else:
         query = query.order_by(RightsRequest.received_at.desc())
     return list(session.scalars(query.limit(limit)))
+
+
+@dataclass(frozen=True)
+class LoggedRequest:
+    row: RightsRequest
+    is_overdue: bool
+
+
+def log(session: Session, *, now: datetime | None = None, limit: int = 200) -> list[LoggedRequest]:
+    """The rights-request log for the DPO: overdue first (oldest due first), then the other
+    open ones by due date, then the answered ones, newest first."""
+    now = now or utcnow()
+    is_open = RightsRequest.answered_at.is_(None)
+    rows = session.scalars(
+        select(RightsRequest)
+        .order_by(
+            case((is_open & (RightsRequest.due_at < now), 0), (is_open, 1), else_=2),
+            case((is_open, RightsRequest.due_at), else_=None),
+            RightsRequest.received_at.desc(),
+        )
+        .limit(limit)
+    )
+    return [LoggedRequest(row, row.answered_at is None and row.due_at < now) for row in rows]
