@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from app.auth import current_client_id
+from app.domain.text import is_utf8
 from app.domain.vocabulary import Method
 from app.extensions import db
 from app.services.consent.ledger import Act
@@ -74,7 +75,7 @@ def has_unstorable_text(value: Any) -> bool:
     while pending:  # a loop, not recursion: the body may be nested as deep as the parser allows
         item = pending.pop()
         if isinstance(item, str):
-            if "\x00" in item or (not item.isascii() and not _is_utf8(item)):
+            if "\x00" in item or (not item.isascii() and not is_utf8(item)):
                 return True
         elif isinstance(item, dict):
             pending.extend(item.keys())
@@ -82,14 +83,6 @@ def has_unstorable_text(value: Any) -> bool:
         elif isinstance(item, list):
             pending.extend(item)
     return False
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def load_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:

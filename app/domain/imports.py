@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from app.domain.text import is_utf8
 from app.domain.vocabulary import IdentifierKind, ImportMethod, Status
 
 IDENTIFIER_FIELDS = (IdentifierKind.EMAIL, IdentifierKind.PHONE, IdentifierKind.EXTERNAL_ID)
@@ -98,7 +99,7 @@ def from_mapping(raw: Mapping[str, Any]) -> Row:
             raise RowError(f"{name}: must be a string.")
         if value and ("\x00" in value or len(value) > LIMITS.get(name, 320)):
             raise RowError(f"{name}: too long or holds a NUL character.")
-        if value and not value.isascii() and not _is_utf8(value):
+        if value and not value.isascii() and not is_utf8(value):
             raise RowError(f"{name}: holds a lone surrogate (\\ud800…).")
     identifiers = tuple((kind, raw[kind]) for kind in IDENTIFIER_FIELDS if raw.get(kind))
     if not identifiers:
@@ -135,14 +136,6 @@ def from_mapping(raw: Mapping[str, Any]) -> Row:
         locale=raw.get("locale") or None,
         country=(raw.get("country") or "").upper() or None,
     )
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _instant(value: str | None) -> datetime | None:
