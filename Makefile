@@ -24,6 +24,11 @@ test:
 
 check: setup test
 
+# The benchmarks drive their load with wrk (Debian's package).
+bench: $(BIN)/python
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.run
+
 lint:
 	$(BIN)/ruff check app tests bench
 	$(BIN)/ruff format --check app tests bench

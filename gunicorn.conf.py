@@ -50,7 +50,8 @@ access_log_format = (
 )
 errorlog = "-"
 # ...and even the path is redacted where it holds a token (/confirm/<token>, /p/<token>, …).
-logger_class = "app.logs.RedactingGunicornLogger"
+# (GUNICORN_LOGGER_CLASS is for the benchmark's plain-log baseline only.)
+logger_class = os.environ.get("GUNICORN_LOGGER_CLASS", "app.logs.RedactingGunicornLogger")
 
 # Prometheus in multiprocess mode: every worker writes its metrics to this folder and
 # GET /metrics adds them up. It is emptied when the master starts, never while it runs.
