@@ -39,6 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 DATA = RESULTS / "data"
 HOST = "127.0.0.1"  # the only address any load goes to
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/")
+PG_NAME = os.environ.get("BENCH_PG_DB", "cc_bench")  # the databases' name (created beforehand)
 QUESTION = "channel=email&category=newsletter"
 WRK_SCRIPT = Path(__file__).resolve().parent / "check.lua"
 
@@ -53,7 +54,7 @@ class Database:
         label = _label(self.subjects)
         if self.kind == "sqlite":
             return f"sqlite:///{DATA / f'sqlite-{label}.db'}"
-        return f"{PG_BASE}cc_bench" + ("" if self.subjects == 10_000 else f"_{label}")
+        return f"{PG_BASE}{PG_NAME}" + ("" if self.subjects == 10_000 else f"_{label}")
 
 
 def _label(subjects: int) -> str:
@@ -352,15 +353,28 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
         locked_at[0] = time.perf_counter()
         return head
 
+    statements = [0]
+    inside: list[int] = []
+
+    def count(*_args: Any) -> None:
+        statements[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
     ledger.lock = timed_lock
     try:
         rng = random.Random(7)
-        for n in range(changes):
+        for _n in range(changes):
             i = rng.randrange(database.subjects)
-            status = Status.WITHDRAWN if n % 2 else Status.GRANTED
             commits: list[float] = []
             with Session(engine) as session:
+                # the opposite of what stands, so that every measured call writes an event
+                topic = pair_topic("email", "newsletter")
+                was = ledger.standings(session, seed.subject_id_for(i), [topic]).get(topic)
+                session.rollback()
+                granted = was is not None and was.status is Status.GRANTED
+                status = Status.WITHDRAWN if granted else Status.GRANTED
                 event.listen(session, "after_commit", partial(_stamp, commits))
+                real_locked = statements[0]
                 started = time.perf_counter()
                 preferences.change(
                     session,
@@ -371,6 +385,7 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
                 )
                 totals.append((time.perf_counter() - started) * 1000)
                 holds.append((commits[0] - locked_at[0]) * 1000)
+                inside.append(statements[0] - real_locked)
     finally:
         ledger.lock = real_lock
         engine.dispose()
@@ -379,6 +394,8 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
         "hold_p50_ms": statistics.median(holds),
         "hold_mean_ms": statistics.fmean(holds),
         "service_call_p50_ms": statistics.median(totals),
+        # the statements one write sends, the lock's included (COMMIT is not one)
+        "statements_per_write": statistics.median(inside),
         "max_serial_writes_per_s": 1000 / statistics.fmean(holds),
     }
 

@@ -15,9 +15,10 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import Table, insert, or_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
@@ -142,12 +143,15 @@ def append(
         evidence_hash = record_evidence(
             session, next(iter(subject_ids)) if len(subject_ids) == 1 else None, act, occurred_at
         )
-    events = []
+    records: list[dict[str, Any]] = []
+    states: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    seq, prev_hash = head.last_seq, head.last_hash
     for draft in drafts:
         topic = draft.topic
+        seq += 1
         record: dict[str, Any] = {
             "chain_id": head.chain_id,
-            "seq": head.last_seq + 1,
+            "seq": seq,
             "id": str(uuid.uuid4()),
             "occurred_at": occurred_at,
             "subject_id": draft.subject_id,
@@ -166,34 +170,66 @@ def append(
             "notice_sha256": act.notice_sha256,
             "evidence_hash": evidence_hash,
             "details": canonical_json(dict(draft.details)) if draft.details else None,
-            "prev_hash": head.last_hash,
+            "prev_hash": prev_hash,
         }
-        record["hash"] = event_hash(record)
-        event = ConsentEvent(**record)
-        session.add(event)
-        events.append(event)
-        head.last_seq, head.last_hash = event.seq, event.hash
+        record["hash"] = prev_hash = event_hash(record)
+        records.append(record)
         if topic is not None and draft.status is not None and draft.subject_id:
-            _set_state(session, draft.subject_id, topic, event)
-    session.flush()
-    return events
+            key = (draft.subject_id, topic.channel, topic.category, topic.purpose)
+            states[key] = {  # the last event on a topic is its standing
+                "subject_id": draft.subject_id,
+                "channel": topic.channel,
+                "category": topic.category,
+                "purpose": topic.purpose,
+                "status": record["status"],
+                "event_seq": seq,
+                "event_id": record["id"],
+                "occurred_at": occurred_at,
+            }
+    _write(session, records, list(states.values()))
+    head.last_seq, head.last_hash = seq, prev_hash  # written with the commit's flush
+    return [ConsentEvent(**record) for record in records]
 
 
-def _set_state(session: Session, subject_id: str, topic: Topic, event: ConsentEvent) -> None:
-    key = (subject_id, topic.channel, topic.category, topic.purpose)
-    state = session.get(ConsentState, key)
-    if state is None:
-        state = ConsentState(
-            subject_id=subject_id,
-            channel=topic.channel,
-            category=topic.category,
-            purpose=topic.purpose,
-        )
-        session.add(state)
-    state.status = str(event.status)
-    state.event_seq = event.seq
-    state.event_id = event.id
-    state.occurred_at = event.occurred_at
+def _write(session: Session, records: list[dict[str, Any]], states: list[dict[str, Any]]) -> None:
+    """The events and the state they set, as two executemany statements (pipelined by psycopg):
+    no ORM unit of work, no read of the state first, no autoflush while the chain is locked
+    (whatever the use case added before, a new subject or evidence, is flushed once here)."""
+    if session.new or session.deleted:
+        session.flush()
+    with session.no_autoflush:
+        if records:
+            session.execute(insert(_EVENTS), records)
+        if states:
+            session.execute(_upsert_state(session.get_bind().dialect.name), states)
+
+
+def _upsert_state(dialect: str) -> Any:
+    table = _STATES
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c.subject_id, table.c.channel, table.c.category, table.c.purpose],
+        set_={name: statement.excluded[name] for name in _STATE_SET},
+    )
+
+
+_EVENTS = cast(Table, ConsentEvent.__table__)
+_STATES = cast(Table, ConsentState.__table__)
+_STATE_SET = ("status", "event_seq", "event_id", "occurred_at")
+
+
+def after(
+    current: Mapping[Topic, Standing], events: Sequence[ConsentEvent]
+) -> dict[Topic, Standing]:
+    """The standings once `events` are appended: what a read after them would return."""
+    standings = dict(current)
+    for event in events:
+        if event.status is not None and event.subject_id:
+            topic = Topic(event.channel or "", event.category or "", event.purpose or "")
+            standings[topic] = Standing(
+                Status(event.status), event.seq, event.occurred_at, event.id
+            )
+    return standings
 
 
 def standings(

@@ -76,14 +76,18 @@ def change(
     validate_changes(rules, changes)
     now = now or utcnow()
     head = ledger.lock(session)
-    subjects.get(session, subject_id)
-    current = ledger.standings(session, subject_id)
+    current = subjects.standings(session, subject_id)
     drafts = plan_changes(rules, subject_id, changes, current)
-    if drafts:
-        ledger.append(session, head, act, drafts, now=now)
-    changed = view(session, rules, subject_id, now=now)
+    events = ledger.append(session, head, act, drafts, now=now) if drafts else []
     session.commit()
-    return changed
+    # The answer is built from what was read and written, after the lock is released.
+    return _view(rules, ledger.after(current, events), now)
+
+
+def _view(rules: Rules, standings: dict[Topic, Standing], now: datetime) -> PreferencesView:
+    return preferences_view(
+        rules.catalog, standings, is_suppressed=False, now=now, max_age=rules.max_consent_age
+    )
 
 
 def plan_changes(
@@ -141,10 +145,9 @@ def unsubscribe_all(
 ) -> PreferencesView:
     """Withdraw all marketing at once. Idempotent: nothing new if nothing was granted since."""
     now = now or utcnow()
-    withdraw_all(session, subject_id, act, details=details, now=now)
-    withdrawn = view(session, rules, subject_id, now=now)
+    standings = withdraw_all(session, subject_id, act, details=details, now=now)
     session.commit()
-    return withdrawn
+    return _view(rules, standings, now)
 
 
 def withdraw_all(
@@ -154,11 +157,11 @@ def withdraw_all(
     *,
     details: Mapping[str, str] | None = None,
     now: datetime,
-) -> None:
-    """The unsubscribe-all event, in the caller's transaction (which it locks first)."""
+) -> dict[Topic, Standing]:
+    """The unsubscribe-all event, in the caller's transaction (which it locks first); the
+    standings after it."""
     head = ledger.lock(session)
-    subjects.get(session, subject_id)
-    current = ledger.standings(session, subject_id)
+    current = subjects.standings(session, subject_id)
     last = current.get(ALL_MARKETING)
     granted_since = any(
         s.status is not Status.WITHDRAWN and (last is None or s.seq > last.seq)
@@ -166,7 +169,7 @@ def withdraw_all(
         if not t.purpose and not t.is_all_marketing
     )
     if last is None or last.status is not Status.WITHDRAWN or granted_since:
-        ledger.append(
+        events = ledger.append(
             session,
             head,
             act,
@@ -182,3 +185,5 @@ def withdraw_all(
             ],
             now=now,
         )
+        return ledger.after(current, events)
+    return current

@@ -12,11 +12,11 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from app.domain.consent import preferences_view
+from app.domain.consent import Standing, Topic, preferences_view
 from app.domain.errors import NotFoundError, SubjectErasedError
 from app.domain.identifiers import Identifier, identifier, identifier_hmac
 from app.domain.rules import Rules
-from app.domain.vocabulary import Action, IdentifierKind
+from app.domain.vocabulary import Action, IdentifierKind, Status
 from app.models import (
     AccessLog,
     AccessSession,
@@ -44,6 +44,38 @@ def get(session: Session, subject_id: str, *, allow_erased: bool = False) -> Sub
     if subject.erased_at is not None and not allow_erased:
         raise SubjectErasedError(f"Subject {subject_id} was erased.")
     return subject
+
+
+def standings(session: Session, subject_id: str) -> dict[Topic, Standing]:
+    """`get`'s checks and the subject's current standings, in one statement (a write use case
+    reads both while it holds the chain lock)."""
+    state = ConsentState.__table__
+    rows = session.execute(
+        select(
+            Subject.erased_at,
+            state.c.channel,
+            state.c.category,
+            state.c.purpose,
+            state.c.status,
+            state.c.event_seq,
+            state.c.event_id,
+            state.c.occurred_at,
+        )
+        .select_from(Subject)
+        .outerjoin(state, state.c.subject_id == Subject.id)
+        .where(Subject.id == subject_id)
+    ).all()
+    if not rows:
+        raise NotFoundError(f"No subject {subject_id}.")
+    if rows[0].erased_at is not None:
+        raise SubjectErasedError(f"Subject {subject_id} was erased.")
+    return {
+        Topic(row.channel, row.category, row.purpose): Standing(
+            Status(row.status), row.event_seq, row.occurred_at, row.event_id
+        )
+        for row in rows
+        if row.status is not None
+    }
 
 
 def find(
