@@ -8,16 +8,28 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy.orm import Session
 
 from app.components import Components, build
-from app.config import Settings
+from app.config import ConfigError, Settings
 from app.database import make_engine
+from app.domain.chain import format_time
 
 
-@click.group()
+class _Group(click.Group):
+    """Settings refused at start-up end the command with their message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as error:
+            raise click.ClickException(str(error)) from error
+
+
+@click.group(cls=_Group)
 def main() -> None:
     """consent-center: consent and preference center with a verifiable audit trail."""
 
@@ -76,7 +88,13 @@ def run(host: str, port: int, no_migrate: bool) -> None:
 
 @main.command("create-client")
 @click.argument("name")
-@click.option("--scopes", default="consent:read", show_default=True, help="Space-separated scopes.")
+@click.option(
+    "--scopes",
+    default="consent:read",
+    show_default=True,
+    help="Space-separated scopes: consent:read consent:write notices:publish subjects:manage "
+    "audit:read audit:write.",
+)
 def create_client(name: str, scopes: str) -> None:
     """Create an API client; prints {"client_id", "client_secret", "scopes"} once."""
     from app.services import clients
@@ -140,15 +158,11 @@ def audit_verify(package_file: Path | None, key_file: Path | None) -> None:
         sys.exit(0 if outcome.is_ok else 1)
     from app.services.audit import trail as audit_service
 
-    with db_session(Settings.from_env()) as session:
-        result = audit_service.verify(session)
-    report = {
-        "ok": result.is_ok,
-        "events_checked": result.events_checked,
-        "first_bad_seq": result.first_bad_seq,
-        "problem": result.problem,
-    }
-    click.echo(json.dumps(report))
+    settings = Settings.from_env()
+    keys = components(settings).signing_keys.verifying()
+    with db_session(settings) as session:
+        result = audit_service.verify(session, keys=keys)
+    click.echo(json.dumps(result.as_dict()))
     sys.exit(0 if result.is_ok else 1)
 
 
@@ -380,8 +394,8 @@ def rights_overdue() -> None:
                         "id": row.id,
                         "subject_id": row.subject_id,
                         "kind": row.kind,
-                        "received_at": row.received_at.isoformat(),
-                        "due_at": row.due_at.isoformat(),
+                        "received_at": format_time(row.received_at),
+                        "due_at": format_time(row.due_at),
                         "channel": row.channel,
                     }
                 )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from joserfc.jwk import OctKey
 
-from app.config import Settings, derive_key
+from app.config import Settings, check_opt_in_policy, derive_key
 from app.domain.catalog import Catalog, load_catalog
 from app.domain.rules import Rules
 from app.services.audit import checkpoints
@@ -29,6 +29,7 @@ class Components:
 
 
 def build(settings: Settings, catalog: Catalog | None = None) -> Components:
+    check_opt_in_policy(settings)  # settings made in code, not from the environment, too
     rules = Rules(
         catalog=catalog or load_catalog(settings.catalog_path),
         identifier_key=settings.identifier_key,

@@ -18,6 +18,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from app.domain.opt_in_policy import load_policy, refusals
+
 DEFAULT_INSTANCE = Path.cwd() / "instance"
 PACKAGE_DATA = Path(__file__).parent / "data"
 
@@ -195,7 +197,16 @@ class Settings:
     single_opt_in_countries: frozenset[str] = setting(
         "SINGLE_OPT_IN_COUNTRIES",
         COUNTRIES,
-        "Countries where email opt-in needs no confirmation.",
+        "Countries where email opt-in needs no confirmation. A country the shipped policy "
+        "(app/data/opt_in_policy.yaml: DE, IT, CA, KR) requires double opt-in for is refused "
+        "at start-up unless SINGLE_OPT_IN_OVERRIDE names it too.",
+        frozenset(),
+    )
+    single_opt_in_override: frozenset[str] = setting(
+        "SINGLE_OPT_IN_OVERRIDE",
+        COUNTRIES,
+        "Countries allowed single opt-in although the shipped policy requires double opt-in "
+        "there: the operator's explicit decision.",
         frozenset(),
     )
     access_token_ttl: timedelta = setting(
@@ -405,7 +416,18 @@ class Settings:
             raise ConfigError(
                 "PRODUCTION=true, but it cannot start:\n" + "\n".join(f"- {p}" for p in problems)
             )
-        return cls(**values)
+        settings = cls(**values)
+        check_opt_in_policy(settings)
+        return settings
+
+
+def check_opt_in_policy(settings: Settings) -> None:
+    """Refuse single opt-in where the shipped policy requires double opt-in, unless overridden."""
+    found = refusals(
+        settings.single_opt_in_countries, settings.single_opt_in_override, load_policy()
+    )
+    if found:
+        raise ConfigError(" ".join(found))
 
 
 def declared() -> Iterator[Field[Any]]:

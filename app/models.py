@@ -204,6 +204,8 @@ class ConsentState(Base):
     event_id: Mapped[str] = mapped_column(String(36))
     occurred_at: Mapped[datetime]
 
+    __table_args__ = (Index("ix_consent_state_event_seq", "event_seq"),)
+
 
 class OAuthClient(Base):
     __tablename__ = "oauth_clients"

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.domain.chain import HASHED_FIELDS, event_hash
+from app.domain.chain import FIELDS, event_hash
 from app.domain.identifiers import identifier_hmac
 from app.domain.vocabulary import IdentifierKind
 from app.models import ConsentEvent, ConsentState, Subject, SubjectIdentifier
@@ -33,7 +33,7 @@ from app.services.consent import ledger
 SECRET_KEY = "bench-secret-key-not-for-production-use-only-bench"
 IDENTIFIER_KEY = b"bench-identifier-key"
 CHUNK = 20_000
-EVENT_COLUMNS = (*HASHED_FIELDS, "hash")
+EVENT_COLUMNS = tuple(f.name for f in FIELDS)
 SUBJECT_COLUMNS = ("id", "created_at", "locale", "country", "erased_at")
 IDENTIFIER_COLUMNS = ("hmac", "subject_id", "kind", "value", "created_at")
 STATE_COLUMNS = (

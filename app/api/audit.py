@@ -117,15 +117,32 @@ def export() -> ResponseReturnValue:
 @bp.get("/audit/verify")
 @require(Scope.AUDIT_READ)
 def verify() -> ResponseReturnValue:
-    """Verify the hash chain.
+    """Verify the chain and every record the proof rests on.
 
     ---
     tags: [audit]
     operationId: verifyAuditTrail
     description: |
-      Recomputes every event's hash and link to its predecessor. `ok` is false, with
-      `first_bad_seq` and a `problem`, when a stored event was changed or deleted.
-      `consent-center audit verify` does the same from the command line.
+      One streaming pass over the events in `seq` order (memory stays flat however long
+      the trail) that checks:
+
+      - the chain: every event's hash and its link to the one before, from the base to the
+        recorded head (a changed, deleted, inserted or reordered event, a cut-off tail);
+      - each stored notice text against its sha256, against the `notice_published` event
+        that published it, and against the `notice_sha256` of every event citing it;
+      - each evidence row (IP, user agent, ...) against the `evidence_hash` its event holds
+        (rows erasure or retention removed are not missing: they are gone by design);
+      - each checkpoint's signature with the service's keys, and that it signed the event
+        before it (so history rewritten under a checkpoint, with every later hash
+        recomputed, is caught);
+      - the current state (`consent_state`, what the check reads) against the state the
+        events derive: every row repeats the event it names, no later event changed it,
+        none is missing, none survives an erasure.
+
+      `ok` is false, with `first_bad_seq`, `problem`, and `record` saying which kind of
+      record failed (`event`, `notice`, `evidence`, `checkpoint`, `state`), plus `notice`,
+      `evidence_hash` or `state` naming it. `consent-center audit verify` prints the same
+      object and exits 1 on a failure.
     responses:
       '200':
         description: The verdict.
@@ -133,7 +150,8 @@ def verify() -> ResponseReturnValue:
           application/json:
             schema: VerificationSchema
     """
-    return dump(_verification, trail.verify(session()))
+    report = trail.verify(session(), keys=signing_keys().verifying())
+    return dump(_verification, report.as_dict())
 
 
 _package_query = PackageQuerySchema()
@@ -158,9 +176,16 @@ def dpo_package() -> ResponseReturnValue:
         the Art. 30 record);
       - `notice` (every notice text the events point to, with its SHA-256);
       - `event` (the `AuditEvent` fields plus `"type": "event"`, in `seq` order, up to the
-        signed head);
+        signed head; its `evidence` also carries `nonce`, `details` and `created_at`, what
+        the `evidence_hash` covers, so a verifier can recompute it);
       - `checkpoint` (filtered packages only; in a complete one the checkpoints are events);
-      - a signed `trailer` (event count and digest).
+      - a signed `trailer` (event count and digest, and `records`: a SHA-256 over each kind
+        of other record, `key`, `catalog`, `notice` and `checkpoint`).
+
+      Format `consent-center-audit-package/2`. `consent-center audit verify --file --key`
+      checks every record: unknown record types fail, the key record must be the key it
+      verifies with, notice texts must match their hash and the events citing them, each
+      event's evidence its `evidence_hash`, and the other records the signed trailer.
 
       The signatures are compact JWS (ES256) verifiable with `GET /.well-known/jwks.json`;
       `consent-center audit verify --file PACKAGE --key JWKS` checks a package with no
@@ -182,8 +207,8 @@ def dpo_package() -> ResponseReturnValue:
           application/x-ndjson:
             schema: {type: string}
             example: |
-              {"type":"header","format":"consent-center-audit-package/1","complete":true,"base_seq":0,"head_seq":42,"jws":"eyJ..."}
-              {"type":"trailer","events":42,"digest":"9f2c...","jws":"eyJ..."}
+              {"type":"header","format":"consent-center-audit-package/2","complete":true,"base_seq":0,"head_seq":42,"jws":"eyJ..."}
+              {"type":"trailer","events":42,"digest":"9f2c...","records":{"key":"1d0e...","catalog":"77ab...","notice":"c3f1...","checkpoint":"e3b0..."},"jws":"eyJ..."}
     """
     args = load_args(_package_query)
     filters = _filters(args)
@@ -196,7 +221,7 @@ def dpo_package() -> ResponseReturnValue:
 
 
 @bp.post("/audit/checkpoints")
-@require(Scope.AUDIT_READ)
+@require(Scope.AUDIT_WRITE)
 def create_checkpoint() -> ResponseReturnValue:
     """Sign the chain's head now.
 
@@ -209,7 +234,7 @@ def create_checkpoint() -> ResponseReturnValue:
       `checkpoint` audit event (its `details` hold `seq`, `hash` and `jws`). Checkpoints are
       also written by `consent-center audit checkpoint --if-due` (every `CHECKPOINT_EVERY`
       events, for cron) and by every retention run. Send no body; a body that is sent must
-      be an empty JSON object.
+      be an empty JSON object. It appends to the trail, so it needs `audit:write`.
     requestBody:
       required: false
       content:

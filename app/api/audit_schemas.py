@@ -35,7 +35,7 @@ class CheckpointSchema(Schema):
         metadata={"minimum": 0, "description": "The `seq` of the head it signed."}
     )
     signed_hash = sha256_field("The `hash` of the head it signed.")
-    occurred_at = fields.AwareDateTime()
+    occurred_at = UTCDateTime()
     jws = fields.String(metadata={"description": "Compact JWS (ES256) over the head's claims."})
 
 
@@ -66,11 +66,9 @@ class RightsRequestSchema(Schema):
     id = uuid_field()
     subject_id = uuid_field()
     kind = fields.String(metadata=shared("RightsRequestKind"))
-    received_at = fields.AwareDateTime()
-    due_at = fields.AwareDateTime(
-        metadata={"description": "One month after receipt (GDPR Art. 12(3))."}
-    )
-    answered_at = fields.AwareDateTime(allow_none=True)
+    received_at = UTCDateTime()
+    due_at = UTCDateTime(metadata={"description": "One month after receipt (GDPR Art. 12(3))."})
+    answered_at = UTCDateTime(allow_none=True)
     channel = fields.String(allow_none=True)
     note = fields.String(allow_none=True)
 
@@ -91,7 +89,7 @@ class NoticeTextSchema(Schema):
 
 
 class RequestStepSchema(Schema):
-    requested_at = fields.AwareDateTime()
+    requested_at = UTCDateTime()
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     source = fields.String(allow_none=True)
@@ -116,11 +114,11 @@ class MailStepSchema(Schema):
         allow_none=True,
         metadata={"description": "The mail's delivery state (`queued`, `sent` or `failed`)."},
     )
-    sent_at = fields.AwareDateTime(allow_none=True)
+    sent_at = UTCDateTime(allow_none=True)
 
 
 class ConfirmStepSchema(Schema):
-    confirmed_at = fields.AwareDateTime()
+    confirmed_at = UTCDateTime()
     ip = fields.String(allow_none=True)
     user_agent = fields.String(allow_none=True)
     event_seqs = fields.List(fields.Integer())

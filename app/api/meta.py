@@ -49,7 +49,7 @@ def list_notices() -> ResponseReturnValue:
     operationId: listNotices
     responses:
       '200':
-        description: Every published version, by key, then publication time, then locale.
+        description: Every published version, by key, then locale, then publication time.
         content:
           application/json:
             schema:
@@ -64,7 +64,7 @@ def list_notices() -> ResponseReturnValue:
 
 
 @bp.post("/notices")
-@require(Scope.CONSENT_WRITE)
+@require(Scope.NOTICES_PUBLISH)
 def publish_notice() -> ResponseReturnValue:
     """Publish a notice version.
 
@@ -75,7 +75,10 @@ def publish_notice() -> ResponseReturnValue:
       Publishes the exact wording of a notice (the text a person sees when consenting), so
       events can name it by `notice_version`. A version is immutable: publishing the same
       key, version and locale again with the same title and text is a no-op answered
-      like the first time; with other wording it is a `409`.
+      like the first time; with other wording it is a `409`. The public pages show the
+      newest version of `marketing-consent` in the person's locale, else the newest in
+      English, so a version published in one locale never replaces another locale's text.
+      Needs `notices:publish`, a scope of its own: `consent:write` cannot change wording.
     requestBody:
       required: true
       content:

@@ -20,7 +20,7 @@ from marshmallow import (
 
 from app.domain import chain
 from app.domain.catalog import LOCALES
-from app.domain.vocabulary import Action, LegalBasis, Method, Reason, Status
+from app.domain.vocabulary import CLIENT_METHODS, Action, LegalBasis, Method, Reason, Status
 
 NAME = validate.Regexp(r"^[a-z][a-z0-9_]{0,63}$", error="Not a valid name.")
 COUNTRY = validate.Regexp(r"^[A-Za-z]{2}$")
@@ -39,7 +39,11 @@ class StrictSchema(Schema):
 
 class UTCDateTime(fields.AwareDateTime):
     """An aware datetime, turned to UTC, between 1970 and 9998: every instant the ledger can
-    store, compare and add a statutory month to."""
+    store, compare and add a statutory month to. Written out as every answer writes a time:
+    RFC 3339 in UTC with `Z` (chain.format_time)."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else chain.format_time(value)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
@@ -93,7 +97,14 @@ class EvidenceFieldsMixin(StrictSchema):
     source = _text(200, load_default=None, allow_none=True)
     ip = fields.IP(load_default=None, allow_none=True, metadata=shared("IpAddress"))
     user_agent = _text(512, load_default=None, allow_none=True)
-    notice_version = _text(64, load_default=None, allow_none=True)
+    notice_version = _text(
+        64,
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "A published notice version (else `422`); events store its sha256."
+        },
+    )
     locale = fields.String(validate=validate.OneOf(LOCALES), load_default=None, allow_none=True)
 
 
@@ -258,7 +269,10 @@ class SubscriptionSchema(EvidenceFieldsMixin):
         64,
         load_default=None,
         allow_none=True,
-        metadata={"description": "The published notice version the person was shown."},
+        metadata={
+            "description": "The published notice version the person was shown; one never "
+            "published is a `422`. The events store the version and its text's sha256."
+        },
     )
 
     @validates_schema
@@ -311,9 +325,18 @@ class PreferencesPatchSchema(EvidenceFieldsMixin):
         fields.Nested(ChangeSchema), required=True, validate=validate.Length(min=1, max=200)
     )
     method = fields.String(
-        validate=validate.OneOf(["api", "form", "import", "preference_page"]),
+        validate=validate.OneOf(
+            [str(m) for m in CLIENT_METHODS],
+            error="Must be one of: {choices}; the others are recorded only by the service's "
+            "own pages.",
+        ),
         load_default="api",
-        metadata={"description": "How the person made the change, recorded on the events."},
+        metadata={
+            "description": "How the person made the change, recorded on the events. "
+            "`preference_page`, `double_opt_in`, `one_click_unsubscribe` and `gpc` are recorded "
+            "only by the service's own pages (a 422 from a client), because Global Privacy "
+            "Control yields only to a choice the person made on the preference page."
+        },
     )
 
 
@@ -331,7 +354,7 @@ class UnsubscribeAllSchema(EvidenceFieldsMixin):
 
 class StandingSchema(Schema):
     status = fields.String(allow_none=True, metadata=shared("Standing"))
-    updated_at = fields.AwareDateTime(allow_none=True)
+    updated_at = UTCDateTime(allow_none=True)
 
 
 class ChannelViewSchema(StandingSchema):
@@ -386,14 +409,14 @@ class SubjectQuerySchema(StrictSchema):
 
 class SubjectSchema(Schema):
     subject_id = uuid_field(attribute="id")
-    created_at = fields.AwareDateTime()
+    created_at = UTCDateTime()
     locale = fields.String(allow_none=True)
     country = fields.String(allow_none=True)
 
 
 class ErasureSchema(Schema):
     subject_id = uuid_field()
-    erased_at = fields.AwareDateTime()
+    erased_at = UTCDateTime()
     identifiers_suppressed = fields.Integer(
         metadata={
             "minimum": 0,
@@ -498,16 +521,61 @@ class EventsPageSchema(Schema):
     )
 
 
+class NoticeNameSchema(Schema):
+    """The notice version that failed (its key and locale when known)."""
+
+    key = fields.String(allow_none=True)
+    version = fields.String()
+    locale = fields.String(allow_none=True)
+
+
+class StateNameSchema(Schema):
+    """The current-state row that failed ('' = not applicable)."""
+
+    subject_id = fields.String()
+    channel = fields.String()
+    category = fields.String()
+    purpose = fields.String()
+
+
+class VerificationCountsSchema(Schema):
+    """How many of each record were checked."""
+
+    events = fields.Integer()
+    notices = fields.Integer()
+    evidence = fields.Integer()
+    checkpoints = fields.Integer()
+    states = fields.Integer()
+
+
 class VerificationSchema(Schema):
-    ok = fields.Boolean(attribute="is_ok")
+    """The contract's three fields, then what failed and where, and what was checked."""
+
+    ok = fields.Boolean()
     events_checked = fields.Integer(metadata={"minimum": 0})
     first_bad_seq = fields.Integer(
         allow_none=True,
-        metadata={"description": "The first event whose hash or link does not match."},
+        metadata={"description": "The first bad event, or the event where the bad record is."},
     )
     problem = fields.String(
         allow_none=True, metadata={"description": "What is wrong, when `ok` is false."}
     )
+    record = fields.String(
+        allow_none=True,
+        validate=validate.OneOf(["event", "notice", "evidence", "checkpoint", "state"]),
+        metadata={"description": "Which kind of record failed."},
+    )
+    notice = fields.Nested(
+        NoticeNameSchema, allow_none=True, metadata={"description": "The notice that failed."}
+    )
+    evidence_hash = fields.String(
+        allow_none=True,
+        metadata={"description": "The evidence row that failed, by the hash its event names."},
+    )
+    state = fields.Nested(
+        StateNameSchema, allow_none=True, metadata={"description": "The state row that failed."}
+    )
+    checked = fields.Nested(VerificationCountsSchema)
 
 
 # --- notices ---------------------------------------------------------------------------------
@@ -532,7 +600,7 @@ class NoticeOutSchema(Schema):
     title = fields.String()
     text = fields.String()
     sha256 = sha256_field("SHA-256 of `text`, recorded on every event that names this version.")
-    published_at = fields.AwareDateTime()
+    published_at = UTCDateTime()
 
 
 # --- links for a message ---------------------------------------------------------------------

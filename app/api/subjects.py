@@ -101,6 +101,13 @@ def change_preferences(subject_id: Any) -> ResponseReturnValue:
       channel that was never granted, or was withdrawn, grants the channel too. A change to
       what already stands writes nothing. Transactional categories have no consent to
       change (`422`).
+
+      Double opt-in cannot be skipped: a grant on a channel awaiting its confirmation, or
+      on one double opt-in governs (email, unless the subject's country allows single opt-in)
+      that was never granted, is recorded as `pending` (action `request`), and the answer
+      shows that channel `pending` and its categories `pending_confirmation`. Only that
+      address's confirmation link grants it. A `notice_version` that was never published
+      is a `422` (`errors.notice_version`), even when nothing would change.
     requestBody:
       required: true
       content:

@@ -24,6 +24,10 @@ class UnknownTopicError(DomainError):
     """A channel, category or purpose the catalog does not have, or a pair it does not allow."""
 
 
+class UnpublishedNoticeError(UnknownTopicError):
+    """A notice_version never published: an event may cite only wording that can be shown."""
+
+
 class InvalidIdentifierError(DomainError):
     pass
 

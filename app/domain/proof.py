@@ -18,16 +18,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
-from app.domain import chain
+from app.domain import chain, records
 
-PACKAGE_FORMAT = "consent-center-audit-package/1"
+PACKAGE_FORMAT = "consent-center-audit-package/2"  # /2: the trailer signs every record
 CHECKPOINT_TYPE = "consent-center-checkpoint/1"
 ALGORITHM = "ES256"
 CHECKPOINT_ACTION = "checkpoint"
@@ -107,6 +107,18 @@ def retention_base(details: Any) -> dict[str, Any] | None:
     return None
 
 
+SIGNED_RECORDS = ("key", "catalog", "notice", "checkpoint")  # the trailer signs their digests
+
+
+def record_digests() -> dict[str, Any]:
+    return {kind: hashlib.sha256() for kind in SIGNED_RECORDS}
+
+
+def add_record(digests: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+    """Fold a record into its type's digest: sha256 over each record's canonical JSON line."""
+    digests[str(record["type"])].update(chain.canonical_json(dict(record)).encode() + b"\n")
+
+
 class Digest:
     """The signed trailer's digest: sha256 over the included events' hashes, in order."""
 
@@ -131,6 +143,8 @@ class PackageReport:
     first_bad_seq: int | None = None
     problem: str | None = None
     head_seq: int | None = None
+    finding: records.Finding | None = None
+    checked: Mapping[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -141,23 +155,44 @@ class PackageReport:
             "first_bad_seq": self.first_bad_seq,
             "problem": self.problem,
             "head_seq": self.head_seq,
+            **(self.finding.as_dict() if self.finding else records.NO_FINDING),
+            "checked": dict(self.checked),
         }
 
 
-class BadPackage(Exception):  # noqa: N818 - reads as a finding, not a crash
-    def __init__(self, seq: int | None, problem: str) -> None:
-        super().__init__(problem)
+class BadPackage(records.BadRecord):
+    def __init__(self, seq: int | None, problem: str, record: str = "package") -> None:
+        super().__init__(records.Finding(record, problem, seq))
         self.seq, self.problem = seq, problem
 
 
+def check_checkpoint(seq: int, token: Any, keys: KeySet, previous: tuple[int, str] | None) -> None:
+    """A checkpoint's JWS must verify with the service's keys and sign the event before it."""
+    claims = open_signed(str(token or ""), keys)
+    if claims is None or claims.get("typ") != CHECKPOINT_TYPE:
+        raise BadPackage(seq, f"checkpoint {seq}'s signature does not verify", "checkpoint")
+    if previous is not None and (claims.get("seq"), claims.get("hash")) != previous:
+        raise BadPackage(
+            seq, f"checkpoint {seq} signed a head the events before it do not have", "checkpoint"
+        )
+
+
 class _Reader:
-    """Walks the package once, keeping only the last event: constant memory."""
+    """Walks the package once, keeping only the last event and the notice texts: flat memory.
+
+    Every record type is checked: the key against the one given, each notice's text against
+    its hash and the events citing it, each event's evidence against its hash; the trailer
+    signs a digest of each kind of record, so a changed catalog byte fails too.
+    """
 
     def __init__(self, lines: Iterable[str], keys: KeySet) -> None:
         self.lines, self.keys = lines, keys
         self.header: dict[str, Any] | None = None
         self.trailer: dict[str, Any] | None = None
         self.digest = Digest()
+        self.records = record_digests()
+        self.notices = records.Notices()
+        self.counts = records.Counts()
         self.checkpoints = 0
         self.last_seq: int | None = None
         self.last_hash: str | None = None
@@ -188,12 +223,25 @@ class _Reader:
                 self.header = self._signed(record, "header")
                 if self.header.get("format") != PACKAGE_FORMAT:
                     raise BadPackage(None, "the package's format is not one this verifier knows")
-            elif kind == "event":
+                continue
+            if kind in SIGNED_RECORDS:
+                add_record(self.records, record)
+            if kind == "event":
                 yield self._event(record)
             elif kind == "checkpoint":
-                self._checkpoint(record.get("jws"), int(record.get("seq") or 0), None)
+                check_checkpoint(int(record.get("seq") or 0), record.get("jws"), self.keys, None)
+                self.checkpoints += 1
             elif kind == "trailer":
                 self.trailer = self._signed(record, "trailer")
+            elif kind == "key":
+                self._key(record)
+            elif kind == "notice":
+                self.notices.add(record)
+                self.counts.notices += 1
+            elif kind != "catalog":
+                raise BadPackage(
+                    self.next_seq(), f"line {number} is a record of unknown type {kind!r}"
+                )
         if self.header is None:
             raise BadPackage(None, "the package is empty")
 
@@ -201,9 +249,23 @@ class _Reader:
         claims = open_signed(str(record.get("jws") or ""), self.keys)
         if claims is None:
             raise BadPackage(
-                self.next_seq(), f"the {what}'s signature does not verify with the key"
+                self.next_seq(), f"the {what}'s signature does not verify with the key", what
             )
         return claims
+
+    def _key(self, record: Mapping[str, Any]) -> None:
+        """The package's key record must be the key it is verified with, not another one."""
+        given = {k.kid: k.as_dict(private=False) for k in self.keys.keys}
+        try:
+            held = {k.kid: k.as_dict(private=False) for k in key_set(record["jwks"]).keys}
+        except (KeyError, ValueError, TypeError, JoseError):
+            held = {}
+        if not held or any(given.get(kid) != key for kid, key in held.items()):
+            raise BadPackage(
+                self.next_seq(),
+                "the package's key record is not the key it is verified with",
+                "key",
+            )
 
     def _event(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         record = dict(raw)
@@ -215,29 +277,46 @@ class _Reader:
         if self.header and seq > int(self.header["head_seq"]):
             raise BadPackage(seq, f"event {seq} is past the signed head {self.header['head_seq']}")
         if record.get("action") == CHECKPOINT_ACTION:
-            previous = (self.last_seq, self.last_hash) if self.last_seq == seq - 1 else None
-            self._checkpoint((details or {}).get("jws"), seq, previous)
+            previous = None
+            if self.last_seq == seq - 1 and self.last_hash is not None:
+                previous = (self.last_seq, self.last_hash)
+            check_checkpoint(seq, (details or {}).get("jws"), self.keys, previous)
+            self.checkpoints += 1
         if record.get("action") == RETENTION_ACTION:
             self.recorded_base = retention_base(details) or self.recorded_base
         self.digest.add(str(record.get("hash")))
         self.last_seq, self.last_hash = seq, str(record.get("hash"))
         return record
 
-    def _checkpoint(
-        self, token: Any, seq: int, previous: tuple[int | None, str | None] | None
-    ) -> None:
-        claims = open_signed(str(token or ""), self.keys)
-        if claims is None or claims.get("typ") != CHECKPOINT_TYPE:
-            raise BadPackage(seq, f"checkpoint {seq}'s signature does not verify")
-        if previous is not None and (claims.get("seq"), claims.get("hash")) != previous:
-            raise BadPackage(
-                seq, f"checkpoint {seq} signed a head the events before it do not have"
-            )
-        self.checkpoints += 1
+    def check_records(self, event: Mapping[str, Any]) -> None:
+        """What an event vouches for, once the chain has vouched for the event."""
+        self.notices.cite(event)
+        if event.get("action") == records.NOTICE_PUBLISHED:
+            self.notices.published(event, json.loads(event.get("details") or "{}"))
+        evidence = event.get("evidence")
+        if event.get("evidence_hash") and isinstance(evidence, dict):
+            records.check_evidence(int(event["seq"]), str(event["evidence_hash"]), evidence)
+            self.counts.evidence += 1
+        self.counts.events += 1
+
+    def signed_records(self) -> records.Finding | None:
+        """Each kind of record must be the one the trailer signed."""
+        signed = (self.trailer or {}).get("records") or {}
+        for kind in SIGNED_RECORDS:
+            if signed.get(kind) != self.records[kind].hexdigest():
+                return records.Finding(
+                    kind,
+                    f"the package's {kind} record(s) are not those it was signed with",
+                    None,
+                )
+        return None
+
+    def checked(self) -> dict[str, int]:
+        return self.counts.as_dict() | {"checkpoints": self.checkpoints}
 
 
 def verify_package(lines: Iterable[str], keys: KeySet) -> PackageReport:
-    """Check a DPO package against its signatures; name the first bad sequence number."""
+    """Check a DPO package against its signatures; name the first bad record and seq."""
     reader = _Reader(lines, keys)
     complete = False
     try:
@@ -245,17 +324,17 @@ def verify_package(lines: Iterable[str], keys: KeySet) -> PackageReport:
         header = reader.header
         assert header is not None  # _events raises before yielding without one
         complete = bool(header.get("complete"))
-        records = _chained(first, reader.events)
+        events = _checked(reader, _chained(first, reader.events))
         if complete:
             result = chain.verify(
-                records,
+                events,
                 base_seq=int(header["base_seq"]),
                 base_hash=str(header["base_hash"]),
                 head_seq=int(header["head_seq"]),
                 head_hash=str(header["head_hash"]),
             )
         else:
-            result = _verify_each(records)
+            result = _verify_each(events)
         if not result.is_ok:
             return replace(
                 _report(reader, complete, result.first_bad_seq, result.problem),
@@ -278,14 +357,22 @@ def verify_package(lines: Iterable[str], keys: KeySet) -> PackageReport:
                 f"the package holds {reader.digest.count} events, or other ones, than the "
                 f"{trailer.get('events')} its trailer signed",
             )
+        unsigned = reader.signed_records()
+        if unsigned is not None:
+            return _report(reader, complete, None, unsigned.problem, unsigned)
         if complete:
+            unvouched = reader.notices.unvouched() if header["base_seq"] == 0 else None
+            if unvouched is not None:
+                return _report(reader, complete, None, unvouched.problem, unvouched)
             moved = base_problem(
                 int(header["base_seq"]), str(header["base_hash"]), reader.recorded_base
             )
             if moved is not None:
                 return _report(reader, complete, moved.first_bad_seq, moved.problem)
     except BadPackage as broken:
-        return _report(reader, complete, broken.seq, broken.problem)
+        return _report(reader, complete, broken.seq, broken.problem, broken.finding)
+    except records.BadRecord as bad:
+        return _report(reader, complete, bad.finding.seq, bad.finding.problem, bad.finding)
     except (KeyError, ValueError, TypeError) as error:
         return _report(reader, complete, reader.next_seq(), f"malformed record: {error}")
     return PackageReport(
@@ -294,7 +381,15 @@ def verify_package(lines: Iterable[str], keys: KeySet) -> PackageReport:
         reader.digest.count,
         reader.checkpoints,
         head_seq=int(reader.header["head_seq"]) if reader.header else None,
+        checked=reader.checked(),
     )
+
+
+def _checked(reader: _Reader, events: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Yield each event to the chain check, then check what it vouches for."""
+    for event in events:
+        yield event
+        reader.check_records(event)
 
 
 def _chained(first: dict[str, Any] | None, rest: Iterator[dict[str, Any]]) -> Iterator[Any]:
@@ -315,7 +410,20 @@ def _verify_each(records: Iterable[Mapping[str, Any]]) -> chain.Verification:
     return chain.Verification(True, checked)
 
 
-def _report(reader: _Reader, complete: bool, seq: int | None, problem: str | None) -> PackageReport:
+def _report(
+    reader: _Reader,
+    complete: bool,
+    seq: int | None,
+    problem: str | None,
+    finding: records.Finding | None = None,
+) -> PackageReport:
     return PackageReport(
-        False, complete, reader.digest.count, reader.checkpoints, first_bad_seq=seq, problem=problem
+        False,
+        complete,
+        reader.digest.count,
+        reader.checkpoints,
+        first_bad_seq=seq,
+        problem=problem,
+        finding=finding or records.Finding("event", problem or "", seq),
+        checked=reader.checked(),
     )

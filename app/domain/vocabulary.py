@@ -53,6 +53,11 @@ class Method(StrEnum):
     SYSTEM = "system"
 
 
+# What an API client may say it used. The rest (preference_page, double_opt_in, gpc,
+# one_click_unsubscribe, ...) only the service's own pages record: GPC trusts them.
+CLIENT_METHODS = (Method.API, Method.FORM, Method.IMPORT)
+
+
 class CategoryKind(StrEnum):
     MARKETING = "marketing"
     TRANSACTIONAL = "transactional"
@@ -69,6 +74,8 @@ class Scope(StrEnum):
     CONSENT_WRITE = "consent:write"
     SUBJECTS_MANAGE = "subjects:manage"
     AUDIT_READ = "audit:read"
+    AUDIT_WRITE = "audit:write"  # append to the trail: checkpoints
+    NOTICES_PUBLISH = "notices:publish"  # publish the wording events cite and pages show
 
 
 ALL_SCOPES = frozenset(Scope)

@@ -12,7 +12,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, val
 from app.domain.errors import InvalidIdentifierError, UnknownTopicError
 from app.domain.identifiers import identifier, validate_email_address
 from app.domain.vocabulary import IdentifierKind, Method
-from app.extensions import limiter
+from app.extensions import csrf, limiter
 from app.http import client_ip, mailer, rules, session, settings, tokens, user_agent
 from app.services.consent.ledger import Act
 from app.services.optin import confirmation, subscriptions
@@ -110,6 +110,11 @@ def confirm(token: str) -> ResponseReturnValue:
         session(), rules(), tokens(), token, _act("web:/confirm", Method.DOUBLE_OPT_IN)
     )
     return _page(PAGE_BY_STATE, found, token)
+
+
+# The signed token in the URL is the proof (a capability URL): a plain POST from a browser
+# without cookies, or an integrator's landing page, confirms with no second, form token.
+csrf.exempt(confirm)
 
 
 @bp.post("/confirm/<token>/renew")

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -219,3 +219,20 @@ def test_the_signing_key_is_made_once_and_readable_only_by_its_owner(
     assert settings.audit_signing_key_path is not None
     assert settings.audit_signing_key_path.stat().st_mode & 0o777 == 0o600
     assert api.http.get("/.well-known/jwks.json").get_json() == first
+
+
+def test_verify_reads_what_the_check_reads_and_names_the_state_row(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    subscribe(clean_db, rules)
+    api.post("/v1/audit/checkpoints")
+    clean = api.get("/v1/audit/verify").get_json()
+    assert clean["ok"] is True
+    assert clean["checked"]["checkpoints"] == 1
+    with Session(clean_db) as session:
+        session.execute(text("UPDATE consent_state SET status = 'withdrawn'"))
+        session.commit()
+    forged = api.get("/v1/audit/verify").get_json()
+    assert (forged["ok"], forged["record"]) == (False, "state")
+    assert forged["first_bad_seq"] is not None
+    assert forged["state"]["channel"] == "email"

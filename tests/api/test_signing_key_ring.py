@@ -20,7 +20,7 @@ from tests.conftest import ApiClient
 
 def token(app: Flask, engine: Engine) -> dict[str, str]:
     with Session(engine) as session:
-        made = clients.create(session, "ring", "audit:read", iterations=1000)
+        made = clients.create(session, "ring", "audit:read audit:write", iterations=1000)
     answer = app.test_client().post(
         "/oauth/token",
         data={"grant_type": "client_credentials"},

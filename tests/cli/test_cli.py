@@ -68,3 +68,21 @@ def test_audit_export_writes_every_event(
     csv_out = run.invoke(main, ["audit", "export", "--format", "csv"])
     assert csv_out.stdout.splitlines()[0].startswith("seq,id,occurred_at,subject_id")
     assert len(csv_out.stdout.splitlines()) == 5
+
+
+def test_single_opt_in_for_germany_stops_the_command_naming_the_country(
+    clean_db: Engine, tmp_path: Path
+) -> None:
+    runner = CliRunner(
+        env={
+            "DATABASE_URL": DATABASE_URL,
+            "SECRET_KEY": "cli-test-secret",
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "SINGLE_OPT_IN_COUNTRIES": "US,DE",
+        }
+    )
+    result = runner.invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 1
+    assert "DE" in result.output
+    assert "SINGLE_OPT_IN_OVERRIDE=DE" in result.output
+    assert "Traceback" not in result.output

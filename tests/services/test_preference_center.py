@@ -102,3 +102,27 @@ def test_a_token_for_another_purpose_opens_nothing(session: Session, rules: Rule
         message_links.open_unsubscribe(
             rules, LINKS, LINKS.make(Purpose.UNSUBSCRIBE, {"s": subject_id})
         )
+
+
+def test_ticking_a_box_of_a_channel_awaiting_confirmation_leaves_it_pending(
+    session: Session, rules: Rules
+) -> None:
+    subject_id = make_subscriber(session, rules, confirmed=False)
+    token = LINKS.make(Purpose.PREFERENCES, {"s": subject_id})
+    preference_page.save(
+        session,
+        rules,
+        LINKS,
+        token,
+        VISIT,
+        pairs={("email", "newsletter"), ("email", "offers")},
+        purposes=set(),
+        locale="en",
+        notice_version=None,
+    )
+    page = preference_page.show(session, rules, LINKS, token, VISIT, pick_locale=lambda s: "en")
+    assert page.view.channels["email"] is not None
+    assert page.view.channels["email"].status == "pending"
+    reasons = {(p.channel, p.category): p.decision.reason for p in page.view.pairs}
+    assert reasons[("email", "offers")] == "pending_confirmation"
+    assert reasons[("email", "newsletter")] == "pending_confirmation"

@@ -19,6 +19,7 @@ from app.services.privacy_center import access, download, erasure, overview, rig
 from app.services.tokens import Purpose, Tokens
 from tests.factories import make_subscriber
 from tests.transactions import counting_commits
+from tests.wire import offset_times
 
 ROOT = Path(__file__).parent.parent.parent
 IDLE = timedelta(minutes=15)
@@ -40,6 +41,16 @@ def templates() -> MailTemplates:
 @pytest.fixture
 def inventory() -> Inventory:
     return load_inventory(Settings.__dataclass_fields__["inventory_path"].default)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def opened(
+    session: Session, rules: Rules, signer: Tokens, templates: MailTemplates
+) -> access.OpenedSession:
+    """A subscriber who asked for access and opened the mailed link at T0."""
+    subject_id = make_subscriber(session, rules)
+    ask(session, signer, templates, subject_id)
+    return access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
 
 
 def ask(session: Session, signer: Tokens, templates: MailTemplates, subject_id: str) -> bool:
@@ -197,16 +208,27 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
         overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
 
 
+def test_the_download_writes_every_time_in_utc_with_z(
+    session: Session,
+    rules: Rules,
+    inventory: Inventory,
+    opened: access.OpenedSession,
+) -> None:
+    data = download.download(
+        session, rules, inventory, opened.session_id, VISIT, idle=IDLE, locale="en", now=T0
+    )
+    text = download.dumps(data)
+    assert offset_times(text) == []
+    assert data["generated_at"] == "2026-11-20T09:00:00.000000Z"
+
+
 def test_a_self_service_erasure_is_one_transaction_logged_once_as_from_the_web(
     session: Session,
     rules: Rules,
-    signer: Tokens,
     templates: MailTemplates,
     inventory: Inventory,
+    opened: access.OpenedSession,
 ) -> None:
-    subject_id = make_subscriber(session, rules)
-    ask(session, signer, templates, subject_id)
-    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
     with counting_commits(session) as commits:
         erasure.erase(
             session,
@@ -230,13 +252,9 @@ def test_a_self_service_erasure_is_one_transaction_logged_once_as_from_the_web(
 def test_an_idle_session_fails_the_use_case_and_ending_it_removes_it(
     session: Session,
     rules: Rules,
-    signer: Tokens,
-    templates: MailTemplates,
     inventory: Inventory,
+    opened: access.OpenedSession,
 ) -> None:
-    subject_id = make_subscriber(session, rules)
-    ask(session, signer, templates, subject_id)
-    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
     later = T0 + IDLE + timedelta(seconds=1)
     with counting_commits(session) as commits, pytest.raises(access.AccessSessionError):
         overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=later)

@@ -258,3 +258,36 @@ def test_a_choice_made_on_the_page_overrides_the_browser_signal(
     assert checkboxes(again)["purpose=partner_sharing"] is True
     assert check(api, subject_id, "purpose=partner_sharing")["allowed"] is True
     assert len([e for e in events(clean_db, subject_id) if e.method == "gpc"]) == 1
+
+
+def test_an_api_client_cannot_claim_the_preference_page_to_switch_gpc_off(
+    app: Flask, client: FlaskClient, api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    subject_id = subscriber(clean_db, rules)
+    grant = {"changes": [{"purpose": "partner_sharing", "status": "granted"}]}
+    for method in ("preference_page", "double_opt_in", "one_click_unsubscribe", "gpc"):
+        claimed = api.patch(
+            f"/v1/subjects/{subject_id}/preferences", json=grant | {"method": method}
+        )
+        assert claimed.status_code == 422, method
+        assert "method" in claimed.get_json()["errors"]
+    assert api.patch(f"/v1/subjects/{subject_id}/preferences", json=grant).status_code == 200
+    open_page(client, app, subject_id, **{"Sec-GPC": "1"})
+    assert check(api, subject_id, "purpose=partner_sharing")["reason"] == "withdrawn"
+
+
+def test_gpc_yields_only_to_a_choice_the_person_made_on_the_page(
+    app: Flask, client: FlaskClient, api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    subject_id = subscriber(clean_db, rules)
+    path, html = open_page(client, app, subject_id)
+    client.post(
+        path,
+        data={
+            "csrf_token": csrf_token(html),
+            "pair": ["email:newsletter"],
+            "purpose": ["partner_sharing"],
+        },
+    )
+    _, html = open_page(client, app, subject_id, **{"Sec-GPC": "1"})
+    assert check(api, subject_id, "purpose=partner_sharing")["reason"] == "granted"

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
-from app.models import AccessLog, OutboxMessage, RightsRequest
+from app.models import AccessLog, AccessSession, OutboxMessage, RightsRequest
 from tests.web.privacy_helpers import access_url_in_outbox, csrf, make_person, preference_token
 
 EMAIL = "ada@example.org"
@@ -103,6 +103,17 @@ def test_an_idle_session_opens_nothing(
     assert ended.status_code == 401
     assert EMAIL not in ended.text
     assert "Your secure session has ended" in ended.text
+
+
+def test_an_idle_session_is_gone_from_the_database_once_its_page_said_so(
+    make_app: Callable[..., Flask], session: Session, rules: Rules
+) -> None:
+    app = make_app(access_session_idle=timedelta(0))
+    client = app.test_client()
+    open_session(app, client, session, make_person(session, rules, email=EMAIL))
+    assert client.get("/privacy").status_code == 401
+    session.rollback()
+    assert session.scalars(select(AccessSession)).all() == []
 
 
 def test_an_access_link_works_once_and_a_forged_one_gets_a_clear_page(

@@ -264,3 +264,23 @@ def test_the_confirm_page_speaks_the_requests_language(
         f"/confirm/{token}", data={"csrf_token": csrf.group(1)}, headers=english_browser
     )
     assert "Iscrizione confermata" in done.get_data(as_text=True)
+
+
+def test_a_plain_post_to_the_confirm_link_confirms_without_cookie_or_form_token(
+    published: Engine, app: Flask, api: ApiClient
+) -> None:
+    """The token in the URL is the proof: a capability URL needs no second one."""
+    submit(app.test_client())
+    token = token_of(published)
+    landing_page = app.test_client(use_cookies=False)
+    confirmed = landing_page.post(f"/confirm/{token}")
+    assert confirmed.status_code == 200
+    assert "Subscription confirmed" in confirmed.get_data(as_text=True)
+    assert check(api) == "granted"
+
+
+def test_every_other_form_keeps_its_csrf_check(published: Engine, client: FlaskClient) -> None:
+    submit(client)
+    token = token_of(published)
+    assert client.post(f"/confirm/{token}/renew").status_code == 400
+    assert client.post("/preferences", data={"email": "ada@example.org"}).status_code == 400

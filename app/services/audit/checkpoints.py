@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, KeySet
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,10 @@ class SigningKeys:
 
     def jwks(self) -> dict[str, Any]:
         return public_jwks(self.current, *self.retired)
+
+    def verifying(self) -> KeySet:
+        """The public halves, for checking checkpoints signed by any key of the ring."""
+        return proof.key_set(self.jwks())
 
 
 def load_keys(path: Path, retired: Sequence[Path] = (), *, create: bool = True) -> SigningKeys:

@@ -47,19 +47,25 @@ def stream(
         "head_hash": head_hash,
     }
     yield _line({"type": "header", **header, "jws": proof.sign(header, keys.current)})
-    yield _line({"type": "key", "jwks": keys.jwks()})
-    yield _line({"type": "catalog", "catalog": dict(catalog)})
+    signed = proof.record_digests()
+
+    def line(record: Mapping[str, Any]) -> str:
+        proof.add_record(signed, record)
+        return _line(record)
+
+    yield line({"type": "key", "jwks": keys.jwks()})
+    yield line({"type": "catalog", "catalog": dict(catalog)})
     for notice in _notices(session, filters):
-        yield _line(notice)
+        yield line(notice)
     digest = proof.Digest()
-    for event in trail.iter_events(session, filters):
+    for event in trail.iter_events(session, filters, with_proof=True):
         digest.add(event["hash"])
         yield _line({"type": "event", **event})
     if not complete:
         for event in trail.iter_events(
             session, trail.EventFilter(action=str(Action.CHECKPOINT), upto=head_seq)
         ):
-            yield _line(
+            yield line(
                 {
                     "type": "checkpoint",
                     "seq": event["seq"],
@@ -72,6 +78,7 @@ def stream(
         "format": proof.PACKAGE_FORMAT,
         "events": digest.count,
         "digest": digest.hexdigest(),
+        "records": {kind: sha.hexdigest() for kind, sha in signed.items()},
         "head_seq": head_seq,
         "head_hash": head_hash,
     }

@@ -10,12 +10,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from joserfc.jwk import KeySet
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain import chain, proof
-from app.domain.vocabulary import Action
-from app.models import ChainHead, ConsentEvent, Evidence
+from app.domain import chain
+from app.models import ConsentEvent, Evidence
+from app.services.audit import verification
 from app.services.consent.ledger import CHAIN_ID
 
 PAGE = 2000
@@ -62,14 +63,20 @@ def page(
     return events, next_after
 
 
-def iter_events(session: Session, filters: EventFilter) -> Iterator[dict[str, Any]]:
-    """Every matching event, read page by page by seq: constant memory however long the trail."""
+def iter_events(
+    session: Session, filters: EventFilter, *, with_proof: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Every matching event, read page by page by seq: constant memory however long the trail.
+
+    `with_proof` adds to the evidence what its hash covers (nonce, details, time), so a
+    package's reader can recompute it.
+    """
     after = filters.after
     while True:
         rows = session.execute(_query(_replace_after(filters, after)).limit(PAGE)).mappings().all()
         if not rows:
             return
-        yield from _with_evidence(session, rows)
+        yield from _with_evidence(session, rows, with_proof=with_proof)
         after = rows[-1]["seq"]
         if len(rows) < PAGE:
             return
@@ -116,58 +123,28 @@ def to_csv(events: Iterator[dict[str, Any]]) -> Iterator[str]:
         yield _drain(buffer)
 
 
-def verify(session: Session, chain_id: str = CHAIN_ID) -> chain.Verification:
-    head = session.get(ChainHead, chain_id)
-    if head is None:
-        return chain.Verification(True, 0)
-    result = chain.verify(
-        _records(session, chain_id, head.base_seq),
-        base_seq=head.base_seq,
-        base_hash=head.base_hash,
-        head_seq=head.last_seq,
-        head_hash=head.last_hash,
-    )
-    if not result.is_ok:
-        return result
-    last_run = session.scalar(
-        select(EVENTS.c.details)
-        .where(EVENTS.c.chain_id == chain_id, EVENTS.c.action == str(Action.RETENTION_RUN))
-        .order_by(EVENTS.c.seq.desc())
-        .limit(1)
-    )
-    moved = proof.base_problem(
-        head.base_seq, head.base_hash, proof.retention_base(last_run) if last_run else None
-    )
-    return moved or result
+def verify(
+    session: Session, chain_id: str = CHAIN_ID, keys: KeySet | None = None
+) -> verification.Report:
+    """The chain and every record it vouches for: see services/audit/verification.py."""
+    return verification.verify(session, keys, chain_id)
 
 
-def _records(session: Session, chain_id: str, after: int) -> Iterator[dict[str, Any]]:
-    """Rows straight from the table (Core, not the ORM's identity map): what is stored now."""
-    while True:
-        rows = (
-            session.execute(
-                select(EVENTS)
-                .where(EVENTS.c.chain_id == chain_id, EVENTS.c.seq > after)
-                .order_by(EVENTS.c.seq)
-                .limit(PAGE * 5)
-            )
-            .mappings()
-            .all()
-        )
-        if not rows:
-            return
-        for row in rows:
-            yield dict(row)
-        after = rows[-1]["seq"]
-
-
-def event_dict(row: Mapping[str, Any], evidence: Any = None) -> dict[str, Any]:
+def event_dict(
+    row: Mapping[str, Any], evidence: Any = None, *, with_proof: bool = False
+) -> dict[str, Any]:
     event = {name: row[name] for name in EVENT_FIELDS}
     event["occurred_at"] = chain.format_time(row["occurred_at"])
     event["details"] = json.loads(row["details"]) if row["details"] else None
     event["evidence"] = (
         {name: evidence[name] for name in EVIDENCE_FIELDS} if evidence is not None else None
     )
+    if with_proof and evidence is not None:
+        event["evidence"] |= {
+            "nonce": evidence["nonce"],
+            "details": evidence["details"],
+            "created_at": chain.format_time(evidence["created_at"]),
+        }
     return event
 
 
@@ -194,7 +171,9 @@ def _replace_after(filters: EventFilter, after: int) -> EventFilter:
     return replace(filters, after=after)
 
 
-def _with_evidence(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]]:
+def _with_evidence(
+    session: Session, rows: Sequence[Any], *, with_proof: bool = False
+) -> list[dict[str, Any]]:
     hashes = {r["evidence_hash"] for r in rows if r["evidence_hash"]}
     evidence = (
         {
@@ -204,7 +183,9 @@ def _with_evidence(session: Session, rows: Sequence[Any]) -> list[dict[str, Any]
         if hashes
         else {}
     )
-    return [event_dict(r, evidence.get(r["evidence_hash"] or "")) for r in rows]
+    return [
+        event_dict(r, evidence.get(r["evidence_hash"] or ""), with_proof=with_proof) for r in rows
+    ]
 
 
 def _drain(buffer: io.StringIO) -> str:

@@ -9,7 +9,6 @@ writes one event.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -22,10 +21,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
-from app.domain.consent import Standing, Topic
+from app.domain.consent import PreferencesView, Standing, Topic, preferences_view
+from app.domain.errors import UnpublishedNoticeError
+from app.domain.records import evidence_digest
+from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Method, Status
 from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, utcnow
 
+EVIDENCE_HASHED = ("nonce", "ip", "user_agent", "country", "details", "created_at")
 CHAIN_ID = "main"  # one chain for now; shard by subject later without changing the format
 
 
@@ -91,35 +94,40 @@ def lock(session: Session, chain_id: str = CHAIN_ID) -> ChainHead:
     return head
 
 
+def cited(session: Session, act: Act) -> Act:
+    """The act with the hash of the notice it cites; UnpublishedNoticeError if there is none.
+
+    Use cases call it before they write, so a bad citation is refused even when nothing
+    would change; `append` calls it again for every act.
+    """
+    if not act.notice_version or act.notice_sha256 is not None:
+        return act
+    from app.services.consent.notices import resolve  # notices writes through the ledger too
+
+    notice = resolve(session, act.notice_version, act.locale)
+    if notice is None:
+        message = f"Notice version {act.notice_version!r} was never published."
+        raise UnpublishedNoticeError(message, {"notice_version": [message]})
+    return replace(act, notice_sha256=notice.sha256)
+
+
 def record_evidence(
     session: Session, subject_id: str | None, act: Act, now: datetime
 ) -> str | None:
     if not act.has_evidence:
         return None
-    nonce = secrets.token_hex(16)
-    details = canonical_json(dict(act.evidence)) if act.evidence else None
-    body = {
-        "nonce": nonce,
-        "ip": act.ip,
-        "user_agent": act.user_agent,
-        "country": act.country,
-        "details": details,
-        "created_at": now.isoformat(),
-    }
-    digest = hashlib.sha256(canonical_json(body).encode()).hexdigest()
-    session.add(
-        Evidence(
-            hash=digest,
-            subject_id=subject_id,
-            nonce=nonce,
-            ip=act.ip,
-            user_agent=act.user_agent,
-            country=act.country,
-            details=details,
-            created_at=now,
-        )
+    row = Evidence(
+        subject_id=subject_id,
+        nonce=secrets.token_hex(16),
+        ip=act.ip,
+        user_agent=act.user_agent,
+        country=act.country,
+        details=canonical_json(dict(act.evidence)) if act.evidence else None,
+        created_at=now,
     )
-    return digest
+    row.hash = evidence_digest({name: getattr(row, name) for name in EVIDENCE_HASHED})
+    session.add(row)
+    return row.hash
 
 
 def append(
@@ -133,11 +141,7 @@ def append(
 ) -> list[ConsentEvent]:
     """Append one event per draft to the locked chain and update current state with it."""
     occurred_at = now or utcnow()
-    if act.notice_version and act.notice_sha256 is None:
-        from app.services.consent.notices import resolve  # notices writes through the ledger too
-
-        notice = resolve(session, act.notice_version, act.locale)
-        act = replace(act, notice_sha256=notice.sha256 if notice else None)
+    act = cited(session, act)
     subject_ids = {d.subject_id for d in drafts}
     if evidence_hash is None and act.has_evidence:
         evidence_hash = record_evidence(
@@ -256,5 +260,50 @@ def standings(
     }
 
 
+def has_been_granted(session: Session, subject_id: str, topic: Topic) -> bool:
+    """Whether any event ever granted this topic (a confirmed address stays proven)."""
+    events = ConsentEvent.__table__.c
+    found = session.scalar(
+        select(events.seq)
+        .where(
+            events.subject_id == subject_id,
+            events.channel == (topic.channel or None),
+            events.category.is_(None) if not topic.category else events.category == topic.category,
+            events.purpose.is_(None),
+            events.status == str(Status.GRANTED),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
 def standing_of(row: ConsentState) -> Standing:
     return Standing(Status(row.status), row.event_seq, row.occurred_at, row.event_id)
+
+
+def history(
+    session: Session, subject_id: str
+) -> tuple[list[ConsentEvent], dict[str | None, Evidence]]:
+    """A subject's events in chain order, and the evidence rows they name, by hash."""
+    events = session.scalars(
+        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
+    ).all()
+    evidence: dict[str | None, Evidence] = {
+        row.hash: row
+        for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
+    }
+    return list(events), evidence
+
+
+def current_view(
+    session: Session, rules: Rules, subject_id: str, *, now: datetime
+) -> PreferencesView:
+    """What the subject's events add up to now, per topic, as pages and answers show it."""
+    return view_of(rules, standings(session, subject_id), now)
+
+
+def view_of(rules: Rules, standings: Mapping[Topic, Standing], now: datetime) -> PreferencesView:
+    """`current_view` from standings already in hand (a write's, once it has committed)."""
+    return preferences_view(
+        rules.catalog, standings, is_suppressed=False, now=now, max_age=rules.max_consent_age
+    )

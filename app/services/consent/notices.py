@@ -145,39 +145,35 @@ def resolve(
 
 
 def current(session: Session, key: str, locale: str | None) -> NoticeVersion:
-    """The newest published version of a notice, in the locale if there is one."""
+    """The newest version published in the locale, else the newest in English.
+
+    Locale before time: a version published only in Italian must not replace the English text.
+    """
+    wanted = locale or "en"
     found = session.scalar(
         select(NoticeVersion)
-        .where(NoticeVersion.key == key)
+        .where(NoticeVersion.key == key, NoticeVersion.locale.in_({wanted, "en"}))
         .order_by(
+            case((NoticeVersion.locale == wanted, 0), else_=1),
             NoticeVersion.published_at.desc(),
-            case(
-                (NoticeVersion.locale == (locale or "en"), 0),
-                (NoticeVersion.locale == "en", 1),
-                else_=2,
-            ),
+            NoticeVersion.id.desc(),
         )
         .limit(1)
     )
     if found is None:
-        raise NotFoundError(f"No notice {key} is published.")
-    if found.locale != (locale or "en"):
-        localized = session.scalar(
-            select(NoticeVersion).where(
-                NoticeVersion.key == key,
-                NoticeVersion.version == found.version,
-                NoticeVersion.locale == (locale or "en"),
-            )
-        )
-        return localized or found
+        raise NotFoundError(f"No notice {key} is published in {wanted} or en.")
     return found
 
 
 def listing(session: Session) -> list[NoticeVersion]:
+    """Every version, per key and locale, oldest first."""
     return list(
         session.scalars(
             select(NoticeVersion).order_by(
-                NoticeVersion.key, NoticeVersion.published_at, NoticeVersion.locale
+                NoticeVersion.key,
+                NoticeVersion.locale,
+                NoticeVersion.published_at,
+                NoticeVersion.id,
             )
         )
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,13 +15,18 @@ from app.domain.consent import (
     Topic,
     channel_topic,
     legal_basis,
-    preferences_view,
 )
 from app.domain.errors import UnknownTopicError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Status
-from app.models import utcnow
+from app.models import Subject, utcnow
 from app.services.consent import ledger, subjects
+
+ACTION_BY_STATUS = {
+    Status.GRANTED: Action.GRANT,
+    Status.PENDING: Action.REQUEST,
+    Status.WITHDRAWN: Action.WITHDRAW,
+}
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,7 @@ def view(
     session: Session, rules: Rules, subject_id: str, *, now: datetime | None = None
 ) -> PreferencesView:
     subjects.get(session, subject_id)
-    return preferences_view(
-        rules.catalog,
-        ledger.standings(session, subject_id),
-        is_suppressed=False,
-        now=now or utcnow(),
-        max_age=rules.max_consent_age,
-    )
+    return ledger.current_view(session, rules, subject_id, now=now or utcnow())
 
 
 def validate_changes(rules: Rules, changes: Sequence[Change]) -> None:
@@ -76,33 +75,58 @@ def change(
     validate_changes(rules, changes)
     now = now or utcnow()
     head = ledger.lock(session)
-    current = subjects.standings(session, subject_id)
-    drafts = plan_changes(rules, subject_id, changes, current)
+    act = ledger.cited(session, act)
+    subject, current = subjects.standings(session, subject_id)
+    awaiting = awaiting_confirmation(session, rules, subject, current)
+    drafts = plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
     events = ledger.append(session, head, act, drafts, now=now) if drafts else []
     session.commit()
     # The answer is built from what was read and written, after the lock is released.
-    return _view(rules, ledger.after(current, events), now)
+    return ledger.view_of(rules, ledger.after(current, events), now)
 
 
-def _view(rules: Rules, standings: dict[Topic, Standing], now: datetime) -> PreferencesView:
-    return preferences_view(
-        rules.catalog, standings, is_suppressed=False, now=now, max_age=rules.max_consent_age
-    )
+def awaiting_confirmation(
+    session: Session, rules: Rules, subject: Subject, current: Mapping[Topic, Standing]
+) -> frozenset[str]:
+    """The channels whose grants stay pending until the address's own confirmation.
+
+    A channel awaiting its double opt-in, or one double opt-in governs (by the subject's
+    country) that was never granted: a client or a page cannot stand in for the mailbox.
+    """
+    awaiting = set()
+    for channel in rules.catalog.channels:
+        standing = current.get(channel_topic(channel))
+        status = standing.status if standing is not None else None
+        if status is Status.PENDING or (
+            status is not Status.GRANTED
+            and rules.needs_double_opt_in(channel, subject.country)
+            and not ledger.has_been_granted(session, subject.id, channel_topic(channel))
+        ):
+            awaiting.add(channel)
+    return frozenset(awaiting)
 
 
 def plan_changes(
-    rules: Rules, subject_id: str, changes: Sequence[Change], current: Mapping[Topic, Standing]
+    rules: Rules,
+    subject_id: str,
+    changes: Sequence[Change],
+    current: Mapping[Topic, Standing],
+    *,
+    awaiting: Collection[str] = frozenset(),
 ) -> list[ledger.Draft]:
     """The events that make `changes` true, one per topic, skipping what already stands.
 
     Granting a category on a channel that was never opted into, or was withdrawn, is an
-    explicit act on that channel too, so it also grants the channel.
+    explicit act on that channel too, so it also grants the channel. On a channel in
+    `awaiting` a grant is recorded as a pending request: only the confirmation grants it.
     """
     drafts: list[ledger.Draft] = []
     planned: dict[Topic, Status] = {t: s.status for t, s in current.items()}
     global_withdrawal = current.get(ALL_MARKETING)
 
     def add(topic: Topic, status: Status) -> None:
+        if status is Status.GRANTED and not topic.purpose and topic.channel in awaiting:
+            status = Status.PENDING
         standing = current.get(topic)
         lifted_by_grant = (
             status is Status.GRANTED
@@ -116,7 +140,7 @@ def plan_changes(
         planned[topic] = status
         drafts.append(
             ledger.Draft(
-                Action.GRANT if status is Status.GRANTED else Action.WITHDRAW,
+                ACTION_BY_STATUS[status],
                 subject_id=subject_id,
                 topic=topic,
                 status=status,
@@ -147,7 +171,7 @@ def unsubscribe_all(
     now = now or utcnow()
     standings = withdraw_all(session, subject_id, act, details=details, now=now)
     session.commit()
-    return _view(rules, standings, now)
+    return ledger.view_of(rules, standings, now)
 
 
 def withdraw_all(
@@ -161,7 +185,8 @@ def withdraw_all(
     """The unsubscribe-all event, in the caller's transaction (which it locks first); the
     standings after it."""
     head = ledger.lock(session)
-    current = subjects.standings(session, subject_id)
+    act = ledger.cited(session, act)
+    _, current = subjects.standings(session, subject_id)
     last = current.get(ALL_MARKETING)
     granted_since = any(
         s.status is not Status.WITHDRAWN and (last is None or s.seq > last.seq)

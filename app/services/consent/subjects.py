@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from app.domain.consent import Standing, Topic, preferences_view
+from app.domain.consent import Standing, Topic
 from app.domain.errors import NotFoundError, SubjectErasedError
 from app.domain.identifiers import Identifier, identifier, identifier_hmac
 from app.domain.rules import Rules
@@ -20,7 +20,6 @@ from app.domain.vocabulary import Action, IdentifierKind, Status
 from app.models import (
     AccessLog,
     AccessSession,
-    ConsentEvent,
     ConsentState,
     Evidence,
     NoticeVersion,
@@ -46,13 +45,13 @@ def get(session: Session, subject_id: str, *, allow_erased: bool = False) -> Sub
     return subject
 
 
-def standings(session: Session, subject_id: str) -> dict[Topic, Standing]:
-    """`get`'s checks and the subject's current standings, in one statement (a write use case
-    reads both while it holds the chain lock)."""
+def standings(session: Session, subject_id: str) -> tuple[Subject, dict[Topic, Standing]]:
+    """`get` and the subject's current standings, in one statement (a write use case reads
+    both while it holds the chain lock)."""
     state = ConsentState.__table__
     rows = session.execute(
         select(
-            Subject.erased_at,
+            Subject,
             state.c.channel,
             state.c.category,
             state.c.purpose,
@@ -61,15 +60,15 @@ def standings(session: Session, subject_id: str) -> dict[Topic, Standing]:
             state.c.event_id,
             state.c.occurred_at,
         )
-        .select_from(Subject)
         .outerjoin(state, state.c.subject_id == Subject.id)
         .where(Subject.id == subject_id)
     ).all()
     if not rows:
         raise NotFoundError(f"No subject {subject_id}.")
-    if rows[0].erased_at is not None:
+    subject = rows[0][0]
+    if subject.erased_at is not None:
         raise SubjectErasedError(f"Subject {subject_id} was erased.")
-    return {
+    return subject, {
         Topic(row.channel, row.category, row.purpose): Standing(
             Status(row.status), row.event_seq, row.occurred_at, row.event_id
         )
@@ -268,13 +267,7 @@ def export(
     identifiers = session.scalars(
         select(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject_id)
     ).all()
-    events = session.scalars(
-        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
-    ).all()
-    evidence = {
-        row.hash: row
-        for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
-    }
+    events, evidence = ledger.history(session, subject_id)
     versions = sorted({e.notice_version for e in events if e.notice_version})
     cited = (
         session.scalars(
@@ -285,13 +278,7 @@ def export(
         if versions
         else []
     )
-    view = preferences_view(
-        rules.catalog,
-        ledger.standings(session, subject_id),
-        is_suppressed=False,
-        now=now,
-        max_age=rules.max_consent_age,
-    )
+    view = ledger.current_view(session, rules, subject_id, now=now)
     # Answered as it is asked: logged so the rights-request log is complete.
     rights.add(session, subject_id, "access", received_at=now, answered_at=now, channel="api")
     session.flush()
@@ -309,7 +296,7 @@ def export(
         "preferences": view,
         "events": [
             trail.event_dict(event.record())
-            | {"evidence": evidence_data(evidence.get(event.evidence_hash or ""))}
+            | {"evidence": evidence_data(evidence.get(event.evidence_hash))}
             for event in events
         ],
         "notices": [notices.record(n) for n in cited],

@@ -178,6 +178,16 @@ def _grant(
     topics = [channel_topic(pending.channel)] + [
         pair_topic(pending.channel, c) for c in json.loads(pending.categories)
     ]
+    # What was granted on this channel while it awaited confirmation (by a PATCH or a page)
+    # is confirmed with it: the address's confirmation is what it waited for.
+    topics += [
+        topic
+        for topic, standing in current.items()
+        if topic.channel == pending.channel
+        and topic.category
+        and standing.status is Status.PENDING
+        and topic not in topics
+    ]
     confirm_act = ledger.Act(
         actor="subject",
         method=Method.DOUBLE_OPT_IN,

@@ -149,6 +149,7 @@ def _record(
     channel, categories, country, ttl, now = wanted_by
     validate_categories(rules, channel, categories)
     head = ledger.lock(session)
+    act = ledger.cited(session, act)
     subject, is_new = subjects.find_or_create(
         session, rules, ident, now=now, locale=act.locale, country=country
     )

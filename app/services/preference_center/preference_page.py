@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from app.domain.consent import (
     PreferencesView,
-    channel_topic,
     legal_basis,
     pair_topic,
     preferences_view,
@@ -29,6 +28,7 @@ from app.services.tokens import Purpose, Tokens
 LINK_MAIL = "preference_link"
 LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
 GPC_ACTOR = "browser:gpc"
+PAGE_ACTOR = "subject"
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,7 @@ def _honour_gpc(
     chosen = {
         topic
         for topic, standing in current.items()
-        if standing.status is Status.GRANTED
-        and session.scalar(select(ConsentEvent.method).where(ConsentEvent.id == standing.event_id))
-        == Method.PREFERENCE_PAGE
+        if standing.status is Status.GRANTED and _chosen_on_page(session, standing.event_id)
     }
     drafts = [
         ledger.Draft(
@@ -138,6 +136,14 @@ def _honour_gpc(
         )
         ledger.append(session, head, act, drafts, now=now)
     return bool(chosen)
+
+
+def _chosen_on_page(session: Session, event_id: str) -> bool:
+    """Made by the person on this page: an API client's claim to the method is not enough."""
+    made = session.execute(
+        select(ConsentEvent.method, ConsentEvent.actor).where(ConsentEvent.id == event_id)
+    ).first()
+    return made is not None and tuple(made) == (Method.PREFERENCE_PAGE, PAGE_ACTOR)
 
 
 def _notice(session: Session, locale: str) -> Notice | None:
@@ -169,7 +175,7 @@ def save(
     subject_id = subject_of(tokens, token)
     now = now or utcnow()
     head = ledger.lock(session)
-    subjects.get(session, subject_id)
+    subject = subjects.get(session, subject_id)
     current = ledger.standings(session, subject_id)
     shown = preferences_view(
         rules.catalog, current, is_suppressed=False, now=now, max_age=rules.max_consent_age
@@ -179,12 +185,9 @@ def save(
         wanted = (pair.channel, pair.category) in pairs
         if wanted == pair.decision.allowed:
             continue
-        if wanted:
-            # A pending channel is confirmed by ticking one of its boxes on a page that only
-            # the mailbox's owner was sent a link to.
-            channel = current.get(channel_topic(pair.channel))
-            if channel is not None and channel.status is Status.PENDING:
-                changes.append(preferences.Change(channel_topic(pair.channel), Status.GRANTED))
+        # Ticking a box of a channel awaiting confirmation leaves it pending: the page's link
+        # can be passed on (an API client asks for it), so only the confirmation link proves
+        # the mailbox.
         status = Status.GRANTED if wanted else Status.WITHDRAWN
         changes.append(preferences.Change(pair_topic(pair.channel, pair.category), status))
     for purpose in shown.purposes:
@@ -193,7 +196,8 @@ def save(
             status = Status.GRANTED if wanted else Status.WITHDRAWN
             changes.append(preferences.Change(purpose_topic(purpose.purpose), status))
     preferences.validate_changes(rules, changes)
-    drafts = preferences.plan_changes(rules, subject_id, changes, current)
+    awaiting = preferences.awaiting_confirmation(session, rules, subject, current)
+    drafts = preferences.plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
     if drafts:
         ledger.append(
             session, head, _page_act(session, visit, locale, notice_version), drafts, now=now
@@ -230,7 +234,7 @@ def _page_act(
     else:
         version = shown.version
     return ledger.Act(
-        actor="subject",
+        actor=PAGE_ACTOR,
         method=Method.PREFERENCE_PAGE,
         source="preference_page",
         capture_point="preference_page",

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app.domain import chain
 from app.domain.inventory import Inventory, Item
 from app.domain.rules import Rules
 from app.models import utcnow
@@ -91,9 +92,9 @@ def _item_data(item: Item, locale: str) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Datetimes as ISO 8601 strings, enums as their values, all the way down."""
+    """Datetimes as RFC 3339 UTC strings, enums as their values, all the way down."""
     if isinstance(value, datetime):
-        return value.isoformat()
+        return chain.format_time(value)
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):

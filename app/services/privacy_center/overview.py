@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain.catalog import Catalog
-from app.domain.consent import PreferencesView, preferences_view
+from app.domain.consent import PreferencesView
 from app.domain.inventory import Inventory, Item
 from app.domain.rules import Rules
 from app.models import (
@@ -111,13 +111,7 @@ def gather(
     """Read everything held on the session's subject; writes nothing."""
     subject_id = access.subject_id
     subject = subjects.get(session, subject_id)
-    events = session.scalars(
-        select(ConsentEvent).where(ConsentEvent.subject_id == subject_id).order_by(ConsentEvent.seq)
-    ).all()
-    evidence: dict[str | None, Evidence] = {
-        row.hash: row
-        for row in session.scalars(select(Evidence).where(Evidence.subject_id == subject_id))
-    }
+    events, evidence = ledger.history(session, subject_id)
     timeline = []
     for event in reversed(events):
         proof = evidence.get(event.evidence_hash)
@@ -147,13 +141,7 @@ def gather(
     return PrivacyOverview(
         subject=subject,
         identifiers=identifiers_of(session, subject_id),
-        preferences=preferences_view(
-            rules.catalog,
-            ledger.standings(session, subject_id),
-            is_suppressed=False,
-            now=now,
-            max_age=rules.max_consent_age,
-        ),
+        preferences=ledger.current_view(session, rules, subject_id, now=now),
         timeline=timeline,
         derived=derived,
         inventory=inventory,
@@ -175,7 +163,7 @@ def gather(
         ),
         expires_at=access.expires_at,
         generated_at=now,
-        events=list(events),
+        events=events,
         evidence=evidence,
     )
 
