@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask
+from flask import Flask, Response
 
 from app.http import json_response
 
@@ -22,5 +22,6 @@ def test_json_response_is_the_providers_bytes(make_app: Callable[..., Flask]) ->
     }
     with app.test_request_context():
         fast, usual = json_response(data), app.json.response(data)
+    assert isinstance(usual, Response)
     assert fast.get_data() == usual.get_data()
     assert fast.mimetype == usual.mimetype == "application/json"
