@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test check browser lint bench
+.PHONY: setup demo test check browser lint bench topology lock
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,16 @@ check: setup test
 bench: $(BIN)/python
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python -m bench.run
+
+# nginx in front of two gunicorn instances, two workers, PostgreSQL and Redis on 127.0.0.1.
+topology: $(BIN)/python
+	deploy/topology-smoke.sh
+
+# The locked dependencies the Dockerfile installs (re-run after changing pyproject.toml).
+lock: $(BIN)/python
+	$(BIN)/pip install -q pip-tools
+	$(BIN)/pip-compile -q --strip-extras --generate-hashes --no-emit-index-url \
+	  --no-emit-find-links --output-file requirements.lock pyproject.toml
 
 lint:
 	$(BIN)/ruff check app tests bench

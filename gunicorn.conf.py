@@ -8,29 +8,19 @@ import shutil
 import tempfile
 from pathlib import Path
 
+# Prometheus in multiprocess mode: every worker writes its metrics to this folder and
+# GET /metrics adds them up. It is emptied when the master starts, never while it runs.
+_METRICS = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"consent-center-{os.getpid()}")
+)
+
+
+from app.server import container_cpus, workers_for  # noqa: E402 - after the metrics folder
+
 bind = os.environ.get("GUNICORN_BIND", f"0.0.0.0:{os.environ.get('PORT', '8000')}")
-
-
-def container_cpus() -> float:
-    """CPUs this process may use: the cgroup quota (a container's --cpus), else the affinity."""
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]  # cgroup v2
-        if quota != "max":
-            return max(int(quota) / int(period), 1.0)
-    except (OSError, ValueError):
-        pass
-    try:
-        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())  # cgroup v1
-        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
-        if quota_us > 0:
-            return max(quota_us / period_us, 1.0)
-    except (OSError, ValueError):
-        pass
-    return float(len(os.sched_getaffinity(0)))
-
-
 # Sync workers: each request is short and mostly database-bound.
-workers = int(os.environ.get("GUNICORN_WORKERS", int(container_cpus() * 2) + 1))
+# Sized from the container's CPU quota, not the host's CPU count.
+workers = int(os.environ.get("GUNICORN_WORKERS", workers_for(container_cpus())))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
@@ -52,13 +42,6 @@ errorlog = "-"
 # ...and even the path is redacted where it holds a token (/confirm/<token>, /p/<token>, …).
 # (GUNICORN_LOGGER_CLASS is for the benchmark's plain-log baseline only.)
 logger_class = os.environ.get("GUNICORN_LOGGER_CLASS", "app.logs.RedactingGunicornLogger")
-
-# Prometheus in multiprocess mode: every worker writes its metrics to this folder and
-# GET /metrics adds them up. It is emptied when the master starts, never while it runs.
-_METRICS = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", str(Path(tempfile.gettempdir()) / f"consent-center-{os.getpid()}")
-)
-
 
 def on_starting(server: object) -> None:
     shutil.rmtree(_METRICS, ignore_errors=True)

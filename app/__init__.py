@@ -64,14 +64,18 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     from app.errors import register_error_handlers
     from app.extensions import babel, csrf, db
 
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings.database_url)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        settings.database_url, settings.timeouts
+    )
     db.init_app(app)
     with app.app_context():
-        configure_engine(db.engine)
+        configure_engine(db.engine, settings.timeouts)
     if settings.database_read_url:
         from app.database import make_replica_engine
 
-        app.extensions["replica_engine"] = make_replica_engine(settings.database_read_url)
+        app.extensions["replica_engine"] = make_replica_engine(
+            settings.database_read_url, timeouts=settings.timeouts
+        )
     if settings.trusted_proxy_hops:
         # The client's address is the one the trusted proxies saw: evidence and per-IP limits
         # both read request.remote_addr, and a client-sent extra X-Forwarded-For hop is ignored.

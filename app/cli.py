@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator
@@ -19,24 +20,24 @@ from app.database import make_engine
 from app.domain.chain import format_time
 
 
-class _Group(click.Group):
-    """Settings refused at start-up end the command with their message, not a traceback."""
+class Commands(click.Group):
+    """Settings that cannot start the service end the command with their message, no traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ConfigError as error:
-            raise click.ClickException(str(error)) from error
+            raise click.ClickException(str(error)) from None
 
 
-@click.group(cls=_Group)
+@click.group(cls=Commands)
 def main() -> None:
     """consent-center: consent and preference center with a verifiable audit trail."""
 
 
 @contextmanager
 def db_session(settings: Settings) -> Iterator[Session]:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, timeouts=settings.timeouts)
     try:
         with Session(engine) as session:
             yield session
@@ -209,17 +210,17 @@ def worker(once: bool, interval: float, no_jobs: bool) -> None:
     import threading
 
     from app import worker as outbox
+    from app.observability import configure_logging
 
     settings = Settings.from_env()
+    configure_logging(settings)  # the same JSON lines as the web process
     parts = None if no_jobs else components(settings)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, timeouts=settings.timeouts)
     try:
         if once:
             delivery = outbox.deliver_once(engine, settings)
             ran = outbox.run_due_jobs(engine, parts) if parts else []
-            click.echo(
-                json.dumps({"sent": delivery.sent, "deferred": delivery.deferred, "jobs": ran})
-            )
+            click.echo(json.dumps(dataclasses.asdict(delivery) | {"jobs": ran}))
             return
         stop = threading.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -329,10 +330,15 @@ def retention_run() -> None:
         pending=settings.pending_retention,
         evidence=settings.evidence_retention,
         proof=settings.proof_retention,
+        access_log=settings.access_log_retention,
+        mail=settings.mail_retention,
     )
     with db_session(settings) as session:
         report = retention_service.run(
-            session, periods, key=components(settings).signing_keys.current
+            session,
+            periods,
+            key=components(settings).signing_keys.current,
+            mail_files=None if settings.smtp_host else settings.outbox_dir,
         )
     click.echo(json.dumps(report.as_dict()))
 

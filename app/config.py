@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from app.database import Timeouts
 from app.domain.opt_in_policy import load_policy, refusals
 
 DEFAULT_INSTANCE = Path.cwd() / "instance"
@@ -88,6 +89,7 @@ PATHS = Kind(
     lambda raw: tuple(Path(item) for item in _items(raw)),
     lambda value: ",".join(str(p) for p in value),
 )
+MILLISECONDS = _duration("milliseconds")
 SECONDS = _duration("seconds")
 MINUTES = _duration("minutes")
 HOURS = _duration("hours")
@@ -131,6 +133,27 @@ class Settings:
         "Earlier identifier keys, still matched on reads (suppressions made under them hold);"
         " `consent-center rekey-identifiers` moves what it can to the current key.",
         (),
+    )
+    # A write that cannot get the chain lock answers 503 with Retry-After well before
+    # gunicorn's own timeout kills the worker.
+    db_lock_timeout: timedelta = setting(
+        "DB_LOCK_TIMEOUT_MS",
+        MILLISECONDS,
+        "Longest wait for a lock (PostgreSQL lock_timeout, SQLite busy timeout).",
+        timedelta(seconds=5),
+    )
+    db_statement_timeout: timedelta = setting(
+        "DB_STATEMENT_TIMEOUT_MS",
+        MILLISECONDS,
+        "Longest run of one statement (PostgreSQL statement_timeout).",
+        timedelta(seconds=25),
+    )
+    db_idle_in_transaction_timeout: timedelta = setting(
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        MILLISECONDS,
+        "Longest idle time inside a transaction (PostgreSQL"
+        " idle_in_transaction_session_timeout); a stuck process then frees its locks.",
+        timedelta(seconds=60),
     )
     production: bool = setting(
         "PRODUCTION",
@@ -245,6 +268,19 @@ class Settings:
         "Unconfirmed requests are purged after this.",
         timedelta(days=30),
     )
+    access_log_retention: timedelta = setting(
+        "ACCESS_LOG_RETENTION_DAYS",
+        DAYS,
+        "The page-access log (when and from where a person's pages were opened) goes after this.",
+        timedelta(days=30),
+    )
+    mail_retention: timedelta = setting(
+        "MAIL_RETENTION_DAYS",
+        DAYS,
+        "Mail undelivered after this is given up (address and text cleared); .eml files"
+        " in OUTBOX_DIR go after it too.",
+        timedelta(days=7),
+    )
     evidence_retention: timedelta = setting(
         "EVIDENCE_RETENTION_DAYS",
         DAYS,
@@ -260,8 +296,9 @@ class Settings:
     ratelimit_storage_url: str = setting(
         "RATELIMIT_STORAGE_URL",
         TEXT,
-        "Where limits count: memory:// (one process) or redis://… (shared).",
-        "memory://",
+        "Where limits count: database:// (this service's database, shared by every worker and"
+        " instance), redis://… (shared), or memory:// (this process only).",
+        "database://",
     )
     ratelimit_enabled: bool = setting("RATELIMIT_ENABLED", BOOLEAN, "Apply rate limits.", True)
     ratelimit_key_prefix: str = setting(
@@ -274,13 +311,22 @@ class Settings:
         "TOKEN_RATE_LIMIT", TEXT, "Per IP on /oauth/token.", "60/minute"
     )
     public_page_rate_limit: str = setting(
-        "PUBLIC_PAGE_RATE_LIMIT", TEXT, "Per IP on pages reached by emailed links.", "120/minute"
+        "PUBLIC_PAGE_RATE_LIMIT",
+        TEXT,
+        "Per link (token, not IP) on the pages emailed links open: /confirm, /p, /u, /access.",
+        "30/minute;300/hour",
     )
     public_form_rate: str = setting(
         "PUBLIC_FORM_RATE",
         TEXT,
-        "Per IP on the public opt-in and confirm forms.",
+        "Per IP, one budget shared by the public forms that send mail.",
         "5/minute;30/hour",
+    )
+    mailbox_rate: str = setting(
+        "MAILBOX_RATE",
+        TEXT,
+        "Per target mailbox (its plus and dot variants as one) on the forms that send mail.",
+        "3/hour;6/day",
     )
     max_content_length: int = setting(
         "MAX_CONTENT_LENGTH", INTEGER, "Largest request body, in bytes.", 2 * 1024 * 1024
@@ -360,6 +406,12 @@ class Settings:
         "How often the worker logs overdue rights requests.",
         timedelta(hours=24),
     )
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(
+            self.db_lock_timeout, self.db_statement_timeout, self.db_idle_in_transaction_timeout
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -1,51 +1,89 @@
-"""Engine set-up shared by the Flask app, the CLI and the tests: one behaviour on both databases."""
+"""Engine set-up shared by the Flask app, the CLI and the tests: one behaviour on both databases.
+
+Every session waits a bounded time for a lock, runs a statement a bounded time, and may idle
+in a transaction a bounded time (PostgreSQL: lock_timeout, statement_timeout,
+idle_in_transaction_session_timeout; SQLite: its busy timeout). Past them the database raises
+an OperationalError, which app/errors answers as 503 with Retry-After instead of hanging.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool
 
 
-def engine_options(url: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Timeouts:
+    lock: timedelta = timedelta(seconds=5)
+    statement: timedelta = timedelta(seconds=25)
+    idle_in_transaction: timedelta = timedelta(seconds=60)
+
+
+def _ms(value: timedelta) -> int:
+    return int(value.total_seconds() * 1000)
+
+
+def engine_options(url: str, timeouts: Timeouts = Timeouts()) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # The driver's own transaction handling is off; SQLAlchemy's "begin" hook below
         # opens each transaction explicitly, so SELECTs are inside it too.
         return {
-            "connect_args": {"isolation_level": None, "timeout": 30, "check_same_thread": False}
+            "connect_args": {
+                "isolation_level": None,
+                "timeout": timeouts.lock.total_seconds(),
+                "check_same_thread": False,
+            }
         }
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+    options = " ".join(
+        (
+            f"-c lock_timeout={_ms(timeouts.lock)}",
+            f"-c statement_timeout={_ms(timeouts.statement)}",
+            f"-c idle_in_transaction_session_timeout={_ms(timeouts.idle_in_transaction)}",
+        )
+    )
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 5,
+        "max_overflow": 10,
+        "connect_args": {"options": options},
+    }
 
 
-def configure_engine(engine: Engine) -> Engine:
+def configure_engine(engine: Engine, timeouts: Timeouts = Timeouts()) -> Engine:
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_on_connect)
+        busy_ms = _ms(timeouts.lock)
+
+        def on_connect(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            cursor.close()
+
+        event.listen(engine, "connect", on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
 
-def make_engine(url: str, **options: Any) -> Engine:
+def make_engine(url: str, *, timeouts: Timeouts = Timeouts(), **options: Any) -> Engine:
     if url.startswith("sqlite") and ":memory:" in url:
         options.setdefault("poolclass", NullPool)
-    return configure_engine(create_engine(url, **(engine_options(url) | options)))
+    return configure_engine(
+        create_engine(url, **(engine_options(url, timeouts) | options)), timeouts
+    )
 
 
-def make_replica_engine(url: str) -> Engine:
+def make_replica_engine(url: str, *, timeouts: Timeouts = Timeouts()) -> Engine:
     """The read replica: reads only, each statement on its own (autocommit on PostgreSQL)."""
-    engine = make_engine(url)
+    engine = make_engine(url, timeouts=timeouts)
     if engine.dialect.name == "postgresql":
         return engine.execution_options(isolation_level="AUTOCOMMIT")
     return engine
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
 
 
 def _sqlite_on_begin(connection: Any) -> None:

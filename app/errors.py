@@ -70,6 +70,14 @@ def problem(status: int, detail: str, **extensions: Any) -> Response:
     return response
 
 
+def oauth_error(status: int, error: str, description: str) -> Response:
+    """An RFC 6749 §5.2 error body, as OAuth clients read from the token endpoint."""
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def is_api_request() -> bool:
     return request.path.startswith(API_PREFIXES) or request.path == "/v1"
 
@@ -132,6 +140,11 @@ def register_error_handlers(app: Flask) -> None:
         status = error.code or 500
         detail = error.description or HTTP_STATUS_CODES.get(status, "Error")
         kept = {k: v for k, v in error.get_headers() if k in ("Allow", "Retry-After")}
+        if request.path == "/oauth/token" and status == 429:
+            # OAuth clients read RFC 6749 §5.2 bodies from the token endpoint, 429 included.
+            limited = oauth_error(status, "temporarily_unavailable", detail)
+            limited.headers.update(kept)
+            return limited
         response = _respond(status, detail)
         if isinstance(response, Response):
             response.headers.update(kept)

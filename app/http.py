@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -41,6 +42,11 @@ def mail_templates() -> MailTemplates:
 
 def mailer() -> Mailer:
     return Mailer(mail_templates(), tokens(), settings().base_url, settings().mail_from)
+
+
+def mail_files() -> Path | None:
+    """The development outbox folder, when mail goes there as .eml files (no SMTP_HOST)."""
+    return None if settings().smtp_host else settings().outbox_dir
 
 
 def session() -> Session:

@@ -1,30 +1,52 @@
-"""Rate limits: per API client on /v1, per IP on the token endpoint and on public pages.
+"""Rate limits: per API client on /v1, per IP on the token endpoint and the mail-sending
+forms, per target mailbox on those forms, per link (token) on the pages emailed links open.
 
 Page blueprints decorate their views with the shared limits defined here:
 
-    from app.limits import public_form_limit, public_page_limit
+    from app.limits import link_limit, mailbox_limit, public_form_limit
 
-    @bp.route("/subscribe", methods=["GET", "POST"])
-    @public_form_limit          # counts POSTs only, per IP, shared by every public form
+    @bp.post("/subscribe")
+    @public_form_limit   # per IP: one budget shared by every public form that sends mail
+    @mailbox_limit       # per target mailbox: a.b+x@… and ab@… count as one
     def subscribe(): ...
 
+    @bp.get("/p/<token>")
+    @link_limit          # per token, not per IP: people behind one office or carrier NAT
+    def page(token): ...
+
 Limits are read from Settings on each request (the limiter is one object shared by every app
-that create_app() builds), and stored in memory, or in Redis when RATELIMIT_STORAGE_URL says so.
+that create_app() builds) and counted in the database by default (`DatabaseStorage`), so every
+worker and instance shares them; Redis when RATELIMIT_STORAGE_URL says so; memory:// counts in
+one process only, which the start-up log says.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import time
+from datetime import timedelta
 from typing import Any, cast
 
 from flask import Blueprint, Flask, Response, current_app, request
 from flask_limiter.util import get_remote_address
 from joserfc import jwt
 from limits import parse_many
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, Storage
+from sqlalchemy import Table, case, delete, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import ConfigError, Settings
+from app.database import Timeouts, make_engine
+from app.domain.errors import InvalidIdentifierError
+from app.domain.identifiers import mailbox, normalize_email
 from app.extensions import limiter
+from app.models import RateLimitCounter
+
+log = logging.getLogger(__name__)
 
 # The draft IETF names (draft-ietf-httpapi-ratelimit-headers): RateLimit-Reset in seconds.
 LIMIT_HEADER, REMAINING_HEADER, RESET_HEADER = (
@@ -58,9 +80,113 @@ class SweptMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
-def storage_uri(configured: str) -> str:
-    """memory:// means the swept in-memory storage; any other URI (redis://…) is used as given."""
-    return "swept-memory://" if configured.startswith("memory://") else configured
+class DatabaseStorage(Storage):
+    """Fixed-window counters in this service's own database (table rate_limit_counters): one
+    atomic upsert per hit, so every worker and instance counts together with no Redis."""
+
+    # limits registers storages by scheme: database+<the SQLAlchemy URL of this service's database>
+    STORAGE_SCHEME = [  # noqa: RUF012
+        "database+sqlite",
+        "database+postgresql",
+        "database+postgresql+psycopg",
+    ]
+    PURGE_EVERY = 1000
+
+    def __init__(
+        self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any
+    ) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions)
+        # A short lock wait: a busy database makes the limiter count in memory for a moment
+        # (RATELIMIT_IN_MEMORY_FALLBACK), never slows the request it guards.
+        self.engine = make_engine(
+            str(uri).removeprefix("database+"),
+            timeouts=Timeouts(lock=timedelta(milliseconds=500)),
+        )
+        self.hits = 0
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return SQLAlchemyError
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        table = _COUNTERS
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        is_over = table.c.expires_at <= now
+        statement = (
+            insert(table)
+            .values(key=key, count=amount, expires_at=now + expiry)
+            .on_conflict_do_update(
+                index_elements=[table.c.key],
+                set_={
+                    "count": case((is_over, amount), else_=table.c.count + amount),
+                    "expires_at": case((is_over, now + expiry), else_=table.c.expires_at),
+                },
+            )
+            .returning(table.c.count)
+        )
+        with self.engine.begin() as connection:
+            count = int(connection.execute(statement).scalar_one())
+            self.hits += 1
+            if self.hits % self.PURGE_EVERY == 0:
+                connection.execute(delete(table).where(table.c.expires_at < now - 60))
+        return count
+
+    def get(self, key: str) -> int:
+        with self.engine.begin() as connection:
+            count = connection.scalar(
+                select(_COUNTERS.c.count).where(
+                    _COUNTERS.c.key == key, _COUNTERS.c.expires_at > time.time()
+                )
+            )
+        return int(count or 0)
+
+    def get_expiry(self, key: str) -> float:
+        with self.engine.begin() as connection:
+            expires_at = connection.scalar(
+                select(_COUNTERS.c.expires_at).where(_COUNTERS.c.key == key)
+            )
+        return float(expires_at) if expires_at is not None else time.time()
+
+    def check(self) -> bool:
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(select(1))
+        except SQLAlchemyError:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        with self.engine.begin() as connection:
+            return int(cast(Any, connection.execute(delete(_COUNTERS))).rowcount)
+
+    def clear(self, key: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(delete(_COUNTERS).where(_COUNTERS.c.key == key))
+
+
+_COUNTERS = cast(Table, RateLimitCounter.__table__)
+
+
+def storage_description(configured: str) -> str:
+    if configured.startswith("database"):
+        return "counted in the database, shared by every worker and instance"
+    if configured.startswith(("redis", "valkey")):
+        return "counted in Redis, shared by every worker and instance"
+    return (
+        "counted in this process's memory only: each gunicorn worker counts on its own, so the"
+        " limits multiply by the worker count (set RATELIMIT_STORAGE_URL=database:// or redis://)"
+    )
+
+
+def storage_uri(configured: str, database_url: str = "") -> str:
+    """memory:// means the swept in-memory storage; database:// this service's database; any
+    other URI (redis://…) is used as given."""
+    if configured.startswith("memory://"):
+        return "swept-memory://"
+    if configured.startswith("database"):
+        return "database+" + database_url
+    return configured
 
 
 def _settings() -> Settings:
@@ -79,8 +205,12 @@ def public_form_rate() -> str:
     return _settings().public_form_rate
 
 
-def public_page_rate() -> str:
+def link_rate() -> str:
     return _settings().public_page_rate_limit
+
+
+def mailbox_rate() -> str:
+    return _settings().mailbox_rate
 
 
 def client_key() -> str:
@@ -109,6 +239,23 @@ def ip_key() -> str:
     return f"ip:{get_remote_address()}"
 
 
+def link_key() -> str:
+    """The capability link's token (hashed: the store never holds a working link)."""
+    token = str((request.view_args or {}).get("token", ""))
+    return "link:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def mailbox_key() -> str:
+    """The mailbox a form's `email` would write to, keyed (the store holds no address)."""
+    raw = request.form.get("email", "")
+    try:
+        box = mailbox(normalize_email(raw))
+    except InvalidIdentifierError:
+        box = "invalid:" + raw.strip().lower()
+    secret = current_app.extensions["rules"].identifier_key
+    return "mailbox:" + hmac.new(secret, box.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def _too_many() -> str:
     return "Too many requests; wait for the time given in Retry-After and try again."
 
@@ -126,8 +273,11 @@ public_form_limit = limiter.shared_limit(
     methods=["POST"],
     error_message=_too_many,
 )
-public_page_limit = limiter.shared_limit(
-    public_page_rate, scope="public-page", key_func=ip_key, error_message=_too_many
+mailbox_limit = limiter.shared_limit(
+    mailbox_rate, scope="mailbox", key_func=mailbox_key, methods=["POST"], error_message=_too_many
+)
+link_limit = limiter.shared_limit(
+    link_rate, scope="link", key_func=link_key, error_message=_too_many
 )
 
 
@@ -139,6 +289,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
         ("TOKEN_RATE_LIMIT", settings.token_rate_limit),
         ("PUBLIC_FORM_RATE", settings.public_form_rate),
         ("PUBLIC_PAGE_RATE_LIMIT", settings.public_page_rate_limit),
+        ("MAILBOX_RATE", settings.mailbox_rate),
     ):
         try:
             parse_many(value)
@@ -147,8 +298,10 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
     storage_options: dict[str, Any] = {}
     if settings.ratelimit_storage_url.startswith(("redis", "valkey")):
         storage_options["key_prefix"] = settings.ratelimit_key_prefix
+    if settings.ratelimit_enabled:
+        log.info("rate limits: %s", storage_description(settings.ratelimit_storage_url))
     app.config.update(
-        RATELIMIT_STORAGE_URI=storage_uri(settings.ratelimit_storage_url),
+        RATELIMIT_STORAGE_URI=storage_uri(settings.ratelimit_storage_url, settings.database_url),
         RATELIMIT_STORAGE_OPTIONS=storage_options,
         RATELIMIT_ENABLED=settings.ratelimit_enabled,
         RATELIMIT_HEADERS_ENABLED=True,

@@ -8,11 +8,13 @@ server's request log) and gunicorn error loggers (the `RedactingFilter`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import traceback
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from gunicorn.glogging import Logger as GunicornLogger
@@ -59,6 +61,24 @@ class RedactingFilter(logging.Filter):
         if record.exc_text:
             record.exc_text = redact(record.exc_text)
         return True
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, request_id, and the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", None),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
 
 
 REDACTED_LOGGERS = ("werkzeug", "gunicorn.error", "gunicorn.access", "flask_limiter")
@@ -120,6 +140,8 @@ class RedactingGunicornLogger(GunicornLogger):  # type: ignore[misc]
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
         install_redaction(self.error_log, self.access_log)
+        for handler in self.error_log.handlers:  # the access log's format is JSON already
+            handler.setFormatter(JSONFormatter())
         self._used = tuple(dict.fromkeys(_FORMAT_ATOM.findall(cfg.access_log_format or "")))
         braced: dict[str, set[str]] = {}
         for name in self._used:  # {header}i, {header}o, {variable}e, matched case-insensitively

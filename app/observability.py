@@ -10,9 +10,9 @@ when /metrics is scraped.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +32,7 @@ from app.config import ConfigError, Settings
 from app.errors import problem
 from app.extensions import db
 from app.http import settings as current_settings
-from app.logs import RedactingFilter
+from app.logs import JSONFormatter, RedactingFilter
 from app.services import operations
 
 REQUEST_ID = "X-Request-ID"
@@ -73,31 +73,30 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class JSONFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, request_id, and the traceback."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None),
-        }
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            entry["exception"] = record.exc_text
-        return json.dumps(entry, ensure_ascii=False)
-
-
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+class StderrHandler(logging.StreamHandler[Any]):
+    """Writes to whatever sys.stderr is when a record comes (click and pytest swap it), unless
+    given a stream of its own."""
+
+    def __init__(self) -> None:
+        self._own: Any = None
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return self._own or sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._own = None if value is sys.stderr else value
 
 
 def log_handler(log_format: str) -> logging.StreamHandler[Any]:
     if log_format not in ("json", "text"):
         raise ConfigError(f"LOG_FORMAT must be json or text, not {log_format!r}")
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     handler.set_name("consent-center")
     handler.setFormatter(
         JSONFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
@@ -213,11 +212,10 @@ def init_observability(app: Flask, settings: Settings) -> None:
         init_tracing(app)
 
 
-def init_tracing(app: Flask) -> None:
-    """OpenTelemetry spans for requests and queries, exported by OTLP over HTTP (configured by
-    the standard OTEL_EXPORTER_OTLP_* variables, which the exporter reads itself)."""
+def init_tracing(app: Flask, provider: Any = None) -> None:
+    """OpenTelemetry spans for requests and queries. By default they go to an OTLP/HTTP exporter
+    configured by the standard OTEL_EXPORTER_OTLP_* variables (which it reads itself)."""
     try:
-        from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
         from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -227,10 +225,12 @@ def init_tracing(app: Flask) -> None:
         raise ConfigError(
             "OTEL_TRACING=true needs the tracing extra: pip install 'consent-center[tracing]'"
         ) from error
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+    if provider is None:
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-        trace.set_tracer_provider(provider)
-    FlaskInstrumentor().instrument_app(app)
+    FlaskInstrumentor().instrument_app(app, tracer_provider=provider)  # type: ignore[no-untyped-call, unused-ignore]
     with app.app_context():
-        SQLAlchemyInstrumentor().instrument(engine=db.engine)
+        # Its declared range stops before SQLAlchemy 2.1, whose engine events it uses unchanged.
+        SQLAlchemyInstrumentor().instrument(
+            engine=db.engine, tracer_provider=provider, skip_dep_check=True
+        )

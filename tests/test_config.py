@@ -100,3 +100,17 @@ def test_production_starts_with_everything_set(tmp_path: Path) -> None:
     assert settings.database_url == "postgresql+psycopg://u@db/consent"
     assert settings.identifier_old_keys == (b"old-1", b"old-2")
     assert not settings.metrics_are_open
+
+
+def test_a_production_command_without_its_settings_says_what_is_missing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from app.cli import main
+
+    result = CliRunner().invoke(
+        main, ["db", "upgrade"], env={"PRODUCTION": "true", "INSTANCE_PATH": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert "PRODUCTION=true, but it cannot start" in result.output
+    assert "IDENTIFIER_HMAC_KEY is not set" in result.output
+    assert "Traceback" not in result.output

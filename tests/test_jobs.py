@@ -80,9 +80,17 @@ def test_two_worker_processes_run_each_job_once(
     components.build(settings)  # the key exists before both start
     command = [sys.executable, "-m", "app.cli", "worker", "--once"]
     workers = [
-        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
     ]
-    outputs = [json.loads(w.communicate(timeout=60)[0]) for w in workers]
+    finished = [w.communicate(timeout=60) for w in workers]
     assert all(w.returncode == 0 for w in workers)
+    outputs = [json.loads(out) for out, _ in finished]
     assert sorted(outputs[0]["jobs"] + outputs[1]["jobs"]) == ALL_JOBS
+    # Each run is logged as a JSON line, as the web process logs.
+    logged = [json.loads(line) for _, err in finished for line in err.splitlines()]
+    ran = sorted(e["message"].split()[1] for e in logged if e["message"].startswith("job "))
+    assert ran == ALL_JOBS
     assert retention_runs(clean_db) == 1

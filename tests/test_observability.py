@@ -157,3 +157,26 @@ def test_behind_trusted_proxies_the_client_address_is_the_one_they_saw(
     other.environ_base.update(REMOTE_ADDR="10.0.0.99", HTTP_X_FORWARDED_FOR=_address())
     if hops == 1:
         assert submit(other, email="other@example.org")[0] == 303
+
+
+def test_tracing_records_a_span_per_request_and_per_query(
+    make_app: Callable[..., Flask], api: ApiClient
+) -> None:
+    pytest.importorskip("opentelemetry.instrumentation.flask", reason="the tracing extra")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from app.observability import init_tracing
+
+    exporter, provider = InMemorySpanExporter(), TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traced = make_app()
+    init_tracing(traced, provider)
+    traced.test_client().get(
+        "/v1/consent/check?email=t@example.org&channel=email&category=newsletter",
+        headers=api.headers,
+    )
+    names = [span.name for span in exporter.get_finished_spans()]
+    assert any("/v1/consent/check" in name for name in names), names
+    assert any(name.startswith(("SELECT", "connect")) for name in names), names

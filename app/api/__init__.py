@@ -23,15 +23,29 @@ def streamed(
     with `replica`, from the read replica when there is one (DATABASE_READ_URL).
 
     The request's scoped session is torn down when the view returns, before the body is sent.
+    The database is reached and the first chunk made before the view returns, so an outage is
+    a 503 with Retry-After (app/errors), not a 500 inside a body already begun.
     """
     # Resolved now, while the app context is still there.
     engine = (replica and current_app.extensions.get("replica_engine")) or db.engine
+    own = Session(engine)
+    try:
+        own.connection()
+        chunks = produce(own)
+        first = next(chunks, None)
+    except BaseException:
+        own.close()
+        raise
 
-    def chunks() -> Iterator[str]:
-        with Session(engine) as own:
-            yield from produce(own)
+    def rest() -> Iterator[str]:
+        try:
+            if first is not None:
+                yield first
+                yield from chunks
+        finally:
+            own.close()
 
-    return chunks()
+    return rest()
 
 
 def json_body(*, optional: bool = False) -> Any:

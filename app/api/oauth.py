@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, request
+
+from app.errors import oauth_error
 
 bp = Blueprint("oauth", __name__)
 
@@ -16,6 +20,24 @@ DESCRIPTIONS = {
     "unsupported_grant_type": "Only grant_type=client_credentials is supported.",
     "invalid_scope": "The requested scope is invalid or not granted to this client.",
 }
+
+
+def _malformed_authentication() -> str | None:
+    """Why the client authentication cannot be read, or None. RFC 6749 §2.3: a client uses
+    one authentication method per request; Basic credentials are base64 of UTF-8 text."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "The Basic credentials are not base64 of UTF-8 text."
+    if ":" not in decoded:
+        return "The Basic credentials must be client_id:client_secret."
+    if "client_secret" in request.form:
+        return "Use one client authentication method: HTTP Basic or form fields, not both."
+    return None
 
 
 @bp.post("/oauth/token")
@@ -87,6 +109,9 @@ def issue_token() -> Response:
       '429': {$ref: '#/components/responses/TooManyRequests'}
       '503': {$ref: '#/components/responses/ServiceUnavailable'}
     """
+    malformed = _malformed_authentication()
+    if malformed is not None:
+        return oauth_error(400, "invalid_request", malformed)
     response: Response = current_app.extensions["oauth_server"].create_token_response()
     if response.status_code >= 400 and response.is_json:
         # error_description is optional in RFC 6749; a client's developer always wants one.

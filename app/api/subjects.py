@@ -19,7 +19,7 @@ from app.api.schemas import (
 from app.auth import require
 from app.domain.consent import PreferencesView, Topic
 from app.domain.vocabulary import IdentifierKind, Method, Scope, Status
-from app.http import rules, session
+from app.http import mail_files, rules, session
 from app.services.consent import preferences, subjects
 
 bp = Blueprint("subjects", __name__)
@@ -232,7 +232,9 @@ def erase(subject_id: Any) -> ResponseReturnValue:
       '404': {$ref: '#/components/responses/NotFound'}
       '410': {$ref: '#/components/responses/Gone'}
     """
-    erasure = subjects.erase(session(), rules(), str(subject_id), api_act({}, Method.ADMIN))
+    erasure = subjects.erase(
+        session(), rules(), str(subject_id), api_act({}, Method.ADMIN), mail_files=mail_files()
+    )
     return dump(
         _erasure,
         {

@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from app.api import api_act, dump, load_body
 from app.api.schemas import SubscriptionResultSchema, SubscriptionSchema
 from app.auth import require
-from app.domain.identifiers import identifier, validate_email_address
+from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Scope
 from app.http import mailer, rules, session
 from app.services.optin import subscriptions
@@ -89,7 +89,7 @@ def subscribe() -> ResponseReturnValue:
     if body["channel"] in ("sms", "phone"):
         ident = identifier(IdentifierKind.PHONE, body["phone"], region=body.get("country"))
     else:
-        ident = identifier(IdentifierKind.EMAIL, validate_email_address(body["email"]))
+        ident = identifier(IdentifierKind.EMAIL, body["email"])
     requested = subscriptions.subscribe(
         session(),
         rules(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,10 @@ class Channel:
     name: str
     label: Text
     description: Text
+    # The identifier kind that reaches a person on this channel (phone for sms): the
+    # preference page offers the channel only to someone it holds one of that kind for.
+    # None: nothing held here is needed (push: the app on the device holds what reaches them).
+    contact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,12 @@ class Catalog:
     categories: Mapping[str, Category]
     purposes: Mapping[str, Purpose]
     controller: Mapping[str, str] = field(default_factory=dict)
+
+    def reachable_channels(self, held_kinds: Collection[str]) -> frozenset[str]:
+        """The channels a person can be reached on with the identifier kinds held for them."""
+        return frozenset(
+            c.name for c in self.channels.values() if c.contact is None or c.contact in held_kinds
+        )
 
     def require_pair(self, channel: str, category: str) -> Category:
         """The category, if it exists and may use the channel; UnknownTopicError otherwise."""
@@ -162,7 +172,12 @@ def parse_catalog(raw: Any) -> Catalog:
         raise CatalogError("the catalog must be a mapping")
     try:
         channels = {
-            name: Channel(name, _text(spec.get("labels")), _text(spec.get("descriptions")))
+            name: Channel(
+                name,
+                _text(spec.get("labels")),
+                _text(spec.get("descriptions")),
+                str(spec["contact"]) if spec.get("contact") else None,
+            )
             for name, spec in (raw.get("channels") or {}).items()
         }
         categories = {}

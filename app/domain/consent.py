@@ -20,7 +20,7 @@ Purposes (processing such as personalization) follow the same rules without 2 an
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -77,6 +77,7 @@ class Decision:
 SUPPRESSED = Decision(False, Reason.SUPPRESSED)
 TRANSACTIONAL = Decision(True, Reason.TRANSACTIONAL)
 NO_RECORD = Decision(False, Reason.NO_RECORD)
+INVALID_IDENTIFIER = Decision(False, Reason.INVALID_IDENTIFIER)
 
 
 def decide_message(
@@ -241,6 +242,16 @@ def preferences_view(
         pairs=pairs,
         purposes=purposes,
     )
+
+
+def offered_channels(
+    catalog: Catalog, held_kinds: Collection[str], view: PreferencesView
+) -> frozenset[str]:
+    """The channels a preference page offers: those the person can be reached on with what is
+    held for them, and those they already chose on (a choice must stay withdrawable)."""
+    chosen = {p.channel for p in view.pairs if p.status is not None}
+    chosen |= {name for name, standing in view.channels.items() if standing is not None}
+    return catalog.reachable_channels(held_kinds) | frozenset(chosen)
 
 
 def legal_basis(catalog: Catalog, topic: Topic) -> LegalBasis:

@@ -18,6 +18,7 @@ class Reason(StrEnum):
     UNSUBSCRIBED_ALL = "unsubscribed_all"
     EXPIRED = "expired"
     SUPPRESSED = "suppressed"
+    INVALID_IDENTIFIER = "invalid_identifier"  # the batch check's answer for a non-address
 
 
 class Action(StrEnum):

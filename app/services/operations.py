@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.domain.vocabulary import Action
 from app.models import ChainHead, ConsentEvent, OutboxMessage
@@ -31,15 +31,23 @@ class Snapshot:
     last_retention_at: datetime | None = None
 
 
+# Each outbox: its name, what "waiting" means, and when a waiting item was made. Another
+# outbox (webhook deliveries) joins with one line here: its gauges follow.
+QUEUES: dict[str, tuple[ColumnElement[bool], InstrumentedAttribute[datetime]]] = {
+    "mail": (OutboxMessage.status == "queued", OutboxMessage.created_at),
+}
+
+
 def snapshot(session: Session) -> Snapshot:
-    depth, oldest = session.execute(
-        select(func.count(), func.min(OutboxMessage.created_at)).where(
-            OutboxMessage.status == "queued"
-        )
-    ).one()
+    queues = {}
+    for name, (waiting, made_at) in QUEUES.items():
+        depth, oldest = session.execute(
+            select(func.count(), func.min(made_at)).where(waiting)
+        ).one()
+        queues[name] = Queue(depth, oldest)
     head = session.get(ChainHead, CHAIN_ID)
     return Snapshot(
-        queues={"mail": Queue(depth, oldest)},
+        queues=queues,
         head_seq=head.last_seq if head else 0,
         last_checkpoint_at=_last(session, Action.CHECKPOINT),
         last_retention_at=_last(session, Action.RETENTION_RUN),

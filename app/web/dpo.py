@@ -145,7 +145,11 @@ def home() -> ResponseReturnValue:
         ),
     )
     found = dpo.overview(session(), filters)
-    query: dict[str, Any] = {k: v for k, v in request.args.items() if k != "after" and v}
+    # Only the search's own fields go back into links: anything else in the query (such as
+    # `_method`, which url_for reads as its own argument) is dropped, as the form drops it.
+    query: dict[str, Any] = {
+        k: v for k, v in request.args.items() if k in _search_form.fields and k != "after" and v
+    }
     next_url = url_for("dpo.home", **query, after=found.next_after) if found.next_after else None
     page = render_template(
         "dpo/home.html",

@@ -71,7 +71,9 @@ def readyz() -> ResponseReturnValue:
         db.session.execute(text("SELECT 1"))
     except Exception:
         db.session.rollback()
-        return problem(503, "The database is not reachable.")
+        response = problem(503, "The database is not reachable.")
+        response.headers["Retry-After"] = "5"
+        return response
     finally:
         db.session.remove()
     return {"status": "ready", "database": "ok"}

@@ -18,8 +18,9 @@ from app.api.schemas import TrimmedEmail
 from app.domain.catalog import LOCALES
 from app.domain.errors import InvalidTokenError
 from app.errors import status_of
-from app.extensions import csrf, limiter
+from app.extensions import csrf
 from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
+from app.limits import link_limit, mailbox_limit, public_form_limit
 from app.services.preference_center import message_links, preference_page
 from app.services.tokens import Purpose
 
@@ -104,6 +105,7 @@ def bad_link(error: InvalidTokenError) -> ResponseReturnValue:
 
 
 @bp.get("/p/<token>")
+@link_limit
 def page(token: str) -> ResponseReturnValue:
     shown = preference_page.show(
         session(), rules(), tokens(), token, _visit(), pick_locale=_pick_locale
@@ -122,6 +124,7 @@ def page(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/p/<token>")
+@link_limit
 def save(token: str) -> ResponseReturnValue:
     form = _form.load(_form_data())
     preference_page.save(
@@ -139,6 +142,7 @@ def save(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/p/<token>/unsubscribe-all")
+@link_limit
 def unsubscribe_all(token: str) -> ResponseReturnValue:
     form = _form.load(_form_data())
     preference_page.unsubscribe_all(
@@ -154,6 +158,7 @@ def unsubscribe_all(token: str) -> ResponseReturnValue:
 
 
 @bp.get("/u/<token>")
+@link_limit
 def unsubscribe_page(token: str) -> ResponseReturnValue:
     shown = message_links.describe_unsubscribe(
         session(), rules(), tokens(), settings().base_url, token
@@ -165,6 +170,7 @@ def unsubscribe_page(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/u/<token>")
+@link_limit
 def unsubscribe(token: str) -> ResponseReturnValue:
     if request.form.get("List-Unsubscribe") != "One-Click":
         csrf.protect()
@@ -192,7 +198,8 @@ def request_link_form() -> ResponseReturnValue:
 
 
 @bp.post("/preferences")
-@limiter.limit(lambda: settings().public_form_rate)
+@public_form_limit
+@mailbox_limit
 def request_link() -> ResponseReturnValue:
     try:
         form = _link_request.load(request.form.to_dict())

@@ -16,15 +16,23 @@ from app.domain.errors import (
     UsedTokenError,
 )
 from app.domain.inventory import Inventory, load_inventory
-from app.extensions import limiter
-from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
+from app.http import (
+    client_ip,
+    mail_files,
+    mail_templates,
+    rules,
+    session,
+    settings,
+    tokens,
+    user_agent,
+)
+from app.limits import link_limit, public_form_limit
 from app.services.privacy_center import access, download, erasure, overview
 
 bp = Blueprint("privacy", __name__)
 
 COOKIE = "cc_privacy"
 COOKIE_PATH = "/privacy"
-SEND_LIMIT = "10 per hour"
 
 
 @bp.record_once
@@ -76,6 +84,7 @@ def _erased(error: SubjectErasedError) -> ResponseReturnValue:
 
 
 @bp.get("/privacy/request/<token>")
+@link_limit
 def ask(token: str) -> ResponseReturnValue:
     access.subject_for_preference_link(session(), tokens(), token)
     minutes = int(settings().access_link_ttl.total_seconds() // 60)
@@ -83,9 +92,10 @@ def ask(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/privacy/request/<token>")
-@limiter.limit(SEND_LIMIT)  # per IP; the service also sends one mail per subject per few minutes
+@public_form_limit  # the service also sends one mail per subject per few minutes
+@link_limit
 def send(token: str) -> ResponseReturnValue:
-    access.request_access(
+    requested = access.request_access(
         session(),
         tokens(),
         mail_templates(),
@@ -94,17 +104,21 @@ def send(token: str) -> ResponseReturnValue:
         mail_from=settings().mail_from,
         locale=locale(),
     )
+    if requested.logged_due_at is not None:
+        return render_template("privacy/logged.html", due=requested.logged_due_at.date())
     minutes = int(settings().access_link_ttl.total_seconds() // 60)
     return render_template("privacy/sent.html", minutes=minutes)
 
 
 @bp.get("/access/<token>", endpoint="access")
+@link_limit
 def access_page(token: str) -> ResponseReturnValue:
     access.check_access_link(session(), tokens(), token)
     return render_template("privacy/access.html", token=token)
 
 
 @bp.post("/access/<token>")
+@link_limit
 def open_access(token: str) -> ResponseReturnValue:
     opened = access.open_session(
         session(), tokens(), token, visit(), idle=settings().access_session_idle
@@ -193,6 +207,7 @@ def delete() -> ResponseReturnValue:
         proof_retention=settings().proof_retention,
         mail_from=settings().mail_from,
         locale=locale(),
+        mail_files=mail_files(),
     )
     response = Response(render_template("privacy/deleted.html", report=report, locale=locale()))
     response.delete_cookie(COOKIE, path=COOKIE_PATH)

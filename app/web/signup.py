@@ -10,10 +10,11 @@ from flask_babel import get_locale, refresh
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate
 
 from app.domain.errors import InvalidIdentifierError, UnknownTopicError
-from app.domain.identifiers import identifier, validate_email_address
+from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Method
-from app.extensions import csrf, limiter
-from app.http import client_ip, mailer, rules, session, settings, tokens, user_agent
+from app.extensions import csrf
+from app.http import client_ip, mailer, rules, session, tokens, user_agent
+from app.limits import link_limit, mailbox_limit, public_form_limit
 from app.services.consent.ledger import Act
 from app.services.optin import confirmation, subscriptions
 
@@ -49,10 +50,6 @@ class SubscribeFormSchema(Schema):
 _form = SubscribeFormSchema()
 
 
-def public_form_rate() -> str:
-    return settings().public_form_rate
-
-
 def locale() -> str:
     return str(get_locale() or "en")
 
@@ -63,7 +60,8 @@ def subscribe_page() -> ResponseReturnValue:
 
 
 @bp.post("/subscribe")
-@limiter.limit(public_form_rate, methods=["POST"])
+@public_form_limit
+@mailbox_limit
 def subscribe() -> ResponseReturnValue:
     raw = {
         "email": request.form.get("email", ""),
@@ -78,7 +76,7 @@ def subscribe() -> ResponseReturnValue:
                 session(),
                 rules(),
                 mailer(),
-                identifier(IdentifierKind.EMAIL, validate_email_address(body["email"])),
+                identifier(IdentifierKind.EMAIL, body["email"]),
                 "email",
                 body["categories"],
                 _act("web:/subscribe", Method.FORM, body["notice_version"]),
@@ -97,6 +95,7 @@ def sent() -> ResponseReturnValue:
 
 
 @bp.get("/confirm/<token>")
+@link_limit
 def confirm_page(token: str) -> ResponseReturnValue:
     """Changes nothing: mail scanners follow links. The page's script POSTs for a person."""
     found = confirmation.inspect(session(), tokens(), token)
@@ -104,7 +103,7 @@ def confirm_page(token: str) -> ResponseReturnValue:
 
 
 @bp.post("/confirm/<token>")
-@limiter.limit(public_form_rate, methods=["POST"])
+@link_limit  # per link, not per IP: a whole office behind one NAT confirms its own links
 def confirm(token: str) -> ResponseReturnValue:
     found = confirmation.confirm(
         session(), rules(), tokens(), token, _act("web:/confirm", Method.DOUBLE_OPT_IN)
@@ -118,7 +117,8 @@ csrf.exempt(confirm)
 
 
 @bp.post("/confirm/<token>/renew")
-@limiter.limit(public_form_rate, methods=["POST"])
+@public_form_limit
+@link_limit
 def renew(token: str) -> ResponseReturnValue:
     found = confirmation.renew(session(), rules(), mailer(), token)
     return _page(RENEWED_PAGE_BY_STATE, found, token)

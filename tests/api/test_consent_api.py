@@ -343,13 +343,56 @@ def test_health_needs_no_auth(api: ApiClient) -> None:
     assert ready.get_json()["database"] == "ok"
 
 
-def test_a_batch_names_each_entry_that_is_not_an_email(api: ApiClient) -> None:
+def test_a_batch_refuses_an_entry_that_is_not_a_string(api: ApiClient) -> None:
     response = api.post(
         "/v1/consent/check",
-        json={"channel": "email", "category": "newsletter", "emails": ["a@example.org", "nope", 7]},
+        json={"channel": "email", "category": "newsletter", "emails": ["a@example.org", 7]},
     )
     assert response.status_code == 422
-    assert response.get_json()["errors"]["emails"] == {
-        "1": ["Not an email."],
-        "2": ["Not an email."],
-    }
+    assert response.get_json()["errors"]["emails"] == {"1": ["Not a string."]}
+
+
+def test_a_batch_answers_an_invalid_address_in_place(api: ApiClient) -> None:
+    emails = ["a@example.org", "nope", "x@bad..example.org", "jose\u0301@bu\u0308cher.de"]
+    response = api.post(
+        "/v1/consent/check", json={"channel": "email", "category": "newsletter", "emails": emails}
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [(r["email"], r["reason"]) for r in body["results"]] == [
+        ("a@example.org", "no_record"),
+        ("nope", "invalid_identifier"),
+        ("x@bad..example.org", "invalid_identifier"),
+        ("jose\u0301@bu\u0308cher.de", "no_record"),  # NFD: the same form the single check takes
+    ]
+    assert body["denied"] == 4
+    assert not any(r["allowed"] for r in body["results"])
+
+
+@pytest.mark.parametrize("formula", ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)"])
+def test_the_csv_export_neutralises_cells_a_spreadsheet_would_run(
+    api: ApiClient, formula: str
+) -> None:
+    response = api.post(
+        "/v1/subscriptions",
+        json={
+            "email": "ada@example.org",
+            "categories": ["newsletter"],
+            "source": formula,
+            "user_agent": formula,
+        },
+    )
+    assert response.status_code == 202
+    text = api.get("/v1/audit/export?format=csv").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    subscribed = [row for row in rows if row["subject_id"]]  # not the system's own events
+    assert subscribed
+    for row in subscribed:
+        assert row["source"] == "'" + formula
+    for row in rows:
+        for cell in row.values():
+            assert not cell.startswith(("=", "+", "-", "@")), cell
+    # The NDJSON export keeps the exact value: it is data, not a spreadsheet.
+    ndjson = api.get("/v1/audit/export?format=ndjson").get_data(as_text=True)
+    events = [json.loads(line) for line in ndjson.splitlines()]
+    assert {e["source"] for e in events if e["subject_id"]} == {formula}

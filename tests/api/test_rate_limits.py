@@ -118,7 +118,8 @@ def test_the_token_endpoint_is_limited_per_ip(
     ]
     assert [r.status_code for r in statuses][:2] == [401, 401]  # invalid_client, not limited
     assert statuses[-1].status_code == 429
-    assert statuses[-1].mimetype == "application/problem+json"
+    assert statuses[-1].mimetype == "application/json"  # RFC 6749 §5.2, as OAuth clients read
+    assert statuses[-1].get_json()["error"] == "temporarily_unavailable"
     assert "Retry-After" in statuses[-1].headers
     other = http.post("/oauth/token", data=form, environ_base={"REMOTE_ADDR": "203.0.113.6"})
     assert other.status_code == 401

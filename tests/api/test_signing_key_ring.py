@@ -62,3 +62,23 @@ def test_checkpoints_signed_before_a_rotation_still_verify(
     package = client.get("/v1/audit/package", headers=headers).get_data(as_text=True)
     report = proof.verify_package(package.splitlines(), keys)
     assert report.is_ok, report
+
+
+def test_workers_starting_together_share_one_new_key(tmp_path: Path) -> None:
+    import threading
+
+    path, found = tmp_path / "keys" / "signing.json", []
+    start = threading.Barrier(8)
+
+    def load() -> None:
+        start.wait()
+        found.append(checkpoints.load_keys(path).current.kid)
+
+    threads = [threading.Thread(target=load) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(found) == 8
+    assert len(set(found)) == 1
+    assert [p.name for p in path.parent.iterdir()] == ["signing.json"]

@@ -43,7 +43,12 @@ def test_worker_once_writes_eml_files_without_smtp_host(
     queue_one(api)
     result = CliRunner().invoke(main, ["worker", "--once"], env=environment(tmp_path))
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) | {"jobs": []} == {"sent": 1, "deferred": 0, "jobs": []}
+    assert json.loads(result.stdout) | {"jobs": []} == {
+        "sent": 1,
+        "deferred": 0,
+        "failed": 0,
+        "jobs": [],
+    }
     [eml] = (tmp_path / "outbox").glob("*.eml")
     assert "/confirm/" in eml.read_text()
     with Session(clean_db) as session:

@@ -134,7 +134,9 @@ def _token(http: FlaskClient, url: str) -> dict[str, str]:
     engine = make_engine(url)
     try:
         with Session(engine) as session:
-            credentials = clients.create(session, "crm", "consent:read consent:write", iterations=1)
+            credentials = clients.create(
+                session, "crm", "consent:read consent:write audit:read", iterations=1
+            )
     finally:
         engine.dispose()
     response = http.post(
@@ -166,6 +168,11 @@ def test_the_database_going_away_is_a_503_and_service_resumes(
     outage.down(app)
     ready = http.get("/readyz")
     assert _is_unavailable(ready)
+    assert ready.headers["Retry-After"].isdigit()
+    for streamed in ("/v1/audit/package", "/v1/audit/export?format=csv"):
+        answer = http.get(streamed, headers=headers)
+        assert _is_unavailable(answer), streamed  # before streaming, not inside the stream
+        assert answer.headers["Retry-After"].isdigit()
     check = http.get(CHECK, headers=headers)
     assert _is_unavailable(check)
     assert check.headers["Retry-After"]

@@ -90,7 +90,7 @@ def test_the_request_and_its_mail_are_written_together(published: Session, rules
 def test_the_mail_names_sender_request_and_expiry_and_echoes_nothing(
     published: Session, rules: Rules
 ) -> None:
-    sign_up(published, rules, make_mailer(), email="<b>evil</b>@example.org".replace("<b>", ""))
+    sign_up(published, rules, make_mailer(), email="evil@example.org")
     [message] = outbox(published)
     body = message.body_text or ""
     assert "Example Shop GmbH" in message.mail_subject

@@ -63,7 +63,7 @@ def ask(session: Session, signer: Tokens, templates: MailTemplates, subject_id: 
         mail_from="cc@example.org",
         locale="en",
         now=T0,
-    )
+    ).is_mailed
 
 
 def mailed_token(session: Session) -> str:

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
-from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, SubscriptionRequest
+from app.models import (
+    AccessLog,
+    ChainHead,
+    ConsentEvent,
+    ConsentState,
+    Evidence,
+    OutboxMessage,
+    SubjectIdentifier,
+    SubscriptionRequest,
+)
 from app.services.audit import retention, trail
 from app.services.consent import ledger, subjects
+from app.services.delivery import mail
 from tests.factories import make_act, make_subscriber
 
 T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
@@ -63,7 +76,14 @@ def test_each_run_is_logged_as_an_event_with_its_counts(session: Session, rules:
     details = json.loads(event.details or "{}")
     assert details["requests_removed"] == 1
     assert details["base_seq"] == 0
-    assert details["periods_days"] == {"pending": 30, "evidence": 1095, "proof": 1095}
+    assert details["periods_days"] == {
+        "pending": 30,
+        "evidence": 1095,
+        "proof": 1095,
+        "access_log": 30,
+        "mail": 7,
+    }
+    assert details["identifiers_removed"] == 1
 
 
 def erased_subscriber(session: Session, rules: Rules, email: str, when: datetime) -> str:
@@ -144,3 +164,92 @@ def test_orphaned_evidence_goes_after_the_pending_period(session: Session, rules
     report = retention.run(session, PERIODS, now=T0 + timedelta(days=31))
     assert report.evidence_removed == 1
     assert count(session, Evidence) == 0
+
+
+def test_an_address_known_only_from_an_unconfirmed_signup_goes_with_it(
+    session: Session, rules: Rules
+) -> None:
+    unconfirmed = make_subscriber(
+        session, rules, email="never@example.org", confirmed=False, now=T0
+    )
+    confirmed = make_subscriber(session, rules, email="yes@example.org", now=T0)
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=31))
+    assert report.identifiers_removed == 1
+    assert count(session, SubjectIdentifier, SubjectIdentifier.subject_id == unconfirmed) == 0
+    assert count(session, SubjectIdentifier, SubjectIdentifier.subject_id == confirmed) == 1
+    values = session.scalars(select(SubjectIdentifier.value))
+    assert "never@example.org" not in set(values)
+
+
+def test_the_page_access_log_goes_after_30_days(session: Session, rules: Rules) -> None:
+    subject_id = make_subscriber(session, rules, now=T0)
+    for days in (0, 25):
+        session.add(
+            AccessLog(
+                subject_id=subject_id,
+                occurred_at=T0 + timedelta(days=days),
+                page="privacy",
+                ip="198.51.100.7",
+                user_agent="pytest",
+            )
+        )
+    session.commit()
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=31))
+    assert report.access_log_removed == 1
+    [kept] = session.scalars(select(AccessLog)).all()
+    assert kept.occurred_at == T0 + timedelta(days=25)
+
+
+def test_undelivered_mail_and_old_eml_files_go_after_the_mail_period(
+    session: Session, rules: Rules, tmp_path: Path
+) -> None:
+    make_subscriber(session, rules, now=T0)
+    rendered = mail.Rendered("hello", "en", "Hello", "Hi.\n", None, "v1", "0" * 64)
+    for days in (0, 6):
+        mail.enqueue(
+            session,
+            rendered,
+            to="ada@example.org",
+            mail_from="cc@example.org",
+            subject_id=None,
+            now=T0 + timedelta(days=days),
+        )
+    session.commit()
+    outbox = tmp_path / "outbox"
+    transport = mail.FileTransport(outbox)
+    for name in ("old", "new"):
+        message = EmailMessage()
+        message["To"] = "ada@example.org"
+        message["Message-ID"] = f"<{name}@example.org>"
+        message.set_content("Hi Ada.")
+        transport.send(message)
+    [old_file] = outbox.glob("*old_at_example.org.eml")
+    aged = (T0 + timedelta(days=1)).timestamp()
+    os.utime(old_file, (aged, aged))
+    newer = (T0 + timedelta(days=6)).timestamp()
+    [new_file] = outbox.glob("*new_at_example.org.eml")
+    os.utime(new_file, (newer, newer))
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=9), mail_files=outbox)
+    assert (report.mail_given_up, report.mail_files_removed) == (1, 1)
+    assert [p.name for p in outbox.iterdir()] == [new_file.name]
+    rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.created_at)).all()
+    assert [(r.status, r.to_address) for r in rows] == [
+        ("failed", None),
+        ("queued", "ada@example.org"),
+    ]
+
+
+def test_an_erasure_removes_the_eml_files_sent_to_the_person(
+    session: Session, rules: Rules, tmp_path: Path
+) -> None:
+    subject_id = make_subscriber(session, rules, email="ada@example.org")
+    for to in ("Ada <Ada@Example.org>", "grace@example.org"):
+        message = EmailMessage()
+        message["To"] = to
+        message["Message-ID"] = f"<{to.count('@')}{len(to)}@example.org>"
+        message.set_content("Hi.")
+        mail.FileTransport(tmp_path).send(message)
+    assert len(list(tmp_path.glob("*.eml"))) == 2
+    subjects.erase(session, rules, subject_id, make_act(), mail_files=tmp_path)
+    [kept] = tmp_path.glob("*.eml")
+    assert "grace@example.org" in kept.read_text()

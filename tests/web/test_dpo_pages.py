@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
@@ -151,3 +152,14 @@ def test_sign_in_attempts_are_rate_limited(
     codes = [sign_in(browser, dpo.client_id, "wrong") for _ in range(11)]
     assert codes[:10] == [401] * 10
     assert codes[10] == 429
+
+
+@pytest.mark.parametrize("query", ["_method=POST", "_external=1&_anchor=x", "_scheme=ftp&x=1"])
+def test_url_for_arguments_in_the_query_are_ignored_not_a_500(
+    client: FlaskClient, make_api: Callable[..., ApiClient], query: str
+) -> None:
+    dpo = make_api("audit:read")
+    assert sign_in(client, dpo.client_id, dpo.client_secret) == 303
+    response = client.get(f"/dpo?{query}")
+    assert response.status_code == 200
+    assert "_method" not in response.get_data(as_text=True)

@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
 from app.models import OutboxMessage
+from app.services.consent import subjects
 from app.services.delivery import mail
+from tests.factories import make_act
 from tests.smtp import Inbox, free_port, smtp_server, text_of
 from tests.web.pages import csrf_token, subscriber
 from tests.web.test_preference_page import set_locale
@@ -79,7 +81,7 @@ def test_the_mail_speaks_the_subjects_language(
     assert queued.mail_subject == "Ihr Link zur Verwaltung Ihrer Einstellungen"
 
 
-def test_unknown_address_gets_the_same_answer_and_no_mail(
+def test_unknown_address_gets_the_same_answer_and_the_same_work(
     client: FlaskClient, clean_db: Engine, rules: Rules
 ) -> None:
     subscriber(clean_db, rules)
@@ -89,7 +91,23 @@ def test_unknown_address_gets_the_same_answer_and_no_mail(
         unknown.status_code,
         unknown.headers["Location"],
     )
-    assert len(outbox(clean_db)) == 1
+    # Both go through the outbox (a known address once measured 0.4 ms slower): the unknown
+    # one is told that nothing is held for it, with no link.
+    link, nothing = outbox(clean_db)
+    assert (link.template, link.to_address) == ("preference_link", "ada@example.org")
+    assert (nothing.template, nothing.to_address) == ("no_preferences", "nobody@example.org")
+    assert nothing.subject_id is None
+    assert "/p/" not in (nothing.body_text or "")
+
+
+def test_an_erased_address_asking_for_a_link_is_mailed_nothing(
+    client: FlaskClient, clean_db: Engine, rules: Rules
+) -> None:
+    subject_id = subscriber(clean_db, rules, email="gone@example.org")
+    with Session(clean_db) as session:
+        subjects.erase(session, rules, subject_id, make_act())
+    assert ask(client, "Gone+x@example.org").status_code == 303
+    assert outbox(clean_db) == []
 
 
 def test_at_most_one_mail_per_address_per_ten_minutes(
@@ -126,6 +144,15 @@ def test_the_form_is_rate_limited_per_ip(make_app: Callable[..., Flask], clean_d
     client = make_app(ratelimit_enabled=True, public_form_rate="2/minute").test_client()
     codes = [ask(client, f"x{i}@example.org").status_code for i in range(3)]
     assert codes == [303, 303, 429]
+
+
+@pytest.mark.parametrize("locale", ["en", "es", "it", "de"])
+def test_the_nothing_held_mail_exists_in_every_language(app: Flask, locale: str) -> None:
+    templates: mail.MailTemplates = app.extensions["mail_templates"]
+    rendered = templates.render("no_preferences", locale, {"sender": "Shop"})
+    assert rendered.locale == locale
+    assert "Shop" in rendered.text
+    assert rendered.html is not None
 
 
 @pytest.mark.parametrize("locale", ["en", "es", "it", "de"])

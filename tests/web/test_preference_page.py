@@ -35,11 +35,15 @@ def test_the_page_shows_only_allowed_pairs_and_transactional_as_always_sent(
     _, html = open_page(client, app, subject_id)
     boxes = checkboxes(html)
     assert boxes["pair=email:newsletter"] is True
-    assert boxes["pair=sms:offers"] is False
-    assert "pair=sms:newsletter" not in boxes  # the catalog sends no newsletter by SMS
+    assert boxes["pair=push:offers"] is False
+    # An email-only person is offered no SMS, phone or post: no number or address is held.
+    assert not [
+        name for name in boxes if name.startswith(("pair=sms:", "pair=phone:", "pair=post:"))
+    ]
     assert not [name for name in boxes if "order_updates" in name or "account_" in name]
+    offered = rules.catalog.reachable_channels({"email"})
     assert len([name for name in boxes if name.startswith("pair=")]) == len(
-        rules.catalog.marketing_pairs()
+        [pair for pair in rules.catalog.marketing_pairs() if pair[0] in offered]
     )
     assert "Always sent" in html
     assert "needed for your orders and your account" in html
@@ -291,3 +295,18 @@ def test_gpc_yields_only_to_a_choice_the_person_made_on_the_page(
     )
     _, html = open_page(client, app, subject_id, **{"Sec-GPC": "1"})
     assert check(api, subject_id, "purpose=partner_sharing")["reason"] == "granted"
+
+
+def test_a_box_the_page_did_not_offer_is_never_granted(
+    app: Flask, client: FlaskClient, api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    subject_id = subscriber(clean_db, rules)  # email only: no phone number held
+    path, html = open_page(client, app, subject_id)
+    before = len(events(clean_db, subject_id))
+    response = client.post(
+        path,
+        data={"csrf_token": csrf_token(html), "pair": ["email:newsletter", "sms:offers"]},
+    )
+    assert response.status_code == 303
+    assert check(api, subject_id, "channel=sms&category=offers")["allowed"] is False
+    assert len(events(clean_db, subject_id)) == before

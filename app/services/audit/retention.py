@@ -1,11 +1,14 @@
 """Retention: what is kept only as long as it is needed, removed by a run that logs itself.
 
-Three periods (Settings): unconfirmed double opt-in requests go after `pending_retention`
-with their session evidence, and the topics they left pending are closed with a `withdraw`
-event (reason `confirmation_expired`); session evidence no event or request names any more,
-or older than `evidence_retention` for a subject with nothing granted, goes; and proof goes
-`proof_retention` after processing ended. Events can only leave from the front of the chain,
-so the chain's base moves forward to the last removed event, and the run records that base in
+Periods (Settings): unconfirmed double opt-in requests go after `pending_retention` with their
+session evidence and the address known only from them, and the topics they left pending are
+closed with a `withdraw` event (reason `confirmation_expired`); the page-access log goes after
+`access_log_retention`; mail undelivered after `mail_retention` is given up and cleared, and
+the development outbox's .eml files go after it too; session evidence no event or request
+names any more, or older than `evidence_retention` for a subject with nothing granted, goes;
+and proof goes `proof_retention` after processing ended. Events can only leave from the front
+of the chain, so the chain's base moves forward to the last removed event, and the run records
+that base in
 its own event (and signs it in a checkpoint), which the verifiers check.
 """
 
@@ -15,24 +18,29 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 from joserfc.jwk import ECKey
-from sqlalchemy import CursorResult, delete, exists, func, or_, select
+from sqlalchemy import CursorResult, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.domain.consent import channel_topic, pair_topic
 from app.domain.vocabulary import Action, Method, Status
 from app.models import (
+    AccessLog,
     ChainHead,
     ConsentEvent,
     ConsentState,
     Evidence,
+    OutboxMessage,
+    SubjectIdentifier,
     SubscriptionRequest,
     utcnow,
 )
 from app.services.audit import checkpoints
 from app.services.consent import ledger
+from app.services.delivery import mail
 
 RETENTION_ACT = ledger.Act(actor="system:retention", method=Method.SYSTEM)
 EVENTS = ConsentEvent.__table__
@@ -44,6 +52,11 @@ class Periods:
     pending: timedelta
     evidence: timedelta
     proof: timedelta
+    # The privacy page promises "30 days, then deleted" for the page-access log.
+    access_log: timedelta = timedelta(days=30)
+    # Mail not delivered after this is given up (address and text cleared); the development
+    # outbox's .eml files (no SMTP_HOST), which hold address and text, go after it too.
+    mail: timedelta = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -55,19 +68,36 @@ class RunReport:
     base_seq: int
     base_hash: str
     event_seq: int
+    identifiers_removed: int = 0
+    access_log_removed: int = 0
+    mail_given_up: int = 0
+    mail_files_removed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
 
 def run(
-    session: Session, periods: Periods, *, key: ECKey | None = None, now: datetime | None = None
+    session: Session,
+    periods: Periods,
+    *,
+    key: ECKey | None = None,
+    now: datetime | None = None,
+    mail_files: Path | None = None,
 ) -> RunReport:
-    """One retention run, one transaction, logged as a `retention_run` event."""
+    """One retention run, one transaction, logged as a `retention_run` event. `mail_files` is
+    the development outbox folder (.eml files), when mail goes there."""
     now = now or utcnow()
     head = ledger.lock(session)
-    requests_removed, pending_closed, request_evidence = _expire_requests(
+    requests_removed, pending_closed, request_evidence, identifiers_removed = _expire_requests(
         session, head, now - periods.pending, now
+    )
+    access_log_removed = _deleted(
+        session, delete(AccessLog).where(AccessLog.occurred_at < now - periods.access_log)
+    )
+    mail_given_up = _give_up_mail(session, now - periods.mail)
+    mail_files_removed = (
+        mail.remove_files(mail_files, before=now - periods.mail) if mail_files else 0
     )
     events_removed = _remove_old_proof(session, head, now - periods.proof)
     evidence_removed = request_evidence + _remove_evidence(
@@ -78,12 +108,18 @@ def run(
         "pending_closed": pending_closed,
         "evidence_removed": evidence_removed,
         "events_removed": events_removed,
+        "identifiers_removed": identifiers_removed,
+        "access_log_removed": access_log_removed,
+        "mail_given_up": mail_given_up,
+        "mail_files_removed": mail_files_removed,
         "base_seq": head.base_seq,
         "base_hash": head.base_hash,
         "periods_days": {
             "pending": periods.pending.days,
             "evidence": periods.evidence.days,
             "proof": periods.proof.days,
+            "access_log": periods.access_log.days,
+            "mail": periods.mail.days,
         },
     }
     (event,) = ledger.append(
@@ -100,13 +136,18 @@ def run(
         head.base_seq,
         head.base_hash,
         event.seq,
+        identifiers_removed,
+        access_log_removed,
+        mail_given_up,
+        mail_files_removed,
     )
 
 
 def _expire_requests(
     session: Session, head: ChainHead, cutoff: datetime, now: datetime
-) -> tuple[int, int, int]:
-    """Unconfirmed requests past the cutoff; the topics they left pending are closed."""
+) -> tuple[int, int, int, int]:
+    """Unconfirmed requests past the cutoff; the topics they left pending are closed, and an
+    address known only from them (never confirmed, nothing granted) goes with them."""
     expired = session.scalars(
         select(SubscriptionRequest).where(
             SubscriptionRequest.confirmed_at.is_(None), SubscriptionRequest.created_at < cutoff
@@ -151,7 +192,52 @@ def _expire_requests(
             )
         session.delete(row)
     session.flush()
-    return len(expired), closed, evidence
+    identifiers = 0
+    for row in expired:
+        identifiers += _remove_unconfirmed_identifier(session, row)
+    return len(expired), closed, evidence, identifiers
+
+
+def _remove_unconfirmed_identifier(session: Session, expired: SubscriptionRequest) -> int:
+    """The address of an expired request, unless it was confirmed some other time, another
+    request for it is open, or its subject holds a grant (a customer known by it)."""
+    # The expired requests are gone by now: any other request for the address is confirmed
+    # or still open.
+    still_needed = session.scalar(
+        select(
+            exists().where(SubscriptionRequest.identifier_hmac == expired.identifier_hmac)
+            | exists().where(
+                ConsentState.subject_id == expired.subject_id,
+                ConsentState.status == str(Status.GRANTED),
+            )
+        )
+    )
+    if still_needed:
+        return 0
+    return _deleted(
+        session,
+        delete(SubjectIdentifier).where(
+            SubjectIdentifier.hmac == expired.identifier_hmac,
+            SubjectIdentifier.subject_id == expired.subject_id,
+        ),
+    )
+
+
+def _give_up_mail(session: Session, cutoff: datetime) -> int:
+    """Mail still undelivered after the period is failed, its address and text cleared."""
+    return _deleted(
+        session,
+        update(OutboxMessage)
+        .where(OutboxMessage.status.in_(("queued", "sending")), OutboxMessage.created_at < cutoff)
+        .values(
+            status="failed",
+            last_error="given up by retention",
+            to_address=None,
+            body_text=None,
+            body_html=None,
+        )
+        .execution_options(synchronize_session=False),
+    )
 
 
 def _remove_old_proof(session: Session, head: ChainHead, cutoff: datetime) -> int:

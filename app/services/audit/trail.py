@@ -195,10 +195,18 @@ def _drain(buffer: io.StringIO) -> str:
     return text
 
 
+# OWASP CSV injection: a spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return "" if value is None else value
+        value = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value  # shown as text, the quote visible: the data is not silently changed
+    return value
 
 
 def _json_default(value: Any) -> Any:

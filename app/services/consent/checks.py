@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Select, String, and_, bindparam, exists, func, select, true
+from sqlalchemy import ARRAY, Select, String, and_, bindparam, func, select, true
 from sqlalchemy.orm import Session
 
 from app.domain.consent import (
     ALL_MARKETING,
+    INVALID_IDENTIFIER,
     SUPPRESSED,
     Decision,
     Standing,
@@ -23,10 +24,12 @@ from app.domain.consent import (
     pair_topic,
     purpose_topic,
 )
-from app.domain.identifiers import Identifier, email_hmacs
+from app.domain.errors import InvalidIdentifierError
+from app.domain.identifiers import Identifier, normalize_email_fast
 from app.domain.rules import Rules
 from app.domain.vocabulary import Status
-from app.models import ConsentState, Subject, SubjectIdentifier, Suppression, utcnow
+from app.models import ConsentState, Subject, SubjectIdentifier, utcnow
+from app.services.consent import suppression
 from app.services.consent.ledger import standing_of
 
 BATCH_LIMIT = 10_000
@@ -77,17 +80,14 @@ def check(
     now = now or utcnow()
     if ident is not None:
         for key in ident.keys(rules.identifier_keys):  # old keys only while nothing is found
-            subject_id, is_suppressed, standings = _by_key(session, key, question)
-            if subject_id is not None or is_suppressed:
+            subject_id, standings = _by_key(session, key, question)
+            if subject_id is not None:
                 break
     else:
         subject = session.get(Subject, subject_id) if subject_id else None
-        is_suppressed = subject is not None and subject.erased_at is not None
         subject_id = subject.id if subject is not None else None
-        standings = (
-            {} if is_suppressed or subject_id is None else _standings(session, subject_id, question)
-        )
-    if is_suppressed:
+        standings = {} if subject_id is None else _standings(session, subject_id, question)
+    if suppression.is_suppressed(session, rules, ident=ident, subject_id=subject_id):
         return Answer(SUPPRESSED, subject_id)
     return Answer(
         _decide(rules, question, is_transactional, subject_id, standings, now), subject_id
@@ -108,36 +108,57 @@ def check_emails(
     *,
     now: datetime | None = None,
 ) -> list[BatchResult]:
-    """Decide for many emails with one set-based query; results in input order."""
+    """Decide for many emails with one set-based query; results in input order. An entry that
+    is not an address is answered in place (`invalid_identifier`)."""
     is_transactional = validate(rules, question)
     now = now or utcnow()
-    keys = email_hmacs(rules.identifier_key, emails)
+    normalized: list[str | None] = []
+    for raw in emails:
+        try:
+            normalized.append(normalize_email_fast(raw))
+        except InvalidIdentifierError:
+            normalized.append(None)
+    valid = [n for n in normalized if n]
+    entry_keys = suppression.email_keys_of(rules, valid)
+    keys = [own[0] for own in entry_keys]  # the current key's, which finds the subject
     found = _by_keys(session, list(dict.fromkeys(keys)), question)
-    for old_key in rules.identifier_old_keys:  # key rotation: look again for what is unknown
+    # Key rotation: look again, under each earlier key, for what is still unknown. Each
+    # entry's keys are (own, mailbox) per key of the ring, the current key's first.
+    for ring in range(1, len(rules.identifier_keys)):
         unknown = [i for i, key in enumerate(keys) if _is_unknown(found.get(key, _UNKNOWN))]
         if not unknown:
             break
-        old = email_hmacs(old_key, [emails[i] for i in unknown])
+        old = [entry_keys[i][2 * ring] for i in unknown]
         again = _by_keys(session, list(dict.fromkeys(old)), question)
         for i, key in zip(unknown, old, strict=True):
             if not _is_unknown(again.get(key, _UNKNOWN)):
                 found[keys[i]] = again[key]
-    results = []
-    for email, key in zip(emails, keys, strict=True):
-        subject_id, is_suppressed, standings = found.get(key, _UNKNOWN)
-        decision = (
-            SUPPRESSED
-            if is_suppressed
-            else _decide(rules, question, is_transactional, subject_id, standings, now)
+    held_back = suppression.suppressed_keys(session, {k for ks in entry_keys for k in ks})
+    held_back.update(
+        suppression.suppressed_subjects(
+            session, rules, {subject_id for subject_id, _ in found.values() if subject_id}
         )
+    )
+    results = []
+    entries = iter(zip(keys, entry_keys, strict=True))
+    for email, value in zip(emails, normalized, strict=True):
+        if value is None:
+            results.append(BatchResult(email, INVALID_IDENTIFIER))
+            continue
+        key, suppression_keys = next(entries)
+        subject_id, standings = found.get(key, _UNKNOWN)
+        if subject_id in held_back or not held_back.isdisjoint(suppression_keys):
+            decision = SUPPRESSED
+        else:
+            decision = _decide(rules, question, is_transactional, subject_id, standings, now)
         results.append(BatchResult(email, decision))
     return results
 
 
 # Standings keyed by (channel, category, purpose): plain tuples hash faster than Topic.
 Key = tuple[str, str, str]
-Found = tuple[str | None, bool, dict[Key, Standing]]
-_UNKNOWN: Found = (None, False, {})
+Found = tuple[str | None, dict[Key, Standing]]
+_UNKNOWN: Found = (None, {})
 
 
 def _is_unknown(entry: Found) -> bool:
@@ -154,10 +175,10 @@ def _params(question: Question) -> dict[str, Any]:
 
 
 def _by_key(session: Session, key: str, question: Question) -> Found:
-    """Subject, suppression and the asked standings of one identifier HMAC: one indexed read."""
+    """Subject and the asked standings of one identifier HMAC: one indexed read."""
     statement = _CHECK_BY_KEY[_dialect(session)]
     rows = session.execute(statement, {"key": key, **_params(question)}).all()
-    return rows[0].subject_id, bool(rows[0].is_suppressed), _collect(rows)
+    return rows[0].subject_id, _collect(rows)
 
 
 def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[str, Found]:
@@ -167,12 +188,12 @@ def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[
     keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
     found: dict[str, Found] = {}
     result = session.execute(statement, {"keys": keys_param, **_params(question)})
-    for hmac, subject_id, is_suppressed, *state in result:
+    for hmac, subject_id, *state in result:
         entry = found.get(hmac)
         if entry is None:
-            entry = found[hmac] = (subject_id, bool(is_suppressed), {})
+            entry = found[hmac] = (subject_id, {})
         if state[3] is not None:
-            entry[2][(state[0], state[1], state[2])] = _standing(state)
+            entry[1][(state[0], state[1], state[2])] = _standing(state)
     return found
 
 
@@ -182,7 +203,7 @@ def _dialect(session: Session) -> str:
 
 def _collect(rows: Sequence[Any]) -> dict[Key, Standing]:
     return {
-        (row.channel, row.category, row.purpose): _standing(row[3:])
+        (row.channel, row.category, row.purpose): _standing(row[2:])
         for row in rows
         if row.status is not None
     }
@@ -197,20 +218,14 @@ def _standing(state: Sequence[Any]) -> Standing:
 
 
 def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
-    """For each wanted HMAC (the one column of `wanted`): its subject, whether it is
-    suppressed, and its standings on the asked topics (one row each, or one row of NULLs).
+    """For each wanted HMAC (the one column of `wanted`): its subject and its standings on
+    the asked topics (one row each, or one row of NULLs).
 
     On PostgreSQL the standings are a LATERAL subquery, so they are always read through the
     primary key per subject, whatever the planner guesses about the topic filters.
     """
     key = wanted.c[0]
     identifiers, states = SubjectIdentifier.__table__, ConsentState.__table__
-    suppressions = Suppression.__table__
-    is_suppressed = (
-        exists()
-        .where(suppressions.c.hmac == key, suppressions.c.lifted_at.is_(None))
-        .label("is_suppressed")
-    )
     topic_filter = and_(
         states.c.subject_id == identifiers.c.subject_id,
         states.c.channel.in_(bindparam("channels", expanding=True)),
@@ -232,7 +247,6 @@ def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
         select(
             key.label("hmac"),
             identifiers.c.subject_id,
-            is_suppressed,
             *(found.c[name] for name in columns),
         )
         .select_from(wanted)

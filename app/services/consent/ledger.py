@@ -27,6 +27,7 @@ from app.domain.records import evidence_digest
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Method, Status
 from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, utcnow
+from app.services.consent import suppression
 
 EVIDENCE_HASHED = ("nonce", "ip", "user_agent", "country", "details", "created_at")
 CHAIN_ID = "main"  # one chain for now; shard by subject later without changing the format
@@ -299,11 +300,22 @@ def current_view(
     session: Session, rules: Rules, subject_id: str, *, now: datetime
 ) -> PreferencesView:
     """What the subject's events add up to now, per topic, as pages and answers show it."""
-    return view_of(rules, standings(session, subject_id), now)
+    return view_of(
+        rules,
+        standings(session, subject_id),
+        now,
+        is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
+    )
 
 
-def view_of(rules: Rules, standings: Mapping[Topic, Standing], now: datetime) -> PreferencesView:
+def view_of(
+    rules: Rules, standings: Mapping[Topic, Standing], now: datetime, *, is_suppressed: bool
+) -> PreferencesView:
     """`current_view` from standings already in hand (a write's, once it has committed)."""
     return preferences_view(
-        rules.catalog, standings, is_suppressed=False, now=now, max_age=rules.max_consent_age
+        rules.catalog,
+        standings,
+        is_suppressed=is_suppressed,
+        now=now,
+        max_age=rules.max_consent_age,
     )

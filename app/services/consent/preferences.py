@@ -20,7 +20,7 @@ from app.domain.errors import UnknownTopicError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Status
 from app.models import Subject, utcnow
-from app.services.consent import ledger, subjects
+from app.services.consent import ledger, subjects, suppression
 
 ACTION_BY_STATUS = {
     Status.GRANTED: Action.GRANT,
@@ -80,9 +80,10 @@ def change(
     awaiting = awaiting_confirmation(session, rules, subject, current)
     drafts = plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
     events = ledger.append(session, head, act, drafts, now=now) if drafts else []
+    is_suppressed = suppression.is_suppressed(session, rules, subject_id=subject_id)
     session.commit()
     # The answer is built from what was read and written, after the lock is released.
-    return ledger.view_of(rules, ledger.after(current, events), now)
+    return ledger.view_of(rules, ledger.after(current, events), now, is_suppressed=is_suppressed)
 
 
 def awaiting_confirmation(
@@ -170,8 +171,9 @@ def unsubscribe_all(
     """Withdraw all marketing at once. Idempotent: nothing new if nothing was granted since."""
     now = now or utcnow()
     standings = withdraw_all(session, subject_id, act, details=details, now=now)
+    is_suppressed = suppression.is_suppressed(session, rules, subject_id=subject_id)
     session.commit()
-    return ledger.view_of(rules, standings, now)
+    return ledger.view_of(rules, standings, now, is_suppressed=is_suppressed)
 
 
 def withdraw_all(

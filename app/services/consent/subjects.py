@@ -7,9 +7,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.domain.consent import Standing, Topic
@@ -32,7 +33,8 @@ from app.models import (
     utcnow,
 )
 from app.services.audit import trail
-from app.services.consent import ledger, notices
+from app.services.consent import ledger, notices, suppression
+from app.services.delivery import mail
 from app.services.privacy_center import rights
 
 
@@ -87,15 +89,6 @@ def find(
     if subject_id is None:
         raise NotFoundError(f"No subject with that {kind}.")
     return get(session, subject_id)
-
-
-def is_suppressed(session: Session, keys: Sequence[str]) -> bool:
-    """Suppressed under any key of the ring: rotating the key never lifts a suppression."""
-    return bool(
-        session.scalar(
-            select(exists().where(Suppression.hmac.in_(keys), Suppression.lifted_at.is_(None)))
-        )
-    )
 
 
 def carry_suppression(session: Session, keys: Sequence[str]) -> None:
@@ -202,9 +195,12 @@ def erase(
     act: ledger.Act,
     *,
     now: datetime | None = None,
+    mail_files: Path | None = None,
 ) -> Erasure:
     """Erase a subject on request through the API; one transaction."""
-    erasure = apply_erasure(session, rules, subject_id, act, now=now, channel="api")
+    erasure = apply_erasure(
+        session, rules, subject_id, act, now=now, channel="api", mail_files=mail_files
+    )
     session.commit()
     return erasure
 
@@ -217,11 +213,13 @@ def apply_erasure(
     *,
     channel: str,
     now: datetime | None = None,
+    mail_files: Path | None = None,
 ) -> Erasure:
     """Delete identifiers and personal evidence; keep HMAC suppressions and pseudonymous proof.
 
     Writes in the caller's transaction and logs the erasure as a rights request that came in
     through `channel`; the caller commits (with the final mail of a self-service erasure).
+    `mail_files` is the development outbox folder, whose .eml files sent to the person go too.
     """
     now = now or utcnow()
     head = ledger.lock(session)
@@ -229,12 +227,12 @@ def apply_erasure(
     identifiers = list(
         session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.subject_id == subject_id))
     )
+    suppression.suppress(session, rules, identifiers, now=now)
+    if mail_files is not None:
+        mail.forget_files(
+            mail_files, [r.value for r in identifiers if r.kind == IdentifierKind.EMAIL]
+        )
     for row in identifiers:
-        suppression = session.get(Suppression, row.hmac)
-        if suppression is None:
-            session.add(Suppression(hmac=row.hmac, kind=row.kind, created_at=now))
-        else:
-            suppression.created_at, suppression.lifted_at = now, None
         session.delete(row)
     for table in (Evidence, AccessLog, AccessSession, OutboxMessage, SubscriptionRequest):
         session.execute(delete(table).where(table.subject_id == subject_id))

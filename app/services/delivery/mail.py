@@ -2,25 +2,30 @@
 
 A message is rendered from per-locale Jinja2 templates (templates/mail/NAME.LOCALE.txt and
 .html, the first line of the .txt being "Subject: …"), stored in `outbox_messages` with the
-template's version and SHA-256 (proof of what was sent), and delivered by `deliver_due`, which
-retries with capped exponential back-off for as long as the mail server is away.
+template's version and SHA-256 (proof of what was sent), and delivered by `deliver_due`: each
+message is claimed with a lease, sent with no transaction open, and its outcome recorded;
+temporary failures retry with capped exponential back-off, permanent ones (5xx) are final.
 """
 
 from __future__ import annotations
 
 import hashlib
 import smtplib
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from sqlalchemy import exists, select
+from sqlalchemy import CursorResult, Engine, Table, and_, case, exists, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.domain.catalog import DEFAULT_LOCALE, LOCALES
@@ -160,7 +165,12 @@ class SmtpTransport:
 
 
 class FileTransport:
-    """Development: each message becomes an .eml file in a folder."""
+    """Development: each message becomes an .eml file in a folder.
+
+    The file holds address and text, so it is personal data like the outbox row: its name
+    starts with a digest of the recipient, so an erasure finds the person's files
+    (`forget_files`), and retention removes files past their period (`remove_files`).
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -168,7 +178,32 @@ class FileTransport:
     def send(self, message: EmailMessage) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = str(message["Message-ID"]).strip("<>").replace("@", "_at_").replace("/", "_")
-        (self.directory / f"{name}.eml").write_bytes(bytes(message))
+        recipient = _file_digest(parseaddr(str(message["To"] or ""))[1])
+        (self.directory / f"{recipient}-{name}.eml").write_bytes(bytes(message))
+
+
+def _file_digest(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode()).hexdigest()[:16]
+
+
+def forget_files(directory: Path, addresses: Iterable[str]) -> int:
+    """Remove the .eml files sent to these addresses (an erasure)."""
+    removed = 0
+    for address in addresses:
+        for path in directory.glob(f"{_file_digest(address)}-*.eml"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def remove_files(directory: Path, *, before: datetime) -> int:
+    """Remove the .eml files written before a moment (retention)."""
+    removed = 0
+    for path in directory.glob("*.eml") if directory.is_dir() else ():
+        if path.stat().st_mtime < before.timestamp():
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def to_email(row: OutboxMessage, mail_from: str) -> EmailMessage:
@@ -189,6 +224,15 @@ def to_email(row: OutboxMessage, mail_from: str) -> EmailMessage:
 class Delivery:
     sent: int
     deferred: int
+    failed: int = 0
+
+
+# A claim holds a message for this long; a sender that dies holding it lets it go again
+# once, after which the outcome counts as lost (LEASE_LOST) and the message is not retried.
+LEASE = timedelta(minutes=5)
+LEASE_LOST = "lease expired before the outcome was recorded"
+_DUE_STATES = ("queued", "sending")
+_OUTBOX = cast(Table, OutboxMessage.__table__)
 
 
 def deliver_due(
@@ -198,43 +242,135 @@ def deliver_due(
     mail_from: str,
     now: datetime | None = None,
     limit: int = 100,
+    lease: timedelta = LEASE,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Delivery:
-    """Send what is due, one message per transaction; on failure back off and keep it.
+    """Send what is due, each message claimed, sent and recorded in transactions of its own.
 
-    Each message is locked (PostgreSQL: FOR UPDATE SKIP LOCKED) and its outcome committed before
-    the next, so concurrent workers never send one twice and a crash never re-sends what went out.
+    A claim is one UPDATE (a lease: status `sending` until `next_attempt_at`), so two workers
+    never send one message, on SQLite as on PostgreSQL; no transaction is open while the mail
+    server talks; the outcome is recorded with retries while the database is locked. A crash
+    between sending and recording repeats a message at most once. A permanent refusal (5xx)
+    marks it `failed` and clears address and text; a temporary one backs off.
     """
-    now = now or utcnow()
-    is_postgres = session.get_bind().dialect.name == "postgresql"
-    sent = deferred = 0
+    # Each step is a transaction of its own on the engine, whatever the caller's session holds.
+    engine = session.get_bind()
+    sent = deferred = failed = 0
+    failed += _retrying(sleep, partial(_give_up_lost, engine, now or utcnow()))
     for _ in range(limit):
-        query = (
-            select(OutboxMessage)
-            .where(OutboxMessage.status == "queued", OutboxMessage.next_attempt_at <= now)
-            .order_by(OutboxMessage.next_attempt_at)
-            .limit(1)
-        )
-        if is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        row = session.scalars(query).first()
-        if row is None:
+        moment = now or utcnow()
+        claimed = _retrying(sleep, partial(_claim, engine, moment, lease, mail_from))
+        if claimed is None:
             break
-        row.attempts += 1
+        message_id, attempts, email = claimed
         try:
-            transport.send(to_email(row, mail_from))
+            transport.send(email)
         except (OSError, smtplib.SMTPException) as error:
-            row.last_error = f"{type(error).__name__}: {error}"[:500]
-            row.next_attempt_at = now + backoff(row.attempts)
-            deferred += 1
+            error_text = f"{type(error).__name__}: {error}"[:500]
+            if is_permanent(error):
+                values = {"status": "failed", "last_error": error_text, **_SCRUBBED}
+                failed += 1
+            else:
+                values = {
+                    "status": "queued",
+                    "last_error": error_text,
+                    "next_attempt_at": moment + backoff(attempts),
+                }
+                deferred += 1
         else:
-            row.status, row.sent_at, row.last_error = "sent", now, None
-            # Sent mail keeps its proof (Message-ID, template and hash, time), not a copy of
-            # the address and text: an erased person's farewell mail must not keep them.
-            row.to_address = row.body_text = row.body_html = None
+            values = {"status": "sent", "sent_at": moment, "last_error": None, **_SCRUBBED}
             sent += 1
-        session.commit()
-    session.commit()
-    return Delivery(sent, deferred)
+        _retrying(sleep, partial(_record, engine, message_id, values))
+    session.commit()  # ends the caller's snapshot, so that its next read sees the outcomes
+    return Delivery(sent, deferred, failed)
+
+
+# Sent or failed mail keeps its proof (Message-ID, template and hash, time), not a copy of
+# the address and text: an erased person's farewell mail must not keep them.
+_SCRUBBED: dict[str, Any] = {"to_address": None, "body_text": None, "body_html": None}
+
+
+def is_permanent(error: Exception) -> bool:
+    """RFC 5321 §4.2.1: a 5yz reply will not succeed if repeated."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        return bool(codes) and all(code >= 500 for code in codes)
+    return isinstance(error, smtplib.SMTPResponseException) and error.smtp_code >= 500
+
+
+def _claim(
+    bind: Engine | Connection, now: datetime, lease: timedelta, mail_from: str
+) -> tuple[str, int, EmailMessage] | None:
+    table = _OUTBOX
+    due = and_(table.c.status.in_(_DUE_STATES), table.c.next_attempt_at <= now)
+    oldest = select(table.c.id).where(due).order_by(table.c.next_attempt_at).limit(1)
+    if bind.dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    with Session(bind) as own, own.begin():
+        claimed = own.execute(
+            update(table)
+            .where(table.c.id == oldest.scalar_subquery(), due)
+            .values(
+                status="sending",
+                next_attempt_at=now + lease,
+                attempts=table.c.attempts + 1,
+                # Claiming an expired lease re-sends a message whose outcome was lost: once.
+                last_error=case(
+                    (table.c.status == "sending", LEASE_LOST), else_=table.c.last_error
+                ),
+            )
+            .returning(table.c.id, table.c.attempts)
+        ).first()
+        if claimed is None:
+            return None
+        row = own.get(OutboxMessage, claimed.id)
+        assert row is not None
+        email = to_email(row, mail_from)
+    # Committed: nothing is held open while the mail server answers.
+    return claimed.id, claimed.attempts, email
+
+
+def _give_up_lost(bind: Engine | Connection, now: datetime) -> int:
+    """A message whose outcome was lost twice is not sent a third time."""
+    table = _OUTBOX
+    with Session(bind) as own, own.begin():
+        result = own.execute(
+            update(table)
+            .where(
+                table.c.status == "sending",
+                table.c.next_attempt_at <= now,
+                table.c.last_error == LEASE_LOST,
+            )
+            .values(status="failed", **_SCRUBBED)
+        )
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _record(bind: Engine | Connection, message_id: str, values: dict[str, Any]) -> None:
+    table = _OUTBOX
+    with Session(bind) as own, own.begin():
+        own.execute(
+            update(table)
+            .where(table.c.id == message_id, table.c.status == "sending")
+            .values(values)
+        )
+
+
+T = TypeVar("T")
+RECORD_TRIES = 8
+
+
+def _retrying(sleep: Callable[[float], None], work: Callable[[], T]) -> T:
+    """Run one short transaction again while the database is locked or busy (each attempt's
+    transaction is rolled back by its own `begin()` block when it fails)."""
+    for attempt in range(RECORD_TRIES):
+        try:
+            return work()
+        except OperationalError:
+            if attempt == RECORD_TRIES - 1:
+                raise
+            sleep(min(0.05 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
 
 
 def backoff(attempts: int) -> timedelta:

@@ -20,8 +20,8 @@ from app.domain.consent import channel_topic, legal_basis, pair_topic
 from app.domain.errors import ExpiredTokenError, InvalidTokenError, NotFoundError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, Method, Status
-from app.models import SubjectIdentifier, SubscriptionRequest, Suppression, utcnow
-from app.services.consent import ledger, subjects
+from app.models import SubjectIdentifier, SubscriptionRequest, utcnow
+from app.services.consent import ledger, subjects, suppression
 from app.services.delivery import mail
 from app.services.tokens import Purpose, Tokens, token_hash
 
@@ -213,9 +213,7 @@ def _grant(
         for topic in topics
         if (s := current.get(topic)) is None or s.status is not Status.GRANTED
     ]
-    suppression = session.get(Suppression, pending.identifier_hmac)
-    if suppression is not None and suppression.lifted_at is None:
-        suppression.lifted_at = now
+    if suppression.lift(session, rules, pending.identifier_hmac, now=now):
         drafts.append(
             ledger.Draft(
                 Action.SUPPRESSION_LIFTED,

@@ -22,7 +22,7 @@ from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Status
 from app.models import NoticeVersion, SubscriptionRequest, utcnow
-from app.services.consent import ledger, notices, subjects
+from app.services.consent import ledger, notices, subjects, suppression
 from app.services.optin.confirmation import Mailer, mail_link
 from app.services.tokens import Purpose
 
@@ -155,7 +155,7 @@ def _record(
     )
     keys = ident.keys(rules.identifier_keys)
     key = keys[0]
-    is_suppressed = subjects.is_suppressed(session, keys)
+    is_suppressed = suppression.is_suppressed(session, rules, ident=ident)
     if is_suppressed:
         subjects.carry_suppression(session, keys)  # so that confirming lifts it
     needs_confirmation = is_suppressed or rules.needs_double_opt_in(channel, country)

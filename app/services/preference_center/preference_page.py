@@ -12,20 +12,23 @@ from sqlalchemy.orm import Session
 from app.domain.consent import (
     PreferencesView,
     legal_basis,
+    offered_channels,
     pair_topic,
     preferences_view,
     purpose_topic,
 )
 from app.domain.errors import DomainError, NotFoundError
+from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Status
-from app.models import ConsentEvent, NoticeVersion, Subject, utcnow
-from app.services.consent import ledger, notices, preferences, subjects
+from app.models import ConsentEvent, NoticeVersion, Subject, SubjectIdentifier, utcnow
+from app.services.consent import ledger, notices, preferences, subjects, suppression
 from app.services.delivery import mail
 from app.services.preference_center.message_links import preference_url
 from app.services.tokens import Purpose, Tokens
 
 LINK_MAIL = "preference_link"
+NO_RECORD_MAIL = "no_preferences"
 LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
 GPC_ACTOR = "browser:gpc"
 PAGE_ACTOR = "subject"
@@ -48,6 +51,9 @@ class PreferencePage:
     notice: Notice | None
     is_gpc_honoured: bool
     is_gpc_overridden: bool = False  # the person allowed sharing on this page after the signal
+    # Channels the page offers: those with a contact point held for the person (no SMS box
+    # for someone with no number), and those they already chose on.
+    offered: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -82,13 +88,15 @@ def show(
     overridden = _honour_gpc(session, rules, subject_id, visit, now) if visit.is_gpc else False
     subject = subjects.get(session, subject_id)
     locale = pick_locale(subject.locale)
+    view = preferences.view(session, rules, subject_id, now=now)
     page = PreferencePage(
         subject_id,
         locale,
-        preferences.view(session, rules, subject_id, now=now),
+        view,
         _notice(session, locale),
         visit.is_gpc and not overridden,
         overridden,
+        _offered(session, rules, subject_id, view),
     )
     session.commit()
     return page
@@ -178,11 +186,17 @@ def save(
     subject = subjects.get(session, subject_id)
     current = ledger.standings(session, subject_id)
     shown = preferences_view(
-        rules.catalog, current, is_suppressed=False, now=now, max_age=rules.max_consent_age
+        rules.catalog,
+        current,
+        is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
+        now=now,
+        max_age=rules.max_consent_age,
     )
     changes: list[preferences.Change] = []
+    offered = _offered(session, rules, subject_id, shown)
     for pair in shown.pairs:
-        wanted = (pair.channel, pair.category) in pairs
+        # A box the page did not offer (a channel with no contact point) is never granted.
+        wanted = (pair.channel, pair.category) in pairs and pair.channel in offered
         if wanted == pair.decision.allowed:
             continue
         # Ticking a box of a channel awaiting confirmation leaves it pending: the page's link
@@ -259,8 +273,9 @@ def request_link(
 ) -> None:
     """Email a preference link to a known address, at most once per interval.
 
-    The caller answers the same whatever happens here, so nobody learns whether an address
-    is known; an unknown, erased or malformed address simply gets no mail.
+    The caller answers the same whatever happens here, and the work is the same too: an
+    unknown address is told, through the outbox as well, that nothing is held for it (the
+    per-mailbox rate limit bounds both). An erased or malformed address gets no mail.
     """
     now = now or utcnow()
     subject: Subject | None
@@ -268,6 +283,12 @@ def request_link(
         subject = subjects.find(session, rules, IdentifierKind.EMAIL, email)
     except DomainError:
         subject = None
+    sender = rules.catalog.controller.get("name", "Consent Center")
+    if subject is None and _is_mailable(session, rules, email):
+        rendered = templates.render(NO_RECORD_MAIL, locale, {"sender": sender})
+        mail.enqueue(
+            session, rendered, to=email.strip(), mail_from=mail_from, subject_id=None, now=now
+        )
     if subject is not None and not mail.sent_recently(
         session, subject.id, LINK_MAIL, since=now - LINK_MAIL_INTERVAL
     ):
@@ -277,7 +298,7 @@ def request_link(
             {
                 "url": preference_url(tokens, base_url, subject.id),
                 "days": tokens.ttl(Purpose.PREFERENCES).days,
-                "sender": rules.catalog.controller.get("name", "Consent Center"),
+                "sender": sender,
                 "request_url": f"{base_url}/preferences",
             },
         )
@@ -285,3 +306,20 @@ def request_link(
             session, rendered, to=email.strip(), mail_from=mail_from, subject_id=subject.id, now=now
         )
     session.commit()
+
+
+def _is_mailable(session: Session, rules: Rules, email: str) -> bool:
+    try:
+        ident = identifier(IdentifierKind.EMAIL, email)
+    except DomainError:
+        return False
+    return not suppression.is_suppressed(session, rules, ident=ident)
+
+
+def _offered(
+    session: Session, rules: Rules, subject_id: str, view: PreferencesView
+) -> frozenset[str]:
+    held = session.scalars(
+        select(SubjectIdentifier.kind).where(SubjectIdentifier.subject_id == subject_id)
+    )
+    return offered_channels(rules.catalog, set(held), view)

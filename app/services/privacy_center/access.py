@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.domain.errors import DomainError, UsedTokenError
 from app.domain.vocabulary import IdentifierKind
-from app.models import AccessLog, AccessSession, SubjectIdentifier, UsedToken, utcnow
+from app.models import AccessLog, AccessSession, Subject, SubjectIdentifier, UsedToken, utcnow
 from app.services.consent import subjects
 from app.services.delivery import mail
 from app.services.privacy_center import rights
@@ -58,6 +58,12 @@ def subject_for_preference_link(session: Session, tokens: Tokens, token: str) ->
     return subject_id
 
 
+@dataclass(frozen=True)
+class AccessRequest:
+    is_mailed: bool
+    logged_due_at: datetime | None = None  # a logged rights request, for a person with no email
+
+
 def request_access(
     session: Session,
     tokens: Tokens,
@@ -68,31 +74,69 @@ def request_access(
     mail_from: str,
     locale: str | None,
     now: datetime | None = None,
-) -> bool:
-    """Mail a fresh access link to the subject's own address; False when one went out just now.
+) -> AccessRequest:
+    """Mail a fresh access link to the subject's own address (not when one went out just now).
 
     The caller answers the same either way, so the page tells nobody whether a mail was sent.
+    A person with no email address held (phone only) cannot prove a mailbox: their request is
+    logged as a rights request for the DPO, who identifies them another way (GDPR 12(6)).
     """
     now = now or utcnow()
     subject_id = subject_for_preference_link(session, tokens, token)
     subject = subjects.get(session, subject_id)
     address = email_of(session, subject_id)
     if address is None:
-        raise AccessSessionError("There is no email address to send a link to.")
-    is_mailed = not mail.sent_recently(session, subject_id, ACCESS_MAIL, since=now - MAIL_GAP)
-    if is_mailed:
-        access = tokens.make(Purpose.ACCESS, {"s": subject_id, "n": secrets.token_hex(8)})
-        ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
-        rendered = templates.render(
-            ACCESS_MAIL,
-            locale or subject.locale,
-            {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
+        logged = rights.add(
+            session,
+            subject_id,
+            "access",
+            received_at=now,
+            channel="web",
+            note="No email address held: identify the person another way before answering.",
         )
-        mail.enqueue(
-            session, rendered, to=address, mail_from=mail_from, subject_id=subject_id, now=now
+        answer = AccessRequest(is_mailed=False, logged_due_at=logged.due_at)
+    else:
+        answer = AccessRequest(
+            is_mailed=_mail_link(
+                session,
+                tokens,
+                templates,
+                subject,
+                address,
+                base_url=base_url,
+                mail_from=mail_from,
+                locale=locale,
+                now=now,
+            )
         )
     session.commit()
-    return is_mailed
+    return answer
+
+
+def _mail_link(
+    session: Session,
+    tokens: Tokens,
+    templates: mail.MailTemplates,
+    subject: Subject,
+    address: str,
+    *,
+    base_url: str,
+    mail_from: str,
+    locale: str | None,
+    now: datetime,
+) -> bool:
+    """Queue the access link in the caller's transaction, unless one went out just now."""
+    if mail.sent_recently(session, subject.id, ACCESS_MAIL, since=now - MAIL_GAP):
+        return False
+    access = tokens.make(Purpose.ACCESS, {"s": subject.id, "n": secrets.token_hex(8)})
+    ttl_minutes = int(tokens.ttl(Purpose.ACCESS).total_seconds() // 60)
+    rendered = templates.render(
+        ACCESS_MAIL,
+        locale or subject.locale,
+        {"url": f"{base_url}/access/{access}", "minutes": ttl_minutes},
+    )
+    mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=subject.id, now=now)
+    return True
 
 
 def check_access_link(session: Session, tokens: Tokens, token: str) -> None:

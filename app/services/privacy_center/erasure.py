@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -89,6 +90,7 @@ def erase(
     mail_from: str,
     locale: str | None,
     now: datetime | None = None,
+    mail_files: Path | None = None,
 ) -> ErasureReport:
     """Erase the person and, in the same transaction, queue the mail saying what was kept.
 
@@ -118,7 +120,9 @@ def erase(
         },
     )
     act = ledger.Act(actor="subject", method=Method.PREFERENCE_PAGE, source="privacy-center")
-    subjects.apply_erasure(session, rules, subject.id, act, now=now, channel="web")
+    subjects.apply_erasure(
+        session, rules, subject.id, act, now=now, channel="web", mail_files=mail_files
+    )
     if address is not None:
         mail.enqueue(session, rendered, to=address, mail_from=mail_from, subject_id=None, now=now)
     session.commit()

@@ -1,0 +1,121 @@
+"""Suppression: the one answer to "was this person erased?", asked by every path.
+
+An erasure leaves an HMAC entry per identifier, and per mailbox for an email (so `a.b+x@…`
+is held back with `ab@…`). Checks, the batch, preference views, pages, links and imports all
+ask `is_suppressed` / `suppressed_keys`; only a fresh confirmed opt-in lifts an entry (`lift`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.domain.identifiers import MAILBOX_KIND, Identifier, email_keys
+from app.domain.rules import Rules
+from app.domain.vocabulary import IdentifierKind
+from app.models import Subject, SubjectIdentifier, Suppression
+
+
+def keys_of(rules: Rules, ident: Identifier) -> tuple[str, ...]:
+    """Every suppression key an identifier answers to: its own and its mailbox's, under the
+    current identifier key and each earlier one (suppressions made under them hold)."""
+    keys: list[str] = []
+    for secret in rules.identifier_keys:
+        keys.append(ident.key(secret))
+        mailbox_key = ident.mailbox_key(secret)
+        if mailbox_key:
+            keys.append(mailbox_key)
+    return tuple(keys)
+
+
+def email_keys_of(rules: Rules, normalized_emails: list[str]) -> list[tuple[str, ...]]:
+    """`keys_of` for many normalised emails (the batch check), the keyed state made once."""
+    per_secret = [email_keys(secret, normalized_emails) for secret in rules.identifier_keys]
+    return [
+        tuple(key for own, mailbox_keys in per_secret for key in (own[i], mailbox_keys[i]))
+        for i in range(len(normalized_emails))
+    ]
+
+
+def suppressed_keys(session: Session, keys: Collection[str]) -> set[str]:
+    """Those of `keys` under an unlifted suppression: one indexed read however many."""
+    if not keys:
+        return set()
+    return set(
+        session.scalars(
+            select(Suppression.hmac).where(
+                Suppression.hmac.in_(list(keys)), Suppression.lifted_at.is_(None)
+            )
+        )
+    )
+
+
+def is_suppressed(
+    session: Session,
+    rules: Rules,
+    *,
+    ident: Identifier | None = None,
+    subject_id: str | None = None,
+) -> bool:
+    """Whether this identifier, or this subject, must not be contacted. Give one or both."""
+    keys = keys_of(rules, ident) if ident is not None else ()
+    if suppressed_keys(session, keys):
+        return True
+    return subject_id is not None and bool(suppressed_subjects(session, rules, [subject_id]))
+
+
+def suppressed_subjects(session: Session, rules: Rules, subject_ids: Collection[str]) -> set[str]:
+    """Those subjects that were erased or hold an identifier under suppression (a person who
+    came back by the erased address is not contacted by any other path until confirmed)."""
+    if not subject_ids:
+        return set()
+    ids = list(subject_ids)
+    erased = select(Subject.id).where(Subject.id.in_(ids), Subject.erased_at.is_not(None))
+    found = set(session.scalars(erased))
+    rows = list(
+        session.scalars(select(SubjectIdentifier).where(SubjectIdentifier.subject_id.in_(ids)))
+    )
+    owned = [(row.subject_id, _stored_keys(rules, row)) for row in rows]
+    hit = suppressed_keys(session, [key for _, row_keys in owned for key in row_keys])
+    found.update(owner for owner, row_keys in owned if hit.intersection(row_keys))
+    return found
+
+
+def _stored_keys(rules: Rules, row: SubjectIdentifier) -> tuple[str, ...]:
+    if row.kind in set(IdentifierKind):
+        return (row.hmac, *keys_of(rules, Identifier(IdentifierKind(row.kind), row.value)))
+    return (row.hmac,)
+
+
+def suppress(
+    session: Session, rules: Rules, identifiers: Iterable[SubjectIdentifier], *, now: datetime
+) -> None:
+    """Enter (or renew) the entries of identifiers being erased, in the caller's transaction."""
+    for row in identifiers:
+        entries = {row.hmac: row.kind}
+        if row.kind == IdentifierKind.EMAIL:
+            ident = Identifier(IdentifierKind.EMAIL, row.value)
+            entries[str(ident.mailbox_key(rules.identifier_key))] = MAILBOX_KIND
+        for key, kind in entries.items():
+            entry = session.get(Suppression, key)
+            if entry is None:
+                session.add(Suppression(hmac=key, kind=kind, created_at=now))
+            else:
+                entry.created_at, entry.lifted_at = now, None
+
+
+def lift(session: Session, rules: Rules, identifier_hmac: str, *, now: datetime) -> bool:
+    """Lift the entries of a freshly confirmed identifier (its own and its mailbox's), in the
+    caller's transaction. Returns whether anything was lifted."""
+    row = session.get(SubjectIdentifier, identifier_hmac)
+    keys = _stored_keys(rules, row) if row is not None else (identifier_hmac,)
+    lifted = False
+    for key in suppressed_keys(session, keys):
+        entry = session.get(Suppression, key)
+        assert entry is not None
+        entry.lifted_at = now
+        lifted = True
+    return lifted
