@@ -24,6 +24,11 @@ test:
 
 check: setup test
 
+# The benchmarks drive their load with wrk (Debian's package).
+bench: $(BIN)/python
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench.run
+
 # nginx in front of two gunicorn instances, two workers, PostgreSQL and Redis on 127.0.0.1.
 topology: $(BIN)/python
 	deploy/topology-smoke.sh

@@ -40,7 +40,8 @@ access_log_format = (
 )
 errorlog = "-"
 # ...and even the path is redacted where it holds a token (/confirm/<token>, /p/<token>, …).
-logger_class = "app.logs.RedactingGunicornLogger"
+# (GUNICORN_LOGGER_CLASS is for the benchmark's plain-log baseline only.)
+logger_class = os.environ.get("GUNICORN_LOGGER_CLASS", "app.logs.RedactingGunicornLogger")
 
 def on_starting(server: object) -> None:
     shutil.rmtree(_METRICS, ignore_errors=True)

@@ -143,6 +143,13 @@ class VerifiedTokens:
             return None
         return token
 
+    def client_of(self, header: str) -> str | None:
+        """The client a cached header's token was issued to, whatever its scope or expiry: its
+        signature was verified when it was cached (what the rate limiter's key needs)."""
+        entry = self._entries.get(header)
+        client_id = entry[0].get("client_id") if entry is not None else None
+        return client_id if isinstance(client_id, str) and client_id else None
+
     def put(self, header: str, token: Any) -> None:
         scopes = frozenset(str(token.get("scope") or "").split())
         entry = (token, float(token["exp"]), scopes)

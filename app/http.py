@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from flask import current_app, g, request
+import orjson
+from flask import Response, current_app, g, request
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -97,3 +99,11 @@ def client_ip() -> str | None:
 def user_agent() -> str | None:
     agent = request.headers.get("User-Agent")
     return agent[:512] if agent else None
+
+
+def json_response(data: dict[str, Any]) -> Response:
+    """`data` as the app's JSON provider would answer it (sorted keys, compact, a final newline),
+    encoded by orjson: a 10,000-result batch answer is several times faster to encode. Only for
+    plain data (str, int, bool, None, lists and dicts of them)."""
+    body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+    return Response(body, mimetype="application/json")

@@ -39,6 +39,7 @@ RESULTS = ROOT / "bench" / "results"
 DATA = RESULTS / "data"
 HOST = "127.0.0.1"  # the only address any load goes to
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/")
+PG_NAME = os.environ.get("BENCH_PG_DB", "cc_bench")  # the databases' name (created beforehand)
 QUESTION = "channel=email&category=newsletter"
 WRK_SCRIPT = Path(__file__).resolve().parent / "check.lua"
 
@@ -53,7 +54,7 @@ class Database:
         label = _label(self.subjects)
         if self.kind == "sqlite":
             return f"sqlite:///{DATA / f'sqlite-{label}.db'}"
-        return f"{PG_BASE}cc_bench" + ("" if self.subjects == 10_000 else f"_{label}")
+        return f"{PG_BASE}{PG_NAME}" + ("" if self.subjects == 10_000 else f"_{label}")
 
 
 def _label(subjects: int) -> str:
@@ -352,15 +353,28 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
         locked_at[0] = time.perf_counter()
         return head
 
+    statements = [0]
+    inside: list[int] = []
+
+    def count(*_args: Any) -> None:
+        statements[0] += 1
+
+    event.listen(engine, "before_cursor_execute", count)
     ledger.lock = timed_lock
     try:
         rng = random.Random(7)
-        for n in range(changes):
+        for _n in range(changes):
             i = rng.randrange(database.subjects)
-            status = Status.WITHDRAWN if n % 2 else Status.GRANTED
             commits: list[float] = []
             with Session(engine) as session:
+                # the opposite of what stands, so that every measured call writes an event
+                topic = pair_topic("email", "newsletter")
+                was = ledger.standings(session, seed.subject_id_for(i), [topic]).get(topic)
+                session.rollback()
+                granted = was is not None and was.status is Status.GRANTED
+                status = Status.WITHDRAWN if granted else Status.GRANTED
                 event.listen(session, "after_commit", partial(_stamp, commits))
+                real_locked = statements[0]
                 started = time.perf_counter()
                 preferences.change(
                     session,
@@ -371,6 +385,7 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
                 )
                 totals.append((time.perf_counter() - started) * 1000)
                 holds.append((commits[0] - locked_at[0]) * 1000)
+                inside.append(statements[0] - real_locked)
     finally:
         ledger.lock = real_lock
         engine.dispose()
@@ -379,6 +394,8 @@ def lock_hold(database: Database, changes: int) -> dict[str, Any]:
         "hold_p50_ms": statistics.median(holds),
         "hold_mean_ms": statistics.fmean(holds),
         "service_call_p50_ms": statistics.median(totals),
+        # the statements one write sends, the lock's included (COMMIT is not one)
+        "statements_per_write": statistics.median(inside),
         "max_serial_writes_per_s": 1000 / statistics.fmean(holds),
     }
 
@@ -422,7 +439,9 @@ class Run:
         print(json.dumps(row), flush=True)
         (RESULTS / "partial.json").write_text(json.dumps(self.rows, indent=2))
 
-    def attempt(self, part: Callable[[Database], None], database: Database) -> None:
+    def attempt(
+        self, part: Callable[[Database], None] | Callable[[None], None], database: Database | None
+    ) -> None:
         """Run one part; a failure is reported and the run goes on to the next."""
         try:
             part(database)
@@ -462,6 +481,30 @@ class Run:
                         "ratio": base["p50_ms"] / got["p50_ms"],
                     }
                 )
+
+    def logs(self, _database: Database | None = None) -> None:
+        """The bare app with gunicorn's plain access log against the same app with the
+        project's redacting one: the log's own cost, in one run."""
+        plain = {"GUNICORN_LOGGER_CLASS": "gunicorn.glogging.Logger"}
+        with (
+            serving(None, self.next_port(), plain) as bare,
+            serving(None, self.next_port()) as redacting,
+        ):
+            base = wrk(bare.port, 32, self.seconds, 10_000, "-")
+            got = wrk(redacting.port, 32, self.seconds, 10_000, "-")
+            base_again = wrk(bare.port, 32, self.seconds, 10_000, "-")
+        base = max(base, base_again, key=lambda figures: figures["rps"])
+        self.add(
+            {
+                "measure": "access log",
+                "db": "-",
+                "subjects": 0,
+                "connections": 32,
+                "service": got,
+                "bare": base,
+                "ratio": got["rps"] / base["rps"],
+            }
+        )
 
     def writes(self, database: Database, threads: int = 16) -> None:
         from app.database import make_engine
@@ -537,7 +580,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         s, b = row["service"], row["bare"]
         measure = row["measure"]
-        if measure == "check":
+        if measure in ("check", "access log"):
             load = f"{row['connections']} conn"
             got = f"{s['rps']:,.0f} req/s, p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms"
             base = f"{b['rps']:,.0f} req/s, p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms"
@@ -578,10 +621,11 @@ def targets(rows: list[dict[str, Any]]) -> str:
     checks = [r for r in rows if r["measure"] == "check"]
     for row in checks:
         name = f"check {row['db']} {row['subjects']:,} c{row['connections']}"
-        out.append(f"- {name}: {row['ratio']:.0%} of bare (target ≥ 60%)")
+        goal = "75%" if row["db"] == "sqlite" else "55%"
+        out.append(f"- {name}: {row['ratio']:.0%} of bare (target ≥ {goal} at 32 conn)")
         if row["connections"] == 32:
             p99 = row["service"]["p99_ms"]
-            out.append(f"- {name}: p99 {p99:.1f} ms (target ≤ 25 ms)")
+            out.append(f"- {name}: p99 {p99:.1f} ms (target ≤ 20 ms)")
     for kind in ("sqlite", "postgresql"):
         by_size = {r["subjects"]: r for r in checks if r["db"] == kind and r["connections"] == 32}
         if 10_000 in by_size and 1_000_000 in by_size:
@@ -589,12 +633,23 @@ def targets(rows: list[dict[str, Any]]) -> str:
             slower = 1 - (big["ratio"] / small["ratio"])
             out.append(f"- check {kind} at 1M vs 10k (as ratios to bare): {slower:+.0%} slower")
     for row in rows:
-        if row["measure"] == "batch 10,000" and row["db"] == "postgresql":
-            p50 = row["service"]["p50_ms"]
-            out.append(f"- batch 10,000 PG {row['subjects']:,}: p50 {p50:.0f} ms (≤ 100 ms)")
+        if row["measure"] == "batch 10,000":
+            p50, goal = row["service"]["p50_ms"], 65 if row["db"] == "sqlite" else 85
+            out.append(
+                f"- batch 10,000 {row['db']} {row['subjects']:,}: p50 {p50:.0f} ms "
+                f"(≤ {goal} ms; bare {row['bare']['p50_ms']:.0f} ms in this run)"
+            )
         if row["measure"].startswith("writes"):
             eps = row["service"]["events_per_s"]
-            out.append(f"- writes: {eps:,.0f} events/s (target ≥ 500)")
+            out.append(
+                f"- writes: {eps:,.0f} events/s (target ≥ 600; bare "
+                f"{row['bare']['rps']:,.0f} req/s in this run)"
+            )
+        if row["measure"] == "access log":
+            out.append(
+                f"- access log: redacting {row['ratio']:.0%} of plain gunicorn's req/s "
+                "(target ≥ 100 %, within noise)"
+            )
         if row["measure"] == "export":
             s = row["service"]
             out.append(
@@ -609,7 +664,10 @@ def main() -> None:
     parser.add_argument("--with-1m", action="store_true", help="also 1M subjects (seeded once)")
     parser.add_argument("--seconds", type=float, default=10, help="length of each load")
     parser.add_argument(
-        "--only", choices=["checks", "writes", "export"], action="append", help="a part only"
+        "--only",
+        choices=["checks", "writes", "export", "logs"],
+        action="append",
+        help="a part only",
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args()
@@ -617,11 +675,13 @@ def main() -> None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
     DATA.mkdir(parents=True, exist_ok=True)
-    parts = set(args.only or ["checks", "writes", "export"])
+    parts = set(args.only or ["logs", "checks", "writes", "export"])
     kinds = args.db or ["sqlite", "postgresql"]
     sizes = [10_000, 1_000_000] if args.with_1m else [10_000]
     run = Run(args.seconds)
     started = time.monotonic()
+    if "logs" in parts:
+        run.attempt(run.logs, None)
     for kind in kinds:
         for subjects in sizes:
             database = Database(kind, subjects)

@@ -93,3 +93,83 @@ def test_the_application_log_of_a_failure_is_redacted(
     )
     assert "/test-broken/" in logged
     assert _leaks(logged) == []
+
+
+class _Response:
+    status = "200 OK"
+    sent = 123
+    headers = (("Content-Type", "application/json"), ("X-Request-ID", "req-1"))
+
+
+class _Request:
+    headers = (("Referer", f"https://example.org/confirm/{TOKEN}"), ("User-Agent", "ua"))
+
+
+def _access_line(access_log_format: str) -> tuple[str, str]:
+    """(the lean logger's line, the line of gunicorn's full atoms redacted the old way)."""
+    import datetime
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger, SafeAtoms
+
+    from app.logs import RedactingGunicornLogger
+
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", access_log_format)
+    logger = RedactingGunicornLogger(cfg)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": f"/confirm/{TOKEN}?email={EMAIL}",
+        "PATH_INFO": f"/confirm/{TOKEN}",
+        "QUERY_STRING": f"email={EMAIL}",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    took = datetime.timedelta(microseconds=1234)
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    keep = Keep()
+    logger.access_log.addHandler(keep)
+    try:
+        logger.access(_Response(), _Request(), environ, took)
+    finally:
+        logger.access_log.removeHandler(keep)
+    full = Logger.atoms(logger, _Response(), _Request(), environ, took)
+    old = logger._redacted(full)
+    return lines[-1], access_log_format % SafeAtoms(old)
+
+
+def _project_access_log_format() -> str:
+    """gunicorn.conf.py's format, read without running the file (it sets environment)."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse((Path(__file__).resolve().parent.parent / "gunicorn.conf.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == (
+            "access_log_format"
+        ):
+            return str(ast.literal_eval(node.value))
+    raise AssertionError("gunicorn.conf.py names no access_log_format")
+
+
+def test_the_access_log_prints_what_the_full_redaction_did_for_the_projects_format() -> None:
+    line, old = _access_line(_project_access_log_format())
+    assert line.split('"duration_s"')[0] == old.split('"duration_s"')[0]
+    assert '"request_id":"req-1"' in line
+    assert _leaks(line) == []
+
+
+@pytest.mark.parametrize(
+    "access_log_format",
+    ['%(h)s %(l)s %(u)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(D)s', "%(U)s %(q)s %({referer}i)s"],
+)
+def test_the_access_log_redacts_every_url_atom_of_any_format(access_log_format: str) -> None:
+    line, old = _access_line(access_log_format)
+    assert line == old
+    assert _leaks(line) == []

@@ -10,7 +10,7 @@ from app.api.schemas import BatchCheckSchema, CheckQuerySchema, CheckResultSchem
 from app.auth import require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Scope
-from app.http import read_session, read_source, rules
+from app.http import json_response, read_session, read_source, rules
 from app.observability import count_decisions
 from app.services.consent import checks
 
@@ -126,12 +126,14 @@ def check_batch() -> ResponseReturnValue:
         results = checks.check_emails(reader, rules(), _question(body), body["emails"])
     count_decisions(*(r.decision.reason for r in results))
     allowed = sum(1 for r in results if r.decision.allowed)
-    return {
-        "results": [
-            {"email": r.email, "allowed": r.decision.allowed, "reason": r.decision.reason.value}
-            for r in results
-        ],
-        "allowed": allowed,
-        "denied": len(results) - allowed,
-        **read_source(),
-    }
+    return json_response(
+        {
+            "results": [
+                {"email": r.email, "allowed": r.decision.allowed, "reason": r.decision.reason.value}
+                for r in results
+            ],
+            "allowed": allowed,
+            "denied": len(results) - allowed,
+            **read_source(),
+        }
+    )

@@ -58,6 +58,28 @@ def test_each_api_client_has_its_own_budget_and_a_429_is_a_problem(
     assert http.get(CHECK, headers={"Authorization": f"Bearer {second}"}).status_code == 200
 
 
+def test_the_limiters_key_comes_from_the_verified_token_cache(
+    make_app: Callable[..., Flask], clean_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a token is verified, the limiter's key is read from the cache: a second decode of
+    the JWT per request is gone, and the client keeps its own budget."""
+    from joserfc import jwt
+
+    http = _limited_app(make_app, api_rate_limit="2/minute").test_client()
+    token = _token(http, clean_db)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert http.get(CHECK, headers=headers).status_code == 200
+
+    def no_decode(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("the limiter decoded a token the cache already held")
+
+    monkeypatch.setattr(jwt, "decode", no_decode)
+    second = http.get(CHECK, headers=headers)
+    assert second.status_code == 200
+    assert second.headers["RateLimit-Remaining"] == "0"
+    assert http.get(CHECK, headers=headers).status_code == 429
+
+
 def test_the_api_budget_is_shared_by_every_v1_route(
     make_app: Callable[..., Flask], clean_db: Engine
 ) -> None:

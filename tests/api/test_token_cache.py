@@ -38,3 +38,11 @@ def test_the_cache_keeps_only_its_size() -> None:
 
     assert tokens.get("Bearer 0", "x") is None
     assert tokens.get("Bearer 2", "x") is not None
+
+
+def test_the_limiter_reads_the_client_of_a_cached_token_whatever_its_scope_or_expiry() -> None:
+    tokens = VerifiedTokens()
+    tokens.put(HEADER, {"exp": time.time() - 1, "scope": "consent:read", "client_id": "crm"})
+
+    assert tokens.client_of(HEADER) == "crm"
+    assert tokens.client_of("Bearer never.seen.here") is None

@@ -293,3 +293,30 @@ def current_view(
         now=now,
         max_age=rules.max_consent_age,
     )
+
+
+def after(
+    current: Mapping[Topic, Standing], events: Sequence[ConsentEvent]
+) -> dict[Topic, Standing]:
+    """The standings once `events` are appended: what a read after them would return."""
+    standings = dict(current)
+    for event in events:
+        if event.status is not None and event.subject_id:
+            topic = Topic(event.channel or "", event.category or "", event.purpose or "")
+            standings[topic] = Standing(
+                Status(event.status), event.seq, event.occurred_at, event.id
+            )
+    return standings
+
+
+def view_of(
+    rules: Rules, standings: Mapping[Topic, Standing], now: datetime, *, is_suppressed: bool
+) -> PreferencesView:
+    """`current_view` from standings already in hand (a write's, once it has committed)."""
+    return preferences_view(
+        rules.catalog,
+        standings,
+        is_suppressed=is_suppressed,
+        now=now,
+        max_age=rules.max_consent_age,
+    )

@@ -20,7 +20,7 @@ from app.domain.errors import UnknownTopicError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Status
 from app.models import Subject, utcnow
-from app.services.consent import ledger, subjects
+from app.services.consent import ledger, subjects, suppression
 
 ACTION_BY_STATUS = {
     Status.GRANTED: Action.GRANT,
@@ -76,15 +76,14 @@ def change(
     now = now or utcnow()
     head = ledger.lock(session)
     act = ledger.cited(session, act)
-    subject = subjects.get(session, subject_id)
-    current = ledger.standings(session, subject_id)
+    subject, current = subjects.standings(session, subject_id)
     awaiting = awaiting_confirmation(session, rules, subject, current)
     drafts = plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
-    if drafts:
-        ledger.append(session, head, act, drafts, now=now)
-    changed = view(session, rules, subject_id, now=now)
+    events = ledger.append(session, head, act, drafts, now=now) if drafts else []
+    is_suppressed = suppression.is_suppressed(session, rules, subject_id=subject_id)
     session.commit()
-    return changed
+    # The answer is built from what was read and written, after the lock is released.
+    return ledger.view_of(rules, ledger.after(current, events), now, is_suppressed=is_suppressed)
 
 
 def awaiting_confirmation(
@@ -171,10 +170,10 @@ def unsubscribe_all(
 ) -> PreferencesView:
     """Withdraw all marketing at once. Idempotent: nothing new if nothing was granted since."""
     now = now or utcnow()
-    withdraw_all(session, subject_id, act, details=details, now=now)
-    withdrawn = view(session, rules, subject_id, now=now)
+    standings = withdraw_all(session, subject_id, act, details=details, now=now)
+    is_suppressed = suppression.is_suppressed(session, rules, subject_id=subject_id)
     session.commit()
-    return withdrawn
+    return ledger.view_of(rules, standings, now, is_suppressed=is_suppressed)
 
 
 def withdraw_all(
@@ -184,12 +183,12 @@ def withdraw_all(
     *,
     details: Mapping[str, str] | None = None,
     now: datetime,
-) -> None:
-    """The unsubscribe-all event, in the caller's transaction (which it locks first)."""
+) -> dict[Topic, Standing]:
+    """The unsubscribe-all event, in the caller's transaction (which it locks first); the
+    standings after it."""
     head = ledger.lock(session)
     act = ledger.cited(session, act)
-    subjects.get(session, subject_id)
-    current = ledger.standings(session, subject_id)
+    _, current = subjects.standings(session, subject_id)
     last = current.get(ALL_MARKETING)
     granted_since = any(
         s.status is not Status.WITHDRAWN and (last is None or s.seq > last.seq)
@@ -197,7 +196,7 @@ def withdraw_all(
         if not t.purpose and not t.is_all_marketing
     )
     if last is None or last.status is not Status.WITHDRAWN or granted_since:
-        ledger.append(
+        events = ledger.append(
             session,
             head,
             act,
@@ -213,3 +212,5 @@ def withdraw_all(
             ],
             now=now,
         )
+        return ledger.after(current, events)
+    return current

@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.domain.consent import Standing, Topic
 from app.domain.errors import NotFoundError, SubjectErasedError
 from app.domain.identifiers import Identifier, identifier, identifier_hmac
 from app.domain.rules import Rules
@@ -68,6 +69,13 @@ def merged_ids(session: Session, subject_id: str) -> list[str]:
         )
         found += frontier
     return found
+
+
+def standings(session: Session, subject_id: str) -> tuple[Subject, dict[Topic, Standing]]:
+    """`get` (merges followed) and the subject's current standings, for a write use case that
+    reads both while it holds the chain lock."""
+    subject = get(session, subject_id)
+    return subject, ledger.standings(session, subject.id)
 
 
 def find(
