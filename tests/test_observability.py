@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.models import Evidence
 from app.observability import log_handler
+from app.services.delivery import webhooks
 from tests.conftest import ApiClient
 from tests.web.test_signup_pages import published, submit
 
@@ -107,11 +108,24 @@ def test_state_gauges_follow_the_outbox_the_chain_and_the_jobs(
     assert empty[("consent_center_last_checkpoint_age_seconds", ())] == -1
     assert empty[("consent_center_last_retention_run_age_seconds", ())] == -1
 
+    assert empty[("consent_center_outbox_depth", (("outbox", "webhooks"),))] == 0
+
+    with Session(published) as session:
+        webhooks.register(
+            session,
+            "https://receiver.example/hook",
+            ["consent.changed"],
+            actor="tests",
+            allow_private=False,
+        )
     assert submit(app.test_client())[0] == 303
     assert api.post("/v1/audit/checkpoints").status_code == 201
     after = scrape(app)
     assert after[("consent_center_outbox_depth", (("outbox", "mail"),))] == 1
     assert after[("consent_center_outbox_oldest_age_seconds", (("outbox", "mail"),))] >= 0
+    # The opt-in's changes wait for the receiver: the webhook lag is their age.
+    assert after[("consent_center_outbox_depth", (("outbox", "webhooks"),))] >= 1
+    assert after[("consent_center_outbox_oldest_age_seconds", (("outbox", "webhooks"),))] >= 0
     head = ("consent_center_chain_head_seq", ())
     assert after[head] > empty[head] + 1  # the opt-in's events, then the checkpoint
     assert 0 <= after[("consent_center_last_checkpoint_age_seconds", ())] < 60

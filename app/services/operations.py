@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.domain.vocabulary import Action
-from app.models import ChainHead, ConsentEvent, OutboxMessage
+from app.models import ChainHead, ConsentEvent, OutboxMessage, WebhookDelivery
 from app.services.consent.ledger import CHAIN_ID
 
 
@@ -31,10 +31,11 @@ class Snapshot:
     last_retention_at: datetime | None = None
 
 
-# Each outbox: its name, what "waiting" means, and when a waiting item was made. Another
-# outbox (webhook deliveries) joins with one line here: its gauges follow.
+# Each outbox: its name, what "waiting" means, and when a waiting item was made. The oldest
+# waiting webhook delivery's age is the webhook lag: how far receivers trail the ledger.
 QUEUES: dict[str, tuple[ColumnElement[bool], InstrumentedAttribute[datetime]]] = {
     "mail": (OutboxMessage.status == "queued", OutboxMessage.created_at),
+    "webhooks": (WebhookDelivery.status == "pending", WebhookDelivery.created_at),
 }
 
 
