@@ -13,6 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.pool import NullPool
 
 
@@ -88,3 +90,8 @@ def make_replica_engine(url: str, *, timeouts: Timeouts = Timeouts()) -> Engine:
 
 def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN")
+
+
+def upsert_insert(dialect: str) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (both PostgreSQL and SQLite spell it alike)."""
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert

@@ -35,12 +35,10 @@ from joserfc import jwt
 from limits import parse_many
 from limits.storage import MemoryStorage, Storage
 from sqlalchemy import Table, case, delete, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import ConfigError, Settings
-from app.database import Timeouts, make_engine
+from app.database import Timeouts, make_engine, upsert_insert
 from app.domain.errors import InvalidIdentifierError
 from app.domain.identifiers import mailbox, normalize_email
 from app.extensions import limiter
@@ -111,7 +109,7 @@ class DatabaseStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
         table = _COUNTERS
-        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        insert = upsert_insert(self.engine.dialect.name)
         is_over = table.c.expires_at <= now
         statement = (
             insert(table)

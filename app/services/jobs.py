@@ -12,10 +12,9 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from app.database import upsert_insert
 from app.models import JobRun, utcnow
 
 
@@ -43,7 +42,7 @@ def claim(
     is_claimed = moved.rowcount == 1
     if not is_claimed:
         # The job's first turn ever: creating its row is the claim, and only one insert wins.
-        insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+        insert = upsert_insert(session.get_bind().dialect.name)
         created = session.scalar(
             insert(JobRun)
             .values(name=name, next_due_at=now + every, claimed_by=worker, started_at=now)

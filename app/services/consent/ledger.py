@@ -286,12 +286,11 @@ def current_view(
     session: Session, rules: Rules, subject_id: str, *, now: datetime
 ) -> PreferencesView:
     """What the subject's events add up to now, per topic, as pages and answers show it."""
-    return preferences_view(
-        rules.catalog,
+    return view_of(
+        rules,
         standings(session, subject_id),
+        now,
         is_suppressed=suppression.is_suppressed(session, rules, subject_id=subject_id),
-        now=now,
-        max_age=rules.max_consent_age,
     )
 
 
