@@ -113,7 +113,12 @@ class _Walk:
         self.previous: tuple[int, str] | None = None
 
     def load_notices(self) -> None:
-        for row in self.session.execute(select(NoticeVersion.__table__)).mappings():
+        # In the package's order, so live and offline name the same first bad notice.
+        notices = NoticeVersion.__table__.c
+        query = select(NoticeVersion.__table__).order_by(
+            notices.key, notices.version, notices.locale
+        )
+        for row in self.session.execute(query).mappings():
             self.notices.add(dict(row))
             self.counts.notices += 1
 
