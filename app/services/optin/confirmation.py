@@ -16,6 +16,7 @@ from enum import StrEnum
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.domain.catalog import Catalog
 from app.domain.consent import channel_topic, legal_basis, pair_topic
 from app.domain.errors import ExpiredTokenError, InvalidTokenError, NotFoundError
 from app.domain.rules import Rules
@@ -143,12 +144,58 @@ def mail_link(
 ) -> bool:
     """Queue the confirmation mail in the caller's transaction, unless the address had one today.
 
-    Returns whether a mail was queued.
+    The mail carries a newly signed link, which replaces any earlier one. Returns whether a mail
+    was queued.
     """
     if mailed_recently(session, pending.identifier_hmac, now):
         return False
-    _queue_mail(session, rules, mailer, pending, address, now)
+    ttl = mailer.tokens.ttl(Purpose.CONFIRM)
+    # The nonce makes each new link differ from the one it replaces, even within one second.
+    token = mailer.tokens.make(Purpose.CONFIRM, {"r": pending.id, "n": secrets.token_hex(4)})
+    link = f"{mailer.base_url}/confirm/{token}"
+    message = mail.enqueue(
+        session,
+        _render(rules.catalog, mailer.templates, pending, link, ttl),
+        to=address,
+        mail_from=mailer.mail_from,
+        subject_id=pending.subject_id,
+        now=now,
+    )
+    pending.token_hash = token_hash(token)
+    pending.expires_at = now + ttl
+    pending.message_id = message.message_id
+    pending.mailed_at = now
     return True
+
+
+def _render(
+    catalog: Catalog,
+    templates: mail.MailTemplates,
+    pending: SubscriptionRequest,
+    link: str,
+    ttl: timedelta,
+) -> mail.Rendered:
+    """The confirmation mail in the request's language, with only the catalog's own labels:
+    nothing the requester typed is echoed."""
+    locale = pending.locale
+    return templates.render(
+        TEMPLATE,
+        locale,
+        {
+            "controller": {
+                "name": catalog.controller.get("name", ""),
+                "address": catalog.controller.get("address", ""),
+                "contact": catalog.controller.get("contact", ""),
+            },
+            "channel": catalog.channels[pending.channel].label.get(locale),
+            "categories": [
+                catalog.categories[name].label.get(locale)
+                for name in json.loads(pending.categories)
+            ],
+            "link": link,
+            "valid_hours": int(ttl.total_seconds() // 3600),
+        },
+    )
 
 
 def mailed_recently(session: Session, identifier_hmac: str, now: datetime) -> bool:
@@ -229,50 +276,3 @@ def _grant(
     if address is not None and address.confirmed_at is None:
         address.confirmed_at = now  # this address's own confirmation
     return pending
-
-
-def _queue_mail(
-    session: Session,
-    rules: Rules,
-    mailer: Mailer,
-    pending: SubscriptionRequest,
-    address: str,
-    now: datetime,
-) -> None:
-    """Sign a new link (replacing any earlier one) and queue the mail in this transaction."""
-    catalog = rules.catalog
-    locale = pending.locale
-    ttl = mailer.tokens.ttl(Purpose.CONFIRM)
-    # The nonce makes each new link differ from the one it replaces, even within one second.
-    token = mailer.tokens.make(Purpose.CONFIRM, {"r": pending.id, "n": secrets.token_hex(4)})
-    # Only the catalog's own labels go into the mail: nothing the requester typed is echoed.
-    rendered = mailer.templates.render(
-        TEMPLATE,
-        locale,
-        {
-            "controller": {
-                "name": catalog.controller.get("name", ""),
-                "address": catalog.controller.get("address", ""),
-                "contact": catalog.controller.get("contact", ""),
-            },
-            "channel": catalog.channels[pending.channel].label.get(locale),
-            "categories": [
-                catalog.categories[name].label.get(locale)
-                for name in json.loads(pending.categories)
-            ],
-            "link": f"{mailer.base_url}/confirm/{token}",
-            "valid_hours": int(ttl.total_seconds() // 3600),
-        },
-    )
-    message = mail.enqueue(
-        session,
-        rendered,
-        to=address,
-        mail_from=mailer.mail_from,
-        subject_id=pending.subject_id,
-        now=now,
-    )
-    pending.token_hash = token_hash(token)
-    pending.expires_at = now + ttl
-    pending.message_id = message.message_id
-    pending.mailed_at = now
