@@ -14,6 +14,7 @@ from app.services import clients
 from app.services.consent import preferences, subjects
 from app.services.consent.ledger import Act
 from app.services.optin import confirmation, subscriptions
+from app.services.optin.subscriptions import OptIn
 
 STORY = (
     "granted",  # confirmed newsletter and offers by email, personalization granted
@@ -41,12 +42,12 @@ def seed(session: Session, rules: Rules, *, count: int = 25) -> dict[str, Any]:
         email = f"demo{n + 1}@example.org"
         if story == "sms":
             ident = identifier(IdentifierKind.PHONE, f"+4915112345{n:03d}")
-            requested = subscriptions.request(session, rules, ident, "sms", ["offers"], act)
+            requested = subscriptions.request(session, rules, OptIn(ident, "sms", ["offers"]), act)
             made[story].append(f"+4915112345{n:03d}")
             continue
         ident = identifier(IdentifierKind.EMAIL, email)
         requested = subscriptions.request(
-            session, rules, ident, "email", ["newsletter", "offers"], act
+            session, rules, OptIn(ident, "email", ["newsletter", "offers"]), act
         )
         made[story].append(email)
         if story == "pending" or requested.request is None:

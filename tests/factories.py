@@ -48,9 +48,7 @@ def make_subscriber(
     requested = subscriptions.request(
         session,
         rules,
-        identifier(IdentifierKind.EMAIL, email),
-        "email",
-        list(categories),
+        subscriptions.OptIn(identifier(IdentifierKind.EMAIL, email), "email", list(categories)),
         make_act(),
         now=now,
     )

@@ -98,11 +98,9 @@ def subscribe() -> ResponseReturnValue:
         session(),
         rules(),
         mailer(),
-        contact,
-        body["channel"],
-        body["categories"],
+        subscriptions.OptIn(
+            contact, body["channel"], body["categories"], country=region, also=list(idents.values())
+        ),
         api_act(body),
-        country=region,
-        also=list(idents.values()),
     )
     return dump(_result, {"subject_id": requested.subject_id, "status": requested.status}), 202

@@ -77,9 +77,9 @@ def subscribe() -> ResponseReturnValue:
                 session(),
                 rules(),
                 mailer(),
-                identifier(IdentifierKind.EMAIL, body["email"]),
-                "email",
-                body["categories"],
+                subscriptions.OptIn(
+                    identifier(IdentifierKind.EMAIL, body["email"]), "email", body["categories"]
+                ),
                 _act("web:/subscribe", Method.FORM, body["notice_version"]),
                 is_notice_required=True,
             )

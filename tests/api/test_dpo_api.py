@@ -152,9 +152,9 @@ def test_double_opt_in_evidence_names_request_mail_and_confirmation(
         requested = subscriptions.request(
             session,
             rules,
-            identifier(IdentifierKind.EMAIL, "ada@example.org"),
-            "email",
-            ["newsletter"],
+            subscriptions.OptIn(
+                identifier(IdentifierKind.EMAIL, "ada@example.org"), "email", ["newsletter"]
+            ),
             make_act(source="footer-form", notice_version="2026-11-01"),
             now=now,
         )

@@ -147,7 +147,10 @@ def post_sms(client: FlaskClient, body: str, *, forge: bool = False) -> Any:
 
 def sms_subscriber(session: Session, rules: Rules) -> str:
     made = subscriptions.request(
-        session, rules, identifier(IdentifierKind.PHONE, PHONE), "sms", ["offers"], make_act()
+        session,
+        rules,
+        subscriptions.OptIn(identifier(IdentifierKind.PHONE, PHONE), "sms", ["offers"]),
+        make_act(),
     )
     return made.subject_id
 

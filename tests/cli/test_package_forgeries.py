@@ -36,9 +36,7 @@ def package(
         requested = subscriptions.request(
             session,
             rules,
-            identifier(IdentifierKind.EMAIL, email),
-            "email",
-            ["newsletter"],
+            subscriptions.OptIn(identifier(IdentifierKind.EMAIL, email), "email", ["newsletter"]),
             make_act(notice_version=VERSION),
         )
         assert requested.request is not None

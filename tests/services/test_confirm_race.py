@@ -23,9 +23,11 @@ def test_the_same_confirmation_posted_twice_at_once_writes_one_confirmation(
         requested = subscriptions.request(
             session,
             rules,
-            identifier(IdentifierKind.EMAIL, "race@example.org"),
-            "email",
-            ["newsletter", "offers"],
+            subscriptions.OptIn(
+                identifier(IdentifierKind.EMAIL, "race@example.org"),
+                "email",
+                ["newsletter", "offers"],
+            ),
             make_act(),
         )
         assert requested.request is not None

@@ -41,9 +41,9 @@ def test_confirming_grants_and_confirming_twice_writes_nothing(
     requested = subscriptions.request(
         session,
         rules,
-        identifier(IdentifierKind.EMAIL, "ada@example.org"),
-        "email",
-        ["newsletter"],
+        subscriptions.OptIn(
+            identifier(IdentifierKind.EMAIL, "ada@example.org"), "email", ["newsletter"]
+        ),
         make_act(),
     )
     assert requested.status is Status.PENDING
@@ -63,11 +63,10 @@ def test_single_opt_in_countries_grant_at_once(session: Session, catalog: object
     requested = subscriptions.request(
         session,
         lenient,
-        identifier(IdentifierKind.EMAIL, "bo@example.org"),
-        "email",
-        ["offers"],
+        subscriptions.OptIn(
+            identifier(IdentifierKind.EMAIL, "bo@example.org"), "email", ["offers"], country="US"
+        ),
         make_act(),
-        country="US",
     )
     assert requested.status is Status.GRANTED
     assert requested.request is None
@@ -80,9 +79,9 @@ def test_transactional_categories_cannot_be_opted_into(session: Session, rules: 
         subscriptions.request(
             session,
             rules,
-            identifier(IdentifierKind.EMAIL, "a@example.org"),
-            "email",
-            ["order_updates"],
+            subscriptions.OptIn(
+                identifier(IdentifierKind.EMAIL, "a@example.org"), "email", ["order_updates"]
+            ),
             make_act(),
         )
 
@@ -225,11 +224,13 @@ def test_a_suppressed_address_is_granted_nothing_until_it_confirms_again(
     again = subscriptions.request(
         session,
         lenient,
-        identifier(IdentifierKind.EMAIL, " BACK@example.org"),
-        "email",
-        ["newsletter"],
+        subscriptions.OptIn(
+            identifier(IdentifierKind.EMAIL, " BACK@example.org"),
+            "email",
+            ["newsletter"],
+            country="US",
+        ),
         make_act(),
-        country="US",
     )
     assert again.status is Status.PENDING  # single opt-in does not apply to a suppressed address
     assert reason(session, lenient, "back@example.org") is Reason.SUPPRESSED

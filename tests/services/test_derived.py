@@ -20,11 +20,13 @@ def _sign_up(session: Session, rules: Rules, *, ip: str, country: str | None = N
     return subscriptions.request(
         session,
         rules,
-        identifier(IdentifierKind.EMAIL, "ada@example.org"),
-        "email",
-        ["newsletter"],
+        subscriptions.OptIn(
+            identifier(IdentifierKind.EMAIL, "ada@example.org"),
+            "email",
+            ["newsletter"],
+            country=country,
+        ),
         make_act(ip=ip),
-        country=country,
     ).subject_id
 
 

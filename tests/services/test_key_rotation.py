@@ -30,7 +30,7 @@ def batch(session: Session, rules: Rules, *addresses: str) -> list[Reason]:
 def opt_in(session: Session, rules: Rules, address: str) -> subscriptions.Requested:
     ident = identifier(IdentifierKind.EMAIL, address)
     return subscriptions.request(
-        session, rules, ident, "email", ["offers"], make_act(), country="US"
+        session, rules, subscriptions.OptIn(ident, "email", ["offers"], country="US"), make_act()
     )
 
 

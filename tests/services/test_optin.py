@@ -57,9 +57,7 @@ def sign_up(
         session,
         rules,
         mailer,
-        identifier(IdentifierKind.EMAIL, email),
-        "email",
-        list(categories),
+        subscriptions.OptIn(identifier(IdentifierKind.EMAIL, email), "email", list(categories)),
         make_act(locale=locale, notice_version="2026-11-01"),
         **kwargs,  # type: ignore[arg-type]
     )

@@ -49,7 +49,9 @@ def test_no_variant_of_an_erased_address_escapes_suppression(
     [batch] = checks.check_emails(session, rules, NEWSLETTER, [variant])
     assert batch.decision.reason is Reason.SUPPRESSED
     # Signing up again by the variant grants nothing until that address confirms.
-    again = subscriptions.request(session, rules, ident, "email", ["newsletter"], make_act())
+    again = subscriptions.request(
+        session, rules, subscriptions.OptIn(ident, "email", ["newsletter"]), make_act()
+    )
     assert again.status is Status.PENDING
     assert checks.check(session, rules, NEWSLETTER, ident=ident).decision.reason is (
         Reason.SUPPRESSED
@@ -68,7 +70,9 @@ def test_a_returning_person_is_suppressed_by_subject_id_and_in_their_preferences
 ) -> None:
     # Found on a live system: subscribe, erase, subscribe again, PATCH a grant.
     ident = identifier(IdentifierKind.EMAIL, ERASED)
-    again = subscriptions.request(session, rules, ident, "email", ["newsletter"], make_act())
+    again = subscriptions.request(
+        session, rules, subscriptions.OptIn(ident, "email", ["newsletter"]), make_act()
+    )
     newsletter = Topic("email", "newsletter")
     preferences.change(
         session,

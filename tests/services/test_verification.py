@@ -30,9 +30,9 @@ def cited_subscriber(session: Session, rules: Rules, email: str = "ada@example.o
     requested = subscriptions.request(
         session,
         rules,
-        identifier(IdentifierKind.EMAIL, email),
-        "email",
-        ["newsletter", "offers"],
+        subscriptions.OptIn(
+            identifier(IdentifierKind.EMAIL, email), "email", ["newsletter", "offers"]
+        ),
         make_act(notice_version=VERSION),
     )
     assert requested.request is not None

@@ -116,11 +116,13 @@ def make_person(
     requested = subscriptions.request(
         session,
         rules,
-        identifier(IdentifierKind.EMAIL, email),
-        "email",
-        ["newsletter", "offers"],
+        subscriptions.OptIn(
+            identifier(IdentifierKind.EMAIL, email),
+            "email",
+            ["newsletter", "offers"],
+            country=country,
+        ),
         act,
-        country=country,
     )
     assert requested.request is not None
     confirmation.confirm_request(

@@ -302,7 +302,9 @@ def test_a_person_without_an_email_gets_a_logged_request_not_a_401(
     client: FlaskClient, app: Flask, session: Session, rules: Rules
 ) -> None:
     phone = identifier(IdentifierKind.PHONE, "+4915112345678")
-    requested = subscriptions.request(session, rules, phone, "sms", ["offers"], make_act())
+    requested = subscriptions.request(
+        session, rules, subscriptions.OptIn(phone, "sms", ["offers"]), make_act()
+    )
     token = preference_token(app, requested.subject_id)
     page = client.get(f"/privacy/request/{token}")
     assert page.status_code == 200

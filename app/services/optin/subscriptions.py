@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -36,15 +35,16 @@ class Requested:
     is_new_subject: bool
 
 
-class _Wanted(NamedTuple):
-    """What an opt-in request asks for, and when."""
+@dataclass(frozen=True)
+class OptIn:
+    """What an opt-in asks for: the contact point it is for, the channel and categories, and
+    the person's country and other identifiers (all landing on the one subject)."""
 
+    ident: Identifier
     channel: str
     categories: Sequence[str]
-    country: str | None
-    ttl: timedelta
-    now: datetime
-    also: Sequence[Identifier] = ()  # the person's other identifiers, landing on one subject
+    country: str | None = None
+    also: Sequence[Identifier] = ()
 
 
 @dataclass(frozen=True)
@@ -96,13 +96,9 @@ def subscribe(
     session: Session,
     rules: Rules,
     mailer: Mailer,
-    ident: Identifier,
-    channel: str,
-    categories: Sequence[str],
+    opt_in: OptIn,
     act: ledger.Act,
     *,
-    country: str | None = None,
-    also: Sequence[Identifier] = (),
     is_notice_required: bool = False,
     now: datetime | None = None,
 ) -> Signup:
@@ -111,11 +107,11 @@ def subscribe(
     if is_notice_required and notices.resolve(session, act.notice_version, act.locale) is None:
         message = "The consent notice shown is not a published version."
         raise UnknownTopicError(message, {"notice_version": [message]})
-    wanted = _Wanted(
-        channel, categories, country, mailer.tokens.ttl(Purpose.CONFIRM), now, tuple(also)
+    requested = _record(
+        session, rules, opt_in, act, ttl=mailer.tokens.ttl(Purpose.CONFIRM), now=now
     )
-    requested = _record(session, rules, ident, wanted, act)
     pending = requested.request
+    ident = opt_in.ident
     is_mailed = (
         pending is not None
         and ident.kind is IdentifierKind.EMAIL
@@ -128,44 +124,44 @@ def subscribe(
 def request(
     session: Session,
     rules: Rules,
-    ident: Identifier,
-    channel: str,
-    categories: Sequence[str],
+    opt_in: OptIn,
     act: ledger.Act,
     *,
-    country: str | None = None,
-    also: Sequence[Identifier] = (),
     ttl: timedelta = timedelta(hours=72),
     now: datetime | None = None,
 ) -> Requested:
     """Record an opt-in request and mail nothing (the demo data, tests)."""
-    wanted = _Wanted(channel, categories, country, ttl, now or utcnow(), tuple(also))
-    requested = _record(session, rules, ident, wanted, act)
+    requested = _record(session, rules, opt_in, act, ttl=ttl, now=now or utcnow())
     session.commit()
     return requested
 
 
 def _record(
-    session: Session, rules: Rules, ident: Identifier, wanted_by: _Wanted, act: ledger.Act
+    session: Session,
+    rules: Rules,
+    opt_in: OptIn,
+    act: ledger.Act,
+    *,
+    ttl: timedelta,
+    now: datetime,
 ) -> Requested:
     """Record an opt-in request: one event per (channel, category), never one bundled event.
 
     Double opt-in applies by policy, and always to a suppressed (erased) identifier: only a
-    fresh confirmed opt-in lifts a suppression. `ident` is the contact point the opt-in is
-    for; `also` are the person's other identifiers, all landing on the one subject.
+    fresh confirmed opt-in lifts a suppression.
     """
-    channel, categories, country, ttl, now, also = wanted_by
+    ident, channel, categories = opt_in.ident, opt_in.channel, opt_in.categories
     validate_categories(rules, channel, categories)
     head = ledger.lock(session)
     act = ledger.cited(session, act)
     subject, is_new = identifiers.resolve(
         session,
         rules,
-        [ident, *also],
+        [ident, *opt_in.also],
         now=now,
         source=act.source,
         locale=act.locale,
-        country=country,
+        country=opt_in.country,
     )
     derived.note_country(session, subject, act.ip, act.capture_point, now)
     keys = ident.keys(rules.identifier_keys)
@@ -173,7 +169,7 @@ def _record(
     is_suppressed = suppression.is_suppressed(session, rules, ident=ident)
     if is_suppressed:
         subjects.carry_suppression(session, keys)  # so that confirming lifts it
-    needs_confirmation = is_suppressed or rules.needs_double_opt_in(channel, country)
+    needs_confirmation = is_suppressed or rules.needs_double_opt_in(channel, opt_in.country)
     current = ledger.standings(session, subject.id)
     status = Status.PENDING if needs_confirmation else Status.GRANTED
     action = Action.REQUEST if needs_confirmation else Action.GRANT
