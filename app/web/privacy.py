@@ -57,6 +57,11 @@ def session_id() -> str | None:
     return request.cookies.get(COOKIE)
 
 
+def within() -> access.SessionVisit:
+    """This request's page, within the privacy session its cookie names."""
+    return access.SessionVisit(session_id(), visit(), settings().access_session_idle)
+
+
 @bp.errorhandler(access.AccessSessionError)
 def _no_session(error: access.AccessSessionError) -> ResponseReturnValue:
     access.end_session(session(), session_id())
@@ -132,15 +137,7 @@ def open_access(token: str) -> ResponseReturnValue:
 
 
 def _overview(page: access.PrivacyPage) -> dict[str, Any]:
-    held = overview.overview(
-        session(),
-        rules(),
-        inventory(),
-        session_id(),
-        visit(),
-        idle=settings().access_session_idle,
-        page=page,
-    )
+    held = overview.overview(session(), rules(), inventory(), within(), page=page)
     g.timezone = held.timezone  # the page's times in the person's zone, named; else UTC
     refresh()
     return {
@@ -169,15 +166,7 @@ def printable() -> ResponseReturnValue:
 
 @bp.get("/privacy/download.json", endpoint="download")
 def download_file() -> ResponseReturnValue:
-    data = download.download(
-        session(),
-        rules(),
-        inventory(),
-        session_id(),
-        visit(),
-        idle=settings().access_session_idle,
-        locale=locale(),
-    )
+    data = download.download(session(), rules(), inventory(), within(), locale=locale())
     return Response(
         download.dumps(data),
         mimetype="application/json",
@@ -188,12 +177,7 @@ def download_file() -> ResponseReturnValue:
 @bp.get("/privacy/delete")
 def confirm_delete() -> ResponseReturnValue:
     plan = erasure.erasure_plan(
-        session(),
-        inventory(),
-        session_id(),
-        visit(),
-        idle=settings().access_session_idle,
-        proof_retention=settings().proof_retention,
+        session(), inventory(), within(), proof_retention=settings().proof_retention
     )
     return render_template("privacy/delete.html", plan=plan, locale=locale())
 
@@ -205,8 +189,7 @@ def delete() -> ResponseReturnValue:
         rules(),
         inventory(),
         mail_templates(),
-        session_id(),
-        idle=settings().access_session_idle,
+        within(),
         proof_retention=settings().proof_retention,
         mail_from=settings().sender,
         locale=locale(),

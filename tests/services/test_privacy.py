@@ -66,6 +66,10 @@ def ask(session: Session, signer: Tokens, templates: MailTemplates, subject_id: 
     ).is_mailed
 
 
+def within(opened: access.OpenedSession) -> access.SessionVisit:
+    return access.SessionVisit(opened.session_id, VISIT, IDLE)
+
+
 def mailed_token(session: Session) -> str:
     body = session.scalars(select(OutboxMessage.body_text)).one() or ""
     return body.split("https://cc.example/access/")[1].split()[0]
@@ -128,9 +132,7 @@ def test_the_session_ends_after_the_idle_timeout_and_each_use_extends_it(
     opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
 
     def look(at: datetime) -> overview.PrivacyOverview:
-        return overview.overview(
-            session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=at
-        )
+        return overview.overview(session, rules, inventory, within(opened), now=at)
 
     assert look(T0 + timedelta(minutes=14)).subject.id == subject_id
     assert look(T0 + timedelta(minutes=28)).subject.id == subject_id
@@ -151,10 +153,8 @@ def test_every_opening_is_logged_and_access_and_download_are_answered_requests(
     subject_id = make_subscriber(session, rules)
     ask(session, signer, templates, subject_id)
     opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
-    overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
-    data = download.download(
-        session, rules, inventory, opened.session_id, VISIT, idle=IDLE, locale="de", now=T0
-    )
+    overview.overview(session, rules, inventory, within(opened), now=T0)
+    data = download.download(session, rules, inventory, within(opened), locale="de", now=T0)
     pages = session.scalars(select(AccessLog.page).order_by(AccessLog.id)).all()
     assert pages == ["access_link", "privacy", "download"]
     assert {(r["page"], r["ip"]) for r in data["access_log"]} >= {("privacy", "203.0.113.9")}
@@ -182,8 +182,7 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
         rules,
         inventory,
         templates,
-        opened.session_id,
-        idle=IDLE,
+        within(opened),
         proof_retention=timedelta(days=3 * 365),
         mail_from="cc@example.org",
         locale="it",
@@ -205,7 +204,7 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
         "erasure",
     ]
     with pytest.raises(access.AccessSessionError):
-        overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=T0)
+        overview.overview(session, rules, inventory, within(opened), now=T0)
 
 
 def test_the_download_writes_every_time_in_utc_with_z(
@@ -214,9 +213,7 @@ def test_the_download_writes_every_time_in_utc_with_z(
     inventory: Inventory,
     opened: access.OpenedSession,
 ) -> None:
-    data = download.download(
-        session, rules, inventory, opened.session_id, VISIT, idle=IDLE, locale="en", now=T0
-    )
+    data = download.download(session, rules, inventory, within(opened), locale="en", now=T0)
     text = download.dumps(data)
     assert offset_times(text) == []
     assert data["generated_at"] == "2026-11-20T09:00:00.000000Z"
@@ -235,8 +232,7 @@ def test_a_self_service_erasure_is_one_transaction_logged_once_as_from_the_web(
             rules,
             inventory,
             templates,
-            opened.session_id,
-            idle=IDLE,
+            within(opened),
             proof_retention=timedelta(days=30),
             mail_from="cc@example.org",
             locale=None,
@@ -257,7 +253,7 @@ def test_an_idle_session_fails_the_use_case_and_ending_it_removes_it(
 ) -> None:
     later = T0 + IDLE + timedelta(seconds=1)
     with counting_commits(session) as commits, pytest.raises(access.AccessSessionError):
-        overview.overview(session, rules, inventory, opened.session_id, VISIT, idle=IDLE, now=later)
+        overview.overview(session, rules, inventory, within(opened), now=later)
     assert commits == []
     session.rollback()
     access.end_session(session, opened.session_id)

@@ -51,6 +51,16 @@ class PrivacyVisit:
     user_agent: str | None
 
 
+@dataclass(frozen=True)
+class SessionVisit:
+    """A page opened within a privacy session: the session id from its cookie, where the page
+    was opened from, and how long the session may then stay idle."""
+
+    session_id: str | None
+    visit: PrivacyVisit
+    idle: timedelta
+
+
 def subject_for_preference_link(session: Session, tokens: Tokens, token: str) -> str:
     """The subject a preference link names; such a link never opens personal data by itself."""
     subject_id = tokens.open(Purpose.PREFERENCES, token).subject_id
@@ -195,12 +205,7 @@ def end_session(session: Session, session_id: str | None) -> None:
 
 
 def resume(
-    session: Session,
-    session_id: str | None,
-    *,
-    idle: timedelta,
-    now: datetime,
-    touch: bool = True,
+    session: Session, within: SessionVisit, *, now: datetime, touch: bool = True
 ) -> AccessSession:
     """The live session behind a cookie; each use pushes its idle deadline forward.
 
@@ -208,6 +213,7 @@ def resume(
     raised; the caller's use case has then failed, and the page that says so ends the session
     for good with `end_session`.
     """
+    session_id = within.session_id
     row = session.get(AccessSession, token_hash(session_id)) if session_id else None
     if row is None:
         raise AccessSessionError("Your secure session has ended.")
@@ -215,7 +221,7 @@ def resume(
         session.delete(row)
         raise AccessSessionError("Your secure session has ended.")
     if touch:
-        row.last_seen_at, row.expires_at = now, now + idle
+        row.last_seen_at, row.expires_at = now, now + within.idle
     return row
 
 

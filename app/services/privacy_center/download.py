@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -16,7 +16,7 @@ from app.domain.rules import Rules
 from app.models import utcnow
 from app.services.consent import derived, notices, subjects
 from app.services.privacy_center import rights
-from app.services.privacy_center.access import PrivacyPage, PrivacyVisit, log_visit, resume
+from app.services.privacy_center.access import PrivacyPage, SessionVisit, log_visit, resume
 from app.services.privacy_center.overview import gather
 
 EXPORT_SCHEMA = "https://consent-center.example/schemas/privacy-export/1"
@@ -26,10 +26,8 @@ def download(
     session: Session,
     rules: Rules,
     inventory: Inventory,
-    session_id: str | None,
-    visit: PrivacyVisit,
+    within: SessionVisit,
     *,
-    idle: timedelta,
     locale: str,
     now: datetime | None = None,
 ) -> dict[str, Any]:
@@ -39,8 +37,8 @@ def download(
     log; app/data/privacy-export.schema.json documents it.
     """
     now = now or utcnow()
-    access = resume(session, session_id, idle=idle, now=now)
-    log_visit(session, access.subject_id, PrivacyPage.DOWNLOAD, visit, now)
+    access = resume(session, within, now=now)
+    log_visit(session, access.subject_id, PrivacyPage.DOWNLOAD, within.visit, now)
     rights.add(
         session, access.subject_id, "download", received_at=now, answered_at=now, channel="web"
     )

@@ -16,7 +16,7 @@ from app.services.consent import ledger, subjects
 from app.services.delivery import mail
 from app.services.privacy_center.access import (
     PrivacyPage,
-    PrivacyVisit,
+    SessionVisit,
     email_of,
     log_visit,
     resume,
@@ -45,16 +45,14 @@ class ErasurePlan:
 def erasure_plan(
     session: Session,
     inventory: Inventory,
-    session_id: str | None,
-    visit: PrivacyVisit,
+    within: SessionVisit,
     *,
-    idle: timedelta,
     proof_retention: timedelta,
     now: datetime | None = None,
 ) -> ErasurePlan:
     now = now or utcnow()
-    access = resume(session, session_id, idle=idle, now=now)
-    log_visit(session, access.subject_id, PrivacyPage.DELETE, visit, now)
+    access = resume(session, within, now=now)
+    log_visit(session, access.subject_id, PrivacyPage.DELETE, within.visit, now)
     identifiers = identifiers_of(session, access.subject_id)
     held = {IDENTIFIER_ITEMS[i.kind] for i in identifiers if i.kind in IDENTIFIER_ITEMS}
     plan = ErasurePlan(
@@ -83,9 +81,8 @@ def erase(
     rules: Rules,
     inventory: Inventory,
     templates: mail.MailTemplates,
-    session_id: str | None,
+    within: SessionVisit,
     *,
-    idle: timedelta,
     proof_retention: timedelta,
     mail_from: str,
     locale: str | None,
@@ -95,10 +92,11 @@ def erase(
     """Erase the person and, in the same transaction, queue the mail saying what was kept.
 
     The erasure deletes the subject's queued mail, so the final one is queued after it with no
-    subject id: it is not the subject's mail any more, only a message to an address.
+    subject id: it is not the subject's mail any more, only a message to an address. The visit
+    is not logged: the access log goes with the person.
     """
     now = now or utcnow()
-    access = resume(session, session_id, idle=idle, now=now, touch=False)
+    access = resume(session, within, now=now, touch=False)
     subject = subjects.get(session, access.subject_id)
     address = email_of(session, subject.id)
     kept = _kept(inventory, now + proof_retention)

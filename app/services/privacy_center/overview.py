@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.services.consent import derived, ledger, notices, subjects
-from app.services.privacy_center.access import PrivacyPage, PrivacyVisit, log_visit, resume
+from app.services.privacy_center.access import PrivacyPage, SessionVisit, log_visit, resume
 
 
 @dataclass(frozen=True)
@@ -210,17 +210,15 @@ def overview(
     session: Session,
     rules: Rules,
     inventory: Inventory,
-    session_id: str | None,
-    visit: PrivacyVisit,
+    within: SessionVisit,
     *,
-    idle: timedelta,
     page: PrivacyPage = PrivacyPage.OVERVIEW,
     now: datetime | None = None,
 ) -> PrivacyOverview:
     """Everything held on the person, for the page; logs the opening."""
     now = now or utcnow()
-    access = resume(session, session_id, idle=idle, now=now)
-    log_visit(session, access.subject_id, page, visit, now)
+    access = resume(session, within, now=now)
+    log_visit(session, access.subject_id, page, within.visit, now)
     held = gather(session, rules, inventory, access, now)
     session.commit()
     return held
