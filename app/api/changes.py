@@ -194,11 +194,7 @@ def rotate_secret(webhook_id: Any) -> ResponseReturnValue:
       The new secret is shown once. Until `previous_secret_expires_at`
       (`WEBHOOK_SECRET_OVERLAP_HOURS`, 24 by default) every delivery carries two
       signatures, one per secret, so the receiver can switch at its own pace.
-    requestBody:
-      required: false
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/EmptyRequest'}
+    requestBody: {$ref: '#/components/requestBodies/Empty'}
     responses:
       '200':
         description: The receiver with its new secret.
@@ -255,11 +251,7 @@ def redeliver(webhook_id: Any, delivery_id: str) -> ResponseReturnValue:
       Queues the delivery again with the same `webhook-id` (receivers deduplicate by it),
       with a fresh day of retries if it had failed, and switches a disabled receiver back
       on. Changes recorded while it was disabled were not queued for it; the feed has them.
-    requestBody:
-      required: false
-      content:
-        application/json:
-          schema: {$ref: '#/components/schemas/EmptyRequest'}
+    requestBody: {$ref: '#/components/requestBodies/Empty'}
     responses:
       '202':
         description: Queued.

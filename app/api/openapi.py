@@ -244,8 +244,15 @@ def build(app: Flask) -> dict[str, Any]:
         spec.components.schema(name, schema=schema)
 
     paths: dict[str, dict[str, Any]] = {}
+    shared: dict[tuple[str, str], Any] = {}  # (path, method): a reference to a shared body
     for path, method, view, operation in operations(app):
-        paths.setdefault(path, {})[method] = _complete(path, view, operation)
+        operation = _complete(path, view, operation)
+        if "$ref" in operation.get("requestBody", {}):
+            # apispec reads only a body written out: it is shown an empty one, and the reference
+            # is put back in what it builds.
+            shared[path, method] = operation["requestBody"]
+            operation["requestBody"] = {"content": {}}
+        paths.setdefault(path, {})[method] = operation
     for path, item in paths.items():
         spec.path(
             path=path,
@@ -254,6 +261,9 @@ def build(app: Flask) -> dict[str, Any]:
             parameters=cast(list[dict[Any, Any]], _path_parameters(path, components["parameters"])),
         )
     built: dict[str, Any] = _inline_components(spec.to_dict())
+    for (path, method), body in shared.items():
+        built["paths"][path][method]["requestBody"] = body
+    built["components"]["requestBodies"] = components["requestBodies"]  # apispec has no kind
     built["info"] = {"title": info["title"], "version": info["version"]} | built["info"]
     order = ("openapi", "info", "servers", "tags", "paths", "components")
     return {key: built[key] for key in order} | built
