@@ -7,9 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app.domain.consent import PreferencesView, Topic
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
-from app.domain.vocabulary import IdentifierKind, Method
+from app.domain.vocabulary import IdentifierKind, Method, Status
+from app.services.consent import preferences
 from app.services.consent.ledger import Act
 from app.services.optin import confirmation, subscriptions
 
@@ -57,3 +59,11 @@ def make_subscriber(
             session, rules, requested.request.id, make_act(actor="subject"), now=now
         )
     return requested.subject_id
+
+
+def change_newsletter(
+    session: Session, rules: Rules, subject_id: str, status: Status
+) -> PreferencesView:
+    """The subject sets the email newsletter to `status`: one preference change."""
+    change = preferences.Change(Topic("email", "newsletter"), status)
+    return preferences.change(session, rules, subject_id, [change], make_act())

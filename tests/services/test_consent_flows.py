@@ -17,7 +17,7 @@ from app.models import ConsentEvent, Evidence, Subject, SubjectIdentifier, Suppr
 from app.services.audit import trail
 from app.services.consent import checks, preferences, subjects
 from app.services.optin import confirmation, subscriptions
-from tests.factories import make_act, make_subscriber
+from tests.factories import change_newsletter, make_act, make_subscriber
 
 NEWSLETTER = checks.Question("email", "newsletter")
 
@@ -88,13 +88,7 @@ def test_transactional_categories_cannot_be_opted_into(session: Session, rules: 
 
 def test_withdrawing_takes_effect_at_once(session: Session, rules: Rules) -> None:
     subject_id = make_subscriber(session, rules, email="ada@example.org")
-    preferences.change(
-        session,
-        rules,
-        subject_id,
-        [preferences.Change(Topic("email", "newsletter"), Status.WITHDRAWN)],
-        make_act(),
-    )
+    change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
     assert reason(session, rules, "ada@example.org") is Reason.WITHDRAWN
 
 
@@ -142,13 +136,7 @@ def test_unsubscribe_all_then_regrant_one_pair(session: Session, rules: Rules) -
     events = session.scalar(select(func.count()).select_from(ConsentEvent))
     preferences.unsubscribe_all(session, rules, subject_id, make_act())
     assert session.scalar(select(func.count()).select_from(ConsentEvent)) == events  # idempotent
-    preferences.change(
-        session,
-        rules,
-        subject_id,
-        [preferences.Change(Topic("email", "newsletter"), Status.GRANTED)],
-        make_act(),
-    )
+    change_newsletter(session, rules, subject_id, Status.GRANTED)
     assert reason(session, rules, "ada@example.org") is Reason.GRANTED
     assert (
         reason(session, rules, "ada@example.org", checks.Question("email", "offers"))
@@ -203,13 +191,7 @@ def test_erasure_removes_personal_data_and_keeps_a_verifiable_chain(
     by_id = checks.check(session, rules, NEWSLETTER, subject_id=subject_id)
     assert by_id.decision.reason is Reason.SUPPRESSED
     with pytest.raises(SubjectErasedError):
-        preferences.change(
-            session,
-            rules,
-            subject_id,
-            [preferences.Change(Topic("email", "newsletter"), Status.GRANTED)],
-            make_act(),
-        )
+        change_newsletter(session, rules, subject_id, Status.GRANTED)
 
 
 def test_a_suppressed_address_is_granted_nothing_until_it_confirms_again(

@@ -14,7 +14,7 @@ from app.domain.vocabulary import Reason, Status
 from app.models import ConsentEvent, ConsentState
 from app.services.audit import trail
 from app.services.consent import checks, preferences
-from tests.factories import make_act, make_subscriber
+from tests.factories import change_newsletter, make_act, make_subscriber
 
 
 def test_each_event_links_to_the_one_before(session: Session, rules: Rules) -> None:
@@ -47,13 +47,7 @@ def test_select_all_writes_one_event_per_pair_never_a_bundle(
 
 def test_current_state_is_written_with_its_event(session: Session, rules: Rules) -> None:
     subject_id = make_subscriber(session, rules)
-    preferences.change(
-        session,
-        rules,
-        subject_id,
-        [preferences.Change(Topic("email", "newsletter"), Status.WITHDRAWN)],
-        make_act(),
-    )
+    change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
     state = session.get(ConsentState, (subject_id, "email", "newsletter", ""))
     assert state is not None
     last = session.scalars(select(ConsentEvent).order_by(ConsentEvent.seq.desc())).first()
@@ -119,13 +113,7 @@ def test_the_same_change_sent_twice_at_once_writes_one_event(
     def withdraw() -> None:
         barrier.wait()
         with Session(clean_db) as session:
-            preferences.change(
-                session,
-                rules,
-                subject_id,
-                [preferences.Change(Topic("email", "newsletter"), Status.WITHDRAWN)],
-                make_act(),
-            )
+            change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
 
     threads = [threading.Thread(target=withdraw) for _ in range(2)]
     for thread in threads:

@@ -48,7 +48,17 @@ def opened(
     session: Session, rules: Rules, signer: Tokens, templates: MailTemplates
 ) -> access.OpenedSession:
     """A subscriber who asked for access and opened the mailed link at T0."""
-    subject_id = make_subscriber(session, rules)
+    return open_access(session, rules, signer, templates)
+
+
+def open_access(
+    session: Session,
+    rules: Rules,
+    signer: Tokens,
+    templates: MailTemplates,
+    email: str = "ada@example.org",
+) -> access.OpenedSession:
+    subject_id = make_subscriber(session, rules, email=email)
     ask(session, signer, templates, subject_id)
     return access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
 
@@ -121,15 +131,9 @@ def test_a_forged_or_expired_access_link_opens_nothing(
 
 
 def test_the_session_ends_after_the_idle_timeout_and_each_use_extends_it(
-    session: Session,
-    rules: Rules,
-    signer: Tokens,
-    templates: MailTemplates,
-    inventory: Inventory,
+    session: Session, rules: Rules, inventory: Inventory, opened: access.OpenedSession
 ) -> None:
-    subject_id = make_subscriber(session, rules)
-    ask(session, signer, templates, subject_id)
-    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+    subject_id = opened.subject_id
 
     def look(at: datetime) -> overview.PrivacyOverview:
         return overview.overview(session, rules, inventory, within(opened), now=at)
@@ -144,15 +148,8 @@ def test_the_session_ends_after_the_idle_timeout_and_each_use_extends_it(
 
 
 def test_every_opening_is_logged_and_access_and_download_are_answered_requests(
-    session: Session,
-    rules: Rules,
-    signer: Tokens,
-    templates: MailTemplates,
-    inventory: Inventory,
+    session: Session, rules: Rules, inventory: Inventory, opened: access.OpenedSession
 ) -> None:
-    subject_id = make_subscriber(session, rules)
-    ask(session, signer, templates, subject_id)
-    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
     overview.overview(session, rules, inventory, within(opened), now=T0)
     data = download.download(session, rules, inventory, within(opened), locale="de", now=T0)
     pages = session.scalars(select(AccessLog.page).order_by(AccessLog.id)).all()
@@ -174,9 +171,7 @@ def test_erasure_queues_a_final_mail_that_outlives_the_erasure_and_ends_the_sess
     templates: MailTemplates,
     inventory: Inventory,
 ) -> None:
-    subject_id = make_subscriber(session, rules, email="grace@example.org")
-    ask(session, signer, templates, subject_id)
-    opened = access.open_session(session, signer, mailed_token(session), VISIT, idle=IDLE, now=T0)
+    opened = open_access(session, rules, signer, templates, email="grace@example.org")
     report = erasure.erase(
         session,
         rules,

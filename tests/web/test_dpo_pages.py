@@ -32,6 +32,12 @@ def sign_in(client: FlaskClient, client_id: str, secret: str) -> int:
     return int(client.post("/dpo/login", data=form).status_code)
 
 
+def sign_in_dpo(client: FlaskClient, make_api: Callable[..., ApiClient]) -> int:
+    """A new client with audit:read signs in."""
+    dpo = make_api("audit:read")
+    return sign_in(client, dpo.client_id, dpo.client_secret)
+
+
 def test_the_page_needs_a_login(client: FlaskClient) -> None:
     response = client.get("/dpo")
     assert response.status_code == 302
@@ -92,8 +98,7 @@ def test_the_chart_is_inline_svg_without_script_or_inline_style(
 ) -> None:
     with Session(clean_db) as session:
         make_subscriber(session, rules)
-    dpo = make_api("audit:read")
-    sign_in(client, dpo.client_id, dpo.client_secret)
+    sign_in_dpo(client, make_api)
     page = client.get("/dpo").get_data(as_text=True)
     assert "<svg" in page
     assert 'class="granted"' in page
@@ -109,8 +114,7 @@ def test_the_search_filters_and_pages_the_trail(
         subject_ids = [
             make_subscriber(session, rules, email=f"p{n}@example.org") for n in range(14)
         ]
-    dpo = make_api("audit:read")
-    sign_in(client, dpo.client_id, dpo.client_secret)
+    sign_in_dpo(client, make_api)
     first = client.get("/dpo?action=confirm").get_data(as_text=True)
     assert first.count("<td>confirm</td>") == 28
     assert "Next page" not in first
@@ -127,8 +131,7 @@ def test_the_double_opt_in_record_prints_the_three_steps(
 ) -> None:
     with Session(clean_db) as session:
         subject_id = make_subscriber(session, rules)
-    dpo = make_api("audit:read")
-    sign_in(client, dpo.client_id, dpo.client_secret)
+    sign_in_dpo(client, make_api)
     page = client.get(f"/dpo/subjects/{subject_id}/double-opt-in").get_data(as_text=True)
     assert "1. Request" in page
     assert "198.51.100.7" in page
@@ -138,8 +141,7 @@ def test_the_double_opt_in_record_prints_the_three_steps(
 def test_signing_out_needs_the_session_csrf_token(
     client: FlaskClient, make_api: Callable[..., ApiClient]
 ) -> None:
-    dpo = make_api("audit:read")
-    sign_in(client, dpo.client_id, dpo.client_secret)
+    sign_in_dpo(client, make_api)
     assert client.post("/dpo/logout", data={"csrf_token": "forged"}).status_code == 400
     page = client.get("/dpo")
     assert page.status_code == 200
@@ -161,8 +163,7 @@ def test_sign_in_attempts_are_rate_limited(
 def test_url_for_arguments_in_the_query_are_ignored_not_a_500(
     client: FlaskClient, make_api: Callable[..., ApiClient], query: str
 ) -> None:
-    dpo = make_api("audit:read")
-    assert sign_in(client, dpo.client_id, dpo.client_secret) == 303
+    assert sign_in_dpo(client, make_api) == 303
     response = client.get(f"/dpo?{query}")
     assert response.status_code == 200
     assert "_method" not in response.get_data(as_text=True)
@@ -173,8 +174,7 @@ def test_the_dpo_runs_verify_from_the_page_and_sees_a_broken_chain(
 ) -> None:
     with Session(clean_db) as session:
         make_subscriber(session, rules)
-    dpo = make_api("audit:read")
-    sign_in(client, dpo.client_id, dpo.client_secret)
+    sign_in_dpo(client, make_api)
     token = csrf_of(client.get("/dpo").get_data(as_text=True))
     ok = client.post("/dpo/verify", data={"csrf_token": token}).get_data(as_text=True)
     assert 'data-ok="true"' in ok
@@ -222,8 +222,7 @@ def test_the_rights_log_lists_overdue_requests_first(
             ("access", False),
         ]
         assert found[0].row.id == late_id
-    dpo = make_api("audit:read")
-    sign_in(client, dpo.client_id, dpo.client_secret)
+    sign_in_dpo(client, make_api)
     page = client.get("/dpo").get_data(as_text=True)
     assert "1 overdue" in page
     rows = page[page.index('id="rights-log"') :]
@@ -233,8 +232,7 @@ def test_the_rights_log_lists_overdue_requests_first(
 def test_the_record_of_processing_draws_the_data_map_with_declared_systems(
     client: FlaskClient, make_api: Callable[..., ApiClient]
 ) -> None:
-    dpo = make_api("audit:read")
-    sign_in(client, dpo.client_id, dpo.client_secret)
+    sign_in_dpo(client, make_api)
     page = client.get("/dpo").get_data(as_text=True)
     assert 'aria-labelledby="deployment-map-title deployment-map-desc"' in page
     assert "<title>Email address → Shop CRM (webhook receiver" in page

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.models import Webhook, utcnow
 from app.services.delivery import webhooks
 from tests.conftest import ApiClient
-from tests.web.test_dpo_pages import sign_in
+from tests.web.test_dpo_pages import sign_in_dpo
 
 
 def test_a_disabled_receiver_is_a_line_on_the_dpo_page(
@@ -33,8 +33,7 @@ def test_a_disabled_receiver_is_a_line_on_the_dpo_page(
             )
         )
         session.commit()
-    dpo = make_api("audit:read")
-    sign_in(client, dpo.client_id, dpo.client_secret)
+    sign_in_dpo(client, make_api)
     page = client.get("/dpo").get_data(as_text=True)
     assert "Webhook receivers switched off" in page
     assert "https://crm.example.org/in" in page
