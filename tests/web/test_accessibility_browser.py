@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,18 @@ from typing import Any
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from flask import Flask
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from app.config import PACKAGE_DATA
 from app.models import OutboxMessage, SubjectIdentifier
 from app.services.consent import notices
 from app.services.tokens import Purpose, Tokens
 from tests.conftest import ApiClient
-from tests.web.privacy_helpers import access_url_in_outbox, free_port, preference_token
+from tests.web.browser import BROWSER, chromium, live
+from tests.web.privacy_helpers import access_url_in_outbox, preference_token
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).parent.parent.parent
 SCREENSHOTS = ROOT / "docs/screenshots"
 LANGUAGES = ("en", "es", "it", "de")
@@ -57,39 +55,21 @@ SMALL_TARGETS = """() => [...document.querySelectorAll(
     .map(([e, r]) => `${e.tagName}.${e.className} ${Math.round(r.width)}x${Math.round(r.height)}`)
 """
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"), reason="no /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def served(make_app: Callable[..., Flask], clean_db: Engine) -> Iterator[tuple[Flask, str]]:
     with Session(clean_db) as session:
         notices.publish_file(session, PACKAGE_DATA / "notices.yaml")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    app = make_app(base_url=base_url, ratelimit_enabled=False)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, base_url
-    server.shutdown()
-    thread.join(timeout=10)
+    with live(make_app, ratelimit_enabled=False) as served:
+        yield served
 
 
 # The README's pictures, re-taken with UPDATE_SCREENSHOTS=1 (one language and size each).

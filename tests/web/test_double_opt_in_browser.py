@@ -6,16 +6,12 @@ The app is served over real HTTP (werkzeug) on 127.0.0.1; the mail goes through 
 from __future__ import annotations
 
 import json
-import os
-import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from flask import Flask
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from app.config import PACKAGE_DATA, Settings
 from app.models import SubscriptionRequest
@@ -24,23 +20,9 @@ from app.services.consent import notices
 from app.worker import deliver_once
 from tests.conftest import ApiClient
 from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
+from tests.web.browser import BROWSER, chromium, live
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"), reason="no /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture
@@ -58,55 +40,41 @@ def served(
 ) -> Iterator[Flask]:
     with Session(clean_db) as session:
         notices.publish_file(session, PACKAGE_DATA / "notices.yaml")
-    port = free_port()
-    app = make_app(base_url=f"http://127.0.0.1:{port}", smtp_host="127.0.0.1", smtp_port=inbox[1])
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app
-    server.shutdown()
-    thread.join(timeout=10)
+    with live(make_app, smtp_host="127.0.0.1", smtp_port=inbox[1]) as (app, _):
+        yield app
 
 
 def test_a_person_subscribes_and_the_link_confirms_without_a_click(
     served: Flask, inbox: tuple[Inbox, int], api: ApiClient, clean_db: Engine
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     settings: Settings = served.extensions["settings"]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=ARGS
-        )
-        try:
-            page = browser.new_page(locale="de-DE")
-            page.set_default_timeout(20_000)
-            page.goto(f"{settings.base_url}/subscribe")
-            assert page.locator("h1").inner_text() == "Anmelden"
-            trap = page.locator("#website").bounding_box()
-            assert trap is not None
-            assert trap["x"] + trap["width"] <= 0  # the honeypot sits off-screen, by CSS
-            page.fill("#email", "Grace.Hopper@example.org")
-            page.check("input[value=newsletter]")
-            page.check("input[value=product_updates]")
-            page.click("button[type=submit]")
-            page.wait_for_url("**/subscribe/sent**")
+    with chromium() as browser:
+        page = browser.new_page(locale="de-DE")
+        page.set_default_timeout(20_000)
+        page.goto(f"{settings.base_url}/subscribe")
+        assert page.locator("h1").inner_text() == "Anmelden"
+        trap = page.locator("#website").bounding_box()
+        assert trap is not None
+        assert trap["x"] + trap["width"] <= 0  # the honeypot sits off-screen, by CSS
+        page.fill("#email", "Grace.Hopper@example.org")
+        page.check("input[value=newsletter]")
+        page.check("input[value=product_updates]")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/subscribe/sent**")
 
-            assert deliver_once(clean_db, settings).sent == 1
-            [message] = inbox[0].messages
-            link = confirm_link(text_of(message))
-            assert link.startswith(settings.base_url + "/confirm/")
-            assert "Anmeldung" in str(message["Subject"])
+        assert deliver_once(clean_db, settings).sent == 1
+        [message] = inbox[0].messages
+        link = confirm_link(text_of(message))
+        assert link.startswith(settings.base_url + "/confirm/")
+        assert "Anmeldung" in str(message["Subject"])
 
-            scanner = served.test_client().get(link.removeprefix(settings.base_url))
-            assert scanner.status_code == 200
-            assert check(api) == "pending_confirmation"
+        scanner = served.test_client().get(link.removeprefix(settings.base_url))
+        assert scanner.status_code == 200
+        assert check(api) == "pending_confirmation"
 
-            page.goto(link)
-            page.wait_for_selector("#outcome[data-state=confirmed]")
-            assert page.locator("h1").inner_text() == "Anmeldung bestätigt"
-        finally:
-            browser.close()
+        page.goto(link)
+        page.wait_for_selector("#outcome[data-state=confirmed]")
+        assert page.locator("h1").inner_text() == "Anmeldung bestätigt"
     assert check(api) == "granted"
     with Session(clean_db) as session:
         subject_id = session.scalars(select(SubscriptionRequest.subject_id)).one()

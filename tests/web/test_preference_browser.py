@@ -3,53 +3,31 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 from sqlalchemy import Engine
-from werkzeug.serving import make_server
 
 from app.domain.rules import Rules
 from tests.conftest import ApiClient
-from tests.smtp import free_port
+from tests.web.browser import BROWSER, chromium, live
 from tests.web.pages import preference_token, subscriber
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).parent.parent.parent / "docs" / "screenshots"
 PHONE: ViewportSize = {"width": 360, "height": 740}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-        reason="Debian's chromium is not installed (CI must have it)",
-    ),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 @dataclass
@@ -60,17 +38,8 @@ class Site:
 
 @pytest.fixture
 def site(make_app: Callable[..., Flask]) -> Iterator[Site]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    app = make_app(base_url=base_url)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with live(make_app) as (app, base_url):
         yield Site(app, base_url)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 def open_preferences(browser: Browser, site: Site, subject_id: str, **context: object) -> Page:

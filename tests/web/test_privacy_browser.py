@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,67 +11,40 @@ import jsonschema_rs
 import pytest
 from flask import Flask
 from playwright._impl._api_structures import SetCookieParam
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from sqlalchemy.orm import Session
-from werkzeug.serving import make_server
 
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason
 from app.services.consent import checks
+from tests.web.browser import BROWSER, chromium, live
 from tests.web.privacy_helpers import (
     ACCESS_URL,
     deliver,
-    free_port,
     make_person,
     preference_token,
     smtp_server,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).parent.parent.parent
 SCHEMA = json.loads((ROOT / "app/data/privacy-export.schema.json").read_text())
 # UPDATE_SCREENSHOTS=1 refreshes the pictures in docs/; otherwise they go to a temporary folder.
 SCREENSHOTS = ROOT / "docs/screenshots"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists() and not os.environ.get("CI"), reason="no /usr/bin/chromium"
-    ),
-]
+pytestmark = BROWSER
 
 
 @pytest.fixture
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def served(make_app: Callable[..., Flask]) -> Iterator[tuple[Flask, str]]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    app = make_app(base_url=base_url)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app, base_url
-    server.shutdown()
-    thread.join(timeout=10)
+    with live(make_app) as served:
+        yield served
 
 
 def test_a_person_sees_downloads_and_deletes_their_data_and_nothing_opens_after(
