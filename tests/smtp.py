@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, TypeVar
 
 from aiosmtpd.controller import Controller
 
@@ -31,8 +33,19 @@ class Inbox:
         return "250 Message accepted for delivery"
 
 
-def smtp_server(inbox: Inbox, port: int) -> Controller:
-    return Controller(inbox, hostname="127.0.0.1", port=port)
+Handler = TypeVar("Handler", bound=Inbox)
+
+
+@contextmanager
+def smtp_server(inbox: Handler, port: int | None = None) -> Iterator[tuple[Handler, int]]:
+    """A real SMTP server on 127.0.0.1 (a free port unless named) for the block, and its port."""
+    port = port or free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
 
 
 def text_of(message: EmailMessage) -> str:

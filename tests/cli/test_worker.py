@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from app.cli import main
 from app.models import OutboxMessage
 from tests.conftest import DATABASE_URL, ApiClient
-from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
+from tests.smtp import Inbox, confirm_link, smtp_server, text_of
 
 
 def queue_one(api: ApiClient, email: str = "ada@example.org") -> None:
@@ -59,14 +59,9 @@ def test_worker_once_writes_eml_files_without_smtp_host(
 
 def test_worker_once_delivers_over_smtp(api: ApiClient, clean_db: Engine, tmp_path: Path) -> None:
     queue_one(api)
-    inbox, port = Inbox(), free_port()
-    server = smtp_server(inbox, port)
-    server.start()
-    try:
+    with smtp_server(Inbox()) as (inbox, port):
         env = environment(tmp_path, SMTP_HOST="127.0.0.1", SMTP_PORT=str(port))
         result = CliRunner().invoke(main, ["worker", "--once"], env=env)
-    finally:
-        server.stop()
     assert result.exit_code == 0, result.output
     [message] = inbox.messages
     assert confirm_link(text_of(message)).startswith("http://localhost:5000/confirm/")
@@ -93,17 +88,14 @@ def test_the_worker_loop_stops_cleanly_on_sigterm(clean_db: Engine, tmp_path: Pa
 def test_the_dev_server_sends_mail_inline(
     make_app: Callable[..., Flask], api: ApiClient, clean_db: Engine
 ) -> None:
-    inbox, port = Inbox(), free_port()
-    server = smtp_server(inbox, port)
-    server.start()
-    app = make_app(send_mail_inline=True, smtp_host="127.0.0.1", smtp_port=port)
-    try:
-        queue_one(api)  # through another app on the same database: the outbox is shared
-        deadline = time.monotonic() + 20
-        while not inbox.messages and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        app.extensions["inline_mail_stop"].set()
-        server.stop()
+    with smtp_server(Inbox()) as (inbox, port):
+        app = make_app(send_mail_inline=True, smtp_host="127.0.0.1", smtp_port=port)
+        try:
+            queue_one(api)  # through another app on the same database: the outbox is shared
+            deadline = time.monotonic() + 20
+            while not inbox.messages and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            app.extensions["inline_mail_stop"].set()
     [message] = inbox.messages
     assert "/confirm/" in text_of(message)

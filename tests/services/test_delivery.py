@@ -21,7 +21,7 @@ from app.models import OutboxMessage, utcnow
 from app.services.delivery import mail
 from tests.conftest import DATABASE_URL
 from tests.services.test_optin import make_mailer, published, sign_up
-from tests.smtp import Inbox, free_port, smtp_server
+from tests.smtp import Inbox, smtp_server
 
 __all__ = ["published"]  # the fixture, shared with the sign-up tests
 
@@ -45,11 +45,8 @@ class Refusing(Inbox):
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox, port = Inbox(), free_port()
-    server = smtp_server(inbox, port)
-    server.start()
-    yield inbox, port
-    server.stop()
+    with smtp_server(Inbox()) as running:
+        yield running
 
 
 def queue(session: Session, count: int = 1, to: str = "ada@example.org") -> list[str]:
@@ -70,10 +67,7 @@ def received_ids(inbox: Inbox) -> list[str]:
 def test_a_permanent_refusal_is_final_and_keeps_no_personal_data(
     session: Session, reply: str
 ) -> None:
-    inbox, port = Refusing(reply), free_port()
-    server = smtp_server(inbox, port)
-    server.start()
-    try:
+    with smtp_server(Refusing(reply)) as (_, port):
         queue(session)
         outcome = mail.deliver_due(session, mail.SmtpTransport("127.0.0.1", port), mail_from=FROM)
         later = mail.deliver_due(
@@ -82,8 +76,6 @@ def test_a_permanent_refusal_is_final_and_keeps_no_personal_data(
             mail_from=FROM,
             now=utcnow() + timedelta(days=2),
         )
-    finally:
-        server.stop()
     assert (outcome.sent, outcome.deferred, outcome.failed) == (0, 0, 1)
     assert (later.sent, later.deferred, later.failed) == (0, 0, 0)  # never retried
     row = session.scalars(select(OutboxMessage)).one()
@@ -94,14 +86,9 @@ def test_a_permanent_refusal_is_final_and_keeps_no_personal_data(
 
 
 def test_a_temporary_refusal_backs_off_and_keeps_the_message(session: Session) -> None:
-    inbox, port = Refusing("451 4.3.0 Try again later"), free_port()
-    server = smtp_server(inbox, port)
-    server.start()
-    try:
+    with smtp_server(Refusing("451 4.3.0 Try again later")) as (_, port):
         queue(session)
         outcome = mail.deliver_due(session, mail.SmtpTransport("127.0.0.1", port), mail_from=FROM)
-    finally:
-        server.stop()
     assert (outcome.sent, outcome.deferred, outcome.failed) == (0, 1, 0)
     row = session.scalars(select(OutboxMessage)).one()
     assert row.status == "queued"

@@ -207,14 +207,9 @@ def test_mail_queued_while_smtp_is_down_goes_out_when_it_is_back(
     assert queued.status == "queued"
     assert queued.last_error
     token = token_in(queued)  # read while the outbox still holds the text
-    inbox = Inbox()
-    server = smtp_server(inbox, port)
-    server.start()
-    try:
+    with smtp_server(Inbox(), port) as (inbox, _):
         later = queued.next_attempt_at + timedelta(seconds=1)
         up = mail.deliver_due(published, transport, mail_from="shop@example.org", now=later)
-    finally:
-        server.stop()
     published.refresh(queued)
     assert (up.sent, up.deferred) == (1, 0)
     assert queued.status == "sent"

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import re
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from email import message_from_bytes, policy
-from email.message import EmailMessage
-from typing import Any
 
-from aiosmtpd.controller import Controller
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,42 +45,6 @@ def access_url_in_outbox(session: Session) -> str:
     found = ACCESS_URL.search(body or "")
     assert found, body
     return found.group(0)
-
-
-class Inbox:
-    """Messages received by a real SMTP server on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        parsed = message_from_bytes(envelope.content, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        return "250 OK"
-
-    def text_of(self, index: int) -> str:
-        part = self.messages[index].get_body(preferencelist=("plain",))
-        assert part is not None
-        return str(part.get_content())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def smtp_server() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 def deliver(session: Session, port: int) -> int:

@@ -19,7 +19,7 @@ from app.services.audit import opt_in_evidence
 from app.services.consent import notices
 from app.worker import deliver_once
 from tests.conftest import ApiClient
-from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
+from tests.smtp import Inbox, confirm_link, smtp_server, text_of
 from tests.web.browser import BROWSER, chromium, live
 
 pytestmark = BROWSER
@@ -27,11 +27,8 @@ pytestmark = BROWSER
 
 @pytest.fixture
 def inbox() -> Iterator[tuple[Inbox, int]]:
-    mailbox, port = Inbox(), free_port()
-    server = smtp_server(mailbox, port)
-    server.start()
-    yield mailbox, port
-    server.stop()
+    with smtp_server(Inbox()) as running:
+        yield running
 
 
 @pytest.fixture

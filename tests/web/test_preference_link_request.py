@@ -16,21 +16,15 @@ from app.models import OutboxMessage
 from app.services.consent import subjects
 from app.services.delivery import mail
 from tests.factories import make_act
-from tests.smtp import Inbox, free_port, smtp_server, text_of
+from tests.smtp import Inbox, smtp_server, text_of
 from tests.web.pages import csrf_token, subscriber
 from tests.web.test_preference_page import set_locale
 
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = smtp_server(inbox, port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
+    with smtp_server(Inbox()) as running:
+        yield running
 
 
 def ask(client: FlaskClient, email: str, **extra: str) -> Any:

@@ -18,13 +18,13 @@ from app.domain.identifiers import identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason
 from app.services.consent import checks
+from tests.smtp import Inbox, smtp_server, text_of
 from tests.web.browser import BROWSER, chromium, live
 from tests.web.privacy_helpers import (
     ACCESS_URL,
     deliver,
     make_person,
     preference_token,
-    smtp_server,
 )
 
 ROOT = Path(__file__).parent.parent.parent
@@ -59,14 +59,14 @@ def test_a_person_sees_downloads_and_deletes_their_data_and_nothing_opens_after(
     context = browser.new_context(accept_downloads=True, locale="en-GB")
     page = context.new_page()
 
-    with smtp_server() as (inbox, smtp_port):
+    with smtp_server(Inbox()) as (inbox, smtp_port):
         page.goto(f"{base_url}/privacy/request/{token}")
         assert email not in page.content()
         page.get_by_role("button", name="Email me a secure link").click()
         page.get_by_role("heading", name="Check your mailbox").wait_for()
         assert deliver(session, smtp_port) == 1
-        found = ACCESS_URL.search(inbox.text_of(0))
-        assert found, inbox.text_of(0)
+        found = ACCESS_URL.search(text_of(inbox.messages[0]))
+        assert found, text_of(inbox.messages[0])
         access_url = found.group(0)
         assert access_url.startswith(f"{base_url}/access/")
 
@@ -110,7 +110,7 @@ def test_a_person_sees_downloads_and_deletes_their_data_and_nothing_opens_after(
         assert deliver(session, smtp_port) == 1
         final = inbox.messages[1]
         assert final["To"] == email
-        assert "Pseudonymous proof of consent" in inbox.text_of(1)
+        assert "Pseudonymous proof of consent" in text_of(inbox.messages[1])
 
     answer = checks.check(
         session,

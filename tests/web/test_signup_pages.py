@@ -295,12 +295,8 @@ def test_the_confirmation_mail_comes_from_the_brand_and_the_pages_wear_it(
             "notice_version": "2026-11-01",
         },
     )
-    controller = smtp_server(inbox, port)
-    controller.start()
-    try:
+    with smtp_server(inbox, port):
         assert worker.deliver_once(published, app.extensions["settings"]).sent == 1
-    finally:
-        controller.stop()
     (message,) = inbox.messages
     assert message["From"] == "Acme Outdoor <news@acme.example>"
 
