@@ -6,8 +6,8 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine, func, select
@@ -18,6 +18,7 @@ from app.config import Settings
 from app.domain.vocabulary import Action
 from app.models import ConsentEvent
 from app.services import jobs
+from tests.concurrency import at_once
 from tests.conftest import DATABASE_URL
 
 ALL_JOBS = ["checkpoint", "retention", "rights_overdue"]
@@ -46,17 +47,12 @@ def test_two_workers_at_the_same_moment_run_each_job_once(
     clean_db: Engine, settings: Settings
 ) -> None:
     parts = components.build(settings)
-    start, ran = threading.Barrier(2), {}
 
-    def one(name: str) -> None:
-        start.wait()
-        ran[name] = worker.run_due_jobs(clean_db, parts, worker=name)
+    def one(name: str) -> list[str]:
+        return worker.run_due_jobs(clean_db, parts, worker=name)
 
-    threads = [threading.Thread(target=one, args=(name,)) for name in ("w1", "w2")]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    names = ("w1", "w2")
+    ran = dict(zip(names, at_once(*[partial(one, name) for name in names]), strict=True))
     assert sorted(ran["w1"] + ran["w2"]) == ALL_JOBS
     assert retention_runs(clean_db) == 1
     with Session(clean_db) as session:

@@ -15,6 +15,7 @@ from app.domain import proof
 from app.models import ConsentEvent
 from app.services import clients
 from app.services.audit import checkpoints
+from tests.concurrency import at_once
 from tests.conftest import ApiClient
 
 
@@ -65,20 +66,12 @@ def test_checkpoints_signed_before_a_rotation_still_verify(
 
 
 def test_workers_starting_together_share_one_new_key(tmp_path: Path) -> None:
-    import threading
+    path = tmp_path / "keys" / "signing.json"
 
-    path, found = tmp_path / "keys" / "signing.json", []
-    start = threading.Barrier(8)
+    def load() -> str | None:
+        return checkpoints.load_keys(path).current.kid
 
-    def load() -> None:
-        start.wait()
-        found.append(checkpoints.load_keys(path).current.kid)
-
-    threads = [threading.Thread(target=load) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    found = at_once(*[load] * 8)
     assert len(found) == 8
     assert len(set(found)) == 1
     assert [p.name for p in path.parent.iterdir()] == ["signing.json"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -18,6 +17,7 @@ from app.domain.rules import Rules
 from app.domain.vocabulary import Action
 from app.models import ConsentEvent, OutboxMessage
 from app.services.audit import trail
+from tests.concurrency import at_once
 from tests.factories import make_subscriber
 from tests.faults.conftest import Answer, Gunicorn
 from tests.smtp import confirm_link
@@ -52,22 +52,6 @@ def _events(engine: Engine) -> int:
         return int(session.scalar(select(func.count()).select_from(ConsentEvent)) or 0)
 
 
-def _at_once(*calls: Callable[[], Answer]) -> list[Answer]:
-    barrier = threading.Barrier(len(calls))
-    answers: list[Answer] = []
-
-    def run(call: Callable[[], Answer]) -> None:
-        barrier.wait()
-        answers.append(call())
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return answers
-
-
 def test_the_same_change_sent_twice_at_once_over_http_writes_one_event(
     gunicorn: Callable[..., Gunicorn], clean_db: Engine, rules: Rules
 ) -> None:
@@ -78,7 +62,7 @@ def test_the_same_change_sent_twice_at_once_over_http_writes_one_event(
     for status in ("withdrawn", "granted", "withdrawn", "granted", "withdrawn"):
         before = _events(clean_db)
         body = {"changes": [{"channel": "email", "category": "newsletter", "status": status}]}
-        answers = _at_once(
+        answers = at_once(
             lambda body=body: server.request("PATCH", path, body),  # type: ignore[misc]
             lambda body=body: server.request("PATCH", path, body),  # type: ignore[misc]
         )
@@ -115,7 +99,7 @@ def test_the_same_confirmation_posted_twice_at_once_over_http_confirms_once(
             return Answer(response.status, response.read().decode())
 
     calls = [functools.partial(post, v, f) for v, f in zip(visitors, forms, strict=True)]
-    answers = _at_once(*calls)
+    answers = at_once(*calls)
     assert [a.status for a in answers] == [200, 200]
     with Session(clean_db) as session:
         confirmations = session.scalars(

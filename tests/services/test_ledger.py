@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import itertools
-import threading
+from functools import partial
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from app.domain.consent import Topic
 from app.domain.rules import Rules
 from app.domain.vocabulary import Reason, Status
 from app.models import ConsentEvent, ConsentState
 from app.services.audit import trail
-from app.services.consent import checks, preferences
-from tests.factories import change_newsletter, make_act, make_subscriber
+from app.services.consent import checks
+from tests.concurrency import at_once
+from tests.factories import change_newsletter, make_subscriber
 
 
 def test_each_event_links_to_the_one_before(session: Session, rules: Rules) -> None:
@@ -66,31 +66,14 @@ def test_events_hold_no_personal_data(session: Session, rules: Rules) -> None:
 def test_concurrent_writers_keep_one_straight_chain(clean_db: Engine, rules: Rules) -> None:
     with Session(clean_db) as session:
         subject_ids = [make_subscriber(session, rules, email=f"w{i}@example.org") for i in range(8)]
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
 
     def writer(subject_id: str) -> None:
-        try:
-            barrier.wait()
-            with Session(clean_db) as session:
-                for round_ in range(6):
-                    status = Status.WITHDRAWN if round_ % 2 == 0 else Status.GRANTED
-                    preferences.change(
-                        session,
-                        rules,
-                        subject_id,
-                        [preferences.Change(Topic("email", "newsletter"), status)],
-                        make_act(),
-                    )
-        except BaseException as error:
-            errors.append(error)
+        with Session(clean_db) as session:
+            for round_ in range(6):
+                status = Status.WITHDRAWN if round_ % 2 == 0 else Status.GRANTED
+                change_newsletter(session, rules, subject_id, status)
 
-    threads = [threading.Thread(target=writer, args=(s,)) for s in subject_ids]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    at_once(*[partial(writer, s) for s in subject_ids])  # raises what any writer raised
     with Session(clean_db) as session:
         result = trail.verify(session)
         count = session.scalar(select(func.count()).select_from(ConsentEvent))
@@ -108,18 +91,12 @@ def test_the_same_change_sent_twice_at_once_writes_one_event(
     with Session(clean_db) as session:
         subject_id = make_subscriber(session, rules)
         before = session.scalar(select(func.count()).select_from(ConsentEvent))
-    barrier = threading.Barrier(2)
 
     def withdraw() -> None:
-        barrier.wait()
         with Session(clean_db) as session:
             change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
 
-    threads = [threading.Thread(target=withdraw) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(withdraw, withdraw)
     with Session(clean_db) as session:
         after = session.scalar(select(func.count()).select_from(ConsentEvent))
         answer = checks.check(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from app.services import tokens
 from app.services.consent import ledger, notices
 from app.services.delivery import mail
 from app.services.optin import confirmation, subscriptions
+from tests.concurrency import at_once
 from tests.factories import make_act
 from tests.smtp import Inbox, confirm_link, free_port, smtp_server, text_of
 
@@ -223,21 +223,10 @@ def test_mail_queued_while_smtp_is_down_goes_out_when_it_is_back(
 def test_posts_at_the_same_moment_still_send_one_mail(published: Session, rules: Rules) -> None:
     engine = published.get_bind()
     mailer = make_mailer()
-    barrier = threading.Barrier(6)
-    errors: list[BaseException] = []
 
     def post() -> None:
-        try:
-            barrier.wait(timeout=10)
-            with Session(engine) as own:
-                sign_up(own, rules, mailer, email="Same@Example.org")
-        except BaseException as error:
-            errors.append(error)
+        with Session(engine) as own:
+            sign_up(own, rules, mailer, email="Same@Example.org")
 
-    threads = [threading.Thread(target=post) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
+    at_once(*[post] * 6)  # raises what any post raised
     assert len(outbox(published)) == 1
