@@ -1,5 +1,6 @@
 """The DPO's pages: a login with an audit:read client, counts over time, the trail search,
-and the printable double opt-in record.
+the imports with each one's refused lines, the webhook receivers' health, and the printable
+double opt-in record.
 
 The login sets its own cookie (HttpOnly, SameSite=Strict, path /dpo): a signed token of the
 `dpo` link purpose that expires after ACCESS_SESSION_IDLE_MINUTES without a request (each page
@@ -36,6 +37,7 @@ from app.domain.vocabulary import Action
 from app.extensions import limiter
 from app.http import inventory, rules, session, settings, signing_keys, tokens
 from app.services.audit import dpo, opt_in_evidence, package, trail
+from app.services.imports import jobs
 from app.services.tokens import Purpose
 
 bp = Blueprint("dpo", __name__, url_prefix="/dpo")
@@ -196,4 +198,15 @@ def download_package() -> ResponseReturnValue:
 def double_opt_in(subject_id: Any) -> ResponseReturnValue:
     record = opt_in_evidence.record(session(), str(subject_id))
     page = render_template("dpo/double_opt_in.html", record=record)
+    return Response(page)
+
+
+@bp.get("/imports/<uuid:import_id>")
+@login_required
+def import_errors(import_id: Any) -> ResponseReturnValue:
+    """One import's counts and its refused lines (the first MAX_ERRORS_SHOWN), line by line."""
+    found = jobs.report(session(), str(import_id))
+    page = render_template(
+        "dpo/import.html", job=found.job, errors=found.errors, shown_at_most=jobs.MAX_ERRORS_SHOWN
+    )
     return Response(page)
