@@ -6,10 +6,13 @@ import json
 import uuid
 from collections.abc import Callable
 
+import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
+from app.services.imports import jobs
 from tests.api.identity_helpers import run_imports, upload
 from tests.api.test_imports_api import row
 from tests.conftest import ApiClient
@@ -67,3 +70,21 @@ def test_with_no_import_the_page_says_so(
     dpo = make_api("audit:read")
     sign_in(client, dpo.client_id, dpo.client_secret)
     assert "No import yet." in client.get("/dpo").get_data(as_text=True)
+
+
+def test_a_running_import_says_how_far_it_has_come(
+    client: FlaskClient,
+    make_api: Callable[..., ApiClient],
+    clean_db: Engine,
+    rules: Rules,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jobs, "CHUNK_LINES", 1)
+    lines = [json.dumps(row(email=f"p{n}@example.org")) for n in range(3)]
+    with Session(clean_db) as session:
+        job = jobs.create(session, lines, jobs.Format.NDJSON, actor="client:crm")
+        jobs.apply_next_chunk(session, rules, job.id)
+    dpo = make_api("audit:read")
+    sign_in(client, dpo.client_id, dpo.client_secret)
+    page = client.get("/dpo").get_data(as_text=True)
+    assert "running (1 of 3 parts)" in page
