@@ -27,6 +27,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -106,7 +107,7 @@ def login_required(view: F) -> F:
 
 @bp.get("/login")
 def login() -> ResponseReturnValue:
-    return Response(render_template("dpo/login.html", error=None))
+    return Response(render_template("dpo/login.html", refused=False))
 
 
 @bp.post("/login")
@@ -115,8 +116,8 @@ def login_post() -> ResponseReturnValue:
     form = _login_form.load(request.form.to_dict())
     try:
         stamp = dpo.login(session(), form["client_id"], form["client_secret"])
-    except dpo.LoginError as error:
-        page = render_template("dpo/login.html", error=error.detail)
+    except dpo.LoginError:
+        page = render_template("dpo/login.html", refused=True)  # its text, in the page's language
         return Response(page, status=401)
     response = redirect(url_for("dpo.home"), code=303)
     _set_session(response, {"c": form["client_id"], "s": stamp})
@@ -166,7 +167,7 @@ def home() -> ResponseReturnValue:
         requests=found.requests,
         overdue=found.overdue,
         inventory=inventory(),
-        deployment_map=data_map(inventory().flows("en")),
+        deployment_map=data_map(inventory().flows(str(get_locale() or "en"))),
     )
     return Response(page)
 

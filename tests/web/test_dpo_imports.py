@@ -36,7 +36,7 @@ def test_the_imports_are_listed_with_their_counts_and_a_link_to_their_errors(
     table = page[
         page.index('id="imports-log"') : page.index("</table>", page.index('id="imports-log"'))
     ]
-    assert "<caption>3 imports</caption>" in table
+    assert "<caption>Imports: 3</caption>" in table
     assert table.count(f"client:{crm.client_id}") == 3
     assert table.index("queued") < table.index("dry run") < table.index(f"/dpo/imports/{import_id}")
     assert f"/dpo/imports/{dry_id}" not in table  # nothing refused: no errors page to open

@@ -54,7 +54,7 @@ def test_a_disabled_receiver_is_listed_first_with_why_and_an_active_one_after(
     sign_in(client, dpo.client_id, dpo.client_secret)
     page = client.get("/dpo").get_data(as_text=True)
     table = _receivers_table(page)
-    assert "<caption>2 receivers</caption>" in table
+    assert "<caption>Receivers: 2</caption>" in table
     assert "1 of 2 need attention" in page
     assert table.index("crm.example.org") < table.index("a-erp.example.org")
     assert "<strong>disabled</strong>" in table
