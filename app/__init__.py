@@ -180,12 +180,7 @@ def select_timezone() -> str | None:
 
 
 def select_locale() -> str | None:
-    """?lang=, then the lang cookie, then the subject's stored locale, then Accept-Language.
-
-    The DPO pages are written in English only, so they say so rather than claim another lang.
-    """
-    if request.blueprint == "dpo":
-        return "en"
+    """?lang=, then the lang cookie, then the subject's stored locale, then Accept-Language."""
     for candidate in (request.args.get("lang"), request.cookies.get("lang"), g.get("locale")):
         if candidate in LOCALES:
             return candidate

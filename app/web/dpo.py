@@ -1,5 +1,6 @@
 """The DPO's pages: a login with an audit:read client, counts over time, the trail search,
-and the printable double opt-in record.
+the imports with each one's refused lines, the webhook receivers' health, and the printable
+double opt-in record.
 
 The login sets its own cookie (HttpOnly, SameSite=Strict, path /dpo): a signed token of the
 `dpo` link purpose that expires after ACCESS_SESSION_IDLE_MINUTES without a request (each page
@@ -26,6 +27,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 from marshmallow import EXCLUDE, Schema, fields, pre_load, validate
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -36,6 +38,7 @@ from app.domain.vocabulary import Action
 from app.extensions import limiter
 from app.http import inventory, rules, session, settings, signing_keys, tokens
 from app.services.audit import dpo, opt_in_evidence, package, trail
+from app.services.imports import jobs
 from app.services.tokens import Purpose
 
 bp = Blueprint("dpo", __name__, url_prefix="/dpo")
@@ -104,7 +107,7 @@ def login_required(view: F) -> F:
 
 @bp.get("/login")
 def login() -> ResponseReturnValue:
-    return Response(render_template("dpo/login.html", error=None))
+    return Response(render_template("dpo/login.html", refused=False))
 
 
 @bp.post("/login")
@@ -113,8 +116,8 @@ def login_post() -> ResponseReturnValue:
     form = _login_form.load(request.form.to_dict())
     try:
         stamp = dpo.login(session(), form["client_id"], form["client_secret"])
-    except dpo.LoginError as error:
-        page = render_template("dpo/login.html", error=error.detail)
+    except dpo.LoginError:
+        page = render_template("dpo/login.html", refused=True)  # its text, in the page's language
         return Response(page, status=401)
     response = redirect(url_for("dpo.home"), code=303)
     _set_session(response, {"c": form["client_id"], "s": stamp})
@@ -164,7 +167,7 @@ def home() -> ResponseReturnValue:
         requests=found.requests,
         overdue=found.overdue,
         inventory=inventory(),
-        deployment_map=data_map(inventory().flows("en")),
+        deployment_map=data_map(inventory().flows(str(get_locale() or "en"))),
     )
     return Response(page)
 
@@ -196,4 +199,15 @@ def download_package() -> ResponseReturnValue:
 def double_opt_in(subject_id: Any) -> ResponseReturnValue:
     record = opt_in_evidence.record(session(), str(subject_id))
     page = render_template("dpo/double_opt_in.html", record=record)
+    return Response(page)
+
+
+@bp.get("/imports/<uuid:import_id>")
+@login_required
+def import_errors(import_id: Any) -> ResponseReturnValue:
+    """One import's counts and its refused lines (the first MAX_ERRORS_SHOWN), line by line."""
+    found = jobs.report(session(), str(import_id))
+    page = render_template(
+        "dpo/import.html", job=found.job, errors=found.errors, shown_at_most=jobs.MAX_ERRORS_SHOWN
+    )
     return Response(page)

@@ -8,9 +8,11 @@ Keyboard-only use of every form is walked separately.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,14 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from app.config import PACKAGE_DATA
+from app.domain.rules import Rules
 from app.models import OutboxMessage, SubjectIdentifier
 from app.services.consent import notices
+from app.services.delivery import webhooks
+from app.services.imports import jobs as imports
 from app.services.tokens import Purpose, Tokens
+from app.worker import run_import
+from tests.api.test_imports_api import row
 from tests.conftest import ApiClient
 from tests.web.browser import BROWSER, chromium, live
 from tests.web.privacy_helpers import access_url_in_outbox, preference_token
@@ -194,27 +201,61 @@ def test_every_page_of_a_person_passes_axe(
     context.close()
 
 
+def _dpo_has_imports_and_receivers(session: Session, rules: Rules) -> None:
+    """What the DPO page lists: an import with a refused line, a dry run, and two receivers
+    (one switched off, one waiting to be sent to)."""
+    good = json.dumps(row())
+    job = imports.create(
+        session, [good, '{"email": "x@example.org"}'], imports.Format.NDJSON, actor="client:crm"
+    )
+    run_import(session, rules, job.id)
+    imports.create(session, [good], imports.Format.NDJSON, actor="client:crm", is_dry_run=True)
+    webhooks.register(
+        session, "https://erp.example.org/in", ["consent.changed"], actor="t", allow_private=False
+    )
+    off = webhooks.register(
+        session, "https://crm.example.org/in", ["subject.erased"], actor="t", allow_private=False
+    )
+    off.webhook.disabled_at = datetime.now(UTC)
+    off.webhook.disabled_reason = "delivery msg_1 failed 11 times: HTTP 500"
+    session.commit()
+
+
 @pytest.mark.parametrize("size", list(VIEWPORTS))
+@pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_dpo_page_passes_axe(
     browser: Browser,
     served: tuple[Flask, str],
     make_api: Callable[..., ApiClient],
+    session: Session,
+    rules: Rules,
+    lang: str,
     size: str,
 ) -> None:
     _, base = served
+    _dpo_has_imports_and_receivers(session, rules)
     dpo = make_api("audit:read")
-    context = browser.new_context(**VIEWPORTS[size])  # type: ignore[arg-type]
+    context = browser.new_context(locale=lang, **VIEWPORTS[size])  # type: ignore[arg-type]
     page = context.new_page()
-    page.goto(f"{base}/dpo/login")
-    audit(page, "dpo login", "en")
+    page.goto(f"{base}/dpo/login")  # the browser's language, as a DPO arrives
+    audit(page, "dpo login", lang)
     page.fill("#client_id", dpo.client_id)
     page.fill("#client_secret", dpo.client_secret)
     page.locator("main form button[type=submit]").click()
     page.wait_for_url(re.compile(r"/dpo$"))
-    audit(page, "dpo home", "en")
+    audit(page, "dpo home", lang)
+    assert page.locator("#receivers tbody tr.dpo-overdue").count() == 1  # the disabled one
+    assert page.locator("#receivers tbody tr").first.locator("strong").count() == 1
+    if size == "phone":  # the stacked tables fit the screen: nothing scrolls sideways
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.locator("#imports-log a").first.click()
+    page.locator("#import-errors").wait_for()
+    audit(page, "dpo import errors", lang)
+    page.goto(f"{base}/dpo?lang={lang}")
+    audit(page, "dpo home (?lang=)", lang)
     page.locator("#run-verify").click()
     page.locator("#verify-result").wait_for()
-    audit(page, "dpo verification", "en")
+    audit(page, "dpo verification", lang)
     context.close()
 
 

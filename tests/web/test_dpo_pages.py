@@ -116,7 +116,7 @@ def test_the_search_filters_and_pages_the_trail(
         ]
     sign_in_dpo(client, make_api)
     first = client.get("/dpo?action=confirm").get_data(as_text=True)
-    assert first.count("<td>confirm</td>") == 28
+    assert first.count('<td data-label="action">confirm</td>') == 28
     assert "Next page" not in first
     everything = client.get("/dpo").get_data(as_text=True)
     assert "Next page" in everything
@@ -237,6 +237,36 @@ def test_the_record_of_processing_draws_the_data_map_with_declared_systems(
     assert 'aria-labelledby="deployment-map-title deployment-map-desc"' in page
     assert "<title>Email address → Shop CRM (webhook receiver" in page
     assert "Newsletter tool (integration: checks consent before each send)" in page
-    assert '<html lang="en">' in page  # the DPO pages are English, and say so
+    assert '<html lang="en">' in page
     assert "<script" not in page
     assert "style=" not in page
+
+
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        ("de", ("Datenschutzbeauftragte", "Webhook-Empfänger", "Importe", "Betroffenenanfragen")),
+        ("es", ("Delegado de protección de datos", "Receptores de webhooks", "Importaciones")),
+        ("it", ("Responsabile della protezione dei dati", "Destinatari dei webhook")),
+    ],
+)
+def test_the_dpo_pages_speak_the_language_their_lang_says(
+    client: FlaskClient, make_api: Callable[..., ApiClient], lang: str, words: tuple[str, ...]
+) -> None:
+    login = client.get(f"/dpo/login?lang={lang}").get_data(as_text=True)
+    assert f'<html lang="{lang}">' in login
+    assert "Sign in with the client id" not in login
+    dpo = make_api("audit:read")
+    sign_in(client, dpo.client_id, dpo.client_secret)
+    page = client.get(f"/dpo?lang={lang}").get_data(as_text=True)
+    assert f'<html lang="{lang}">' in page
+    for word in words:
+        assert word in page
+    for english in ("Webhook receivers", "Search the audit trail", "Rights requests", "No import"):
+        assert english not in page
+    assert (
+        client.get("/dpo", headers={"Accept-Language": lang})
+        .get_data(as_text=True)
+        .count(f'<html lang="{lang}">')
+        == 1
+    )

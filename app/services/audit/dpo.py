@@ -1,12 +1,14 @@
-"""The DPO's page: who may open it, consent and withdrawal counts over time, the trail search."""
+"""The DPO's page: who may open it, consent and withdrawal counts over time, the trail search,
+the imports, and the webhook receivers' health."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -14,12 +16,19 @@ from sqlalchemy.orm import Session
 from app.domain.chart import Chart, grouped_bars
 from app.domain.errors import DomainError
 from app.domain.vocabulary import Scope, Status
-from app.models import ConsentEvent, OAuthClient, Webhook, utcnow
+from app.models import ConsentEvent, ImportJob, OAuthClient, Webhook, WebhookDelivery, utcnow
 from app.services import clients
 from app.services.audit import trail
+from app.services.delivery.webhooks import FAILED, PENDING
 from app.services.privacy_center import rights
 
 EVENTS = ConsentEvent.__table__
+IMPORTS_SHOWN = 50
+# A receiver whose oldest waiting delivery is older than this is lagging: it learns of
+# withdrawals late. The sender retries a failing delivery for about a day before it gives up.
+LAGGING_AFTER = timedelta(minutes=15)
+FAILURE_WINDOW = timedelta(hours=24)
+PROBLEMS = ("disabled", "failing", "lagging")  # worst first
 
 
 class LoginError(DomainError):
@@ -64,8 +73,9 @@ class DpoOverview:
     periods: list[str]
     events: list[dict[str, Any]]
     next_after: int | None
-    disabled_webhooks: list[Webhook]  # receivers switched off after a day of failed deliveries
     requests: list[rights.LoggedRequest] = field(default_factory=list)
+    imports: ImportList | None = None
+    receivers: list[ReceiverHealth] = field(default_factory=list)
 
     @property
     def overdue(self) -> int:
@@ -105,12 +115,136 @@ def overview(
         for category, by_month in sorted(counts.items())
     ]
     events, next_after = trail.page(session, filters, page_size)
-    disabled = session.scalars(
-        select(Webhook).where(Webhook.disabled_at.is_not(None)).order_by(Webhook.disabled_at)
-    )
     return DpoOverview(
-        charts, periods, events, next_after, list(disabled), rights.log(session, now=now)
+        charts,
+        periods,
+        events,
+        next_after,
+        rights.log(session, now=now),
+        imports(session),
+        receivers(session, now=now),
     )
+
+
+@dataclass(frozen=True)
+class ImportList:
+    """The newest imports, and how many there are in all."""
+
+    jobs: list[ImportJob]
+    total: int
+
+
+def imports(session: Session, *, limit: int = IMPORTS_SHOWN) -> ImportList:
+    """The newest `limit` import jobs, newest first, with the count of every import."""
+    jobs = session.scalars(
+        select(ImportJob).order_by(ImportJob.created_at.desc(), ImportJob.id).limit(limit)
+    )
+    return ImportList(list(jobs), session.scalar(select(func.count()).select_from(ImportJob)) or 0)
+
+
+@dataclass(frozen=True)
+class ReceiverHealth:
+    """One webhook receiver as the DPO sees it: whether it still learns of every change."""
+
+    webhook: Webhook
+    pending: int
+    oldest_pending_at: datetime | None
+    failures: int  # deliveries whose last attempt, in the last FAILURE_WINDOW, failed
+    last: WebhookDelivery | None  # the delivery tried most recently
+    now: datetime
+    lagging_after: timedelta = LAGGING_AFTER
+
+    @property
+    def host(self) -> str:
+        """Where it receives, without the path, query or anything secret in the URL."""
+        parts = urlsplit(self.webhook.url)
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}"
+
+    @property
+    def event_types(self) -> list[str]:
+        return self.webhook.events.split()
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.webhook.disabled_at is not None
+
+    @property
+    def oldest_pending_age(self) -> timedelta | None:
+        if self.oldest_pending_at is None:
+            return None
+        return max(self.now - self.oldest_pending_at, timedelta(0))
+
+    @property
+    def is_failing(self) -> bool:
+        return self.last is not None and self.last.last_error is not None
+
+    @property
+    def is_lagging(self) -> bool:
+        age = self.oldest_pending_age
+        return age is not None and age > self.lagging_after
+
+    @property
+    def problems(self) -> list[str]:
+        """What is wrong, worst first: disabled, failing, lagging (empty when healthy)."""
+        wrong = (self.is_disabled, self.is_failing, self.is_lagging)
+        return [name for name, is_wrong in zip(PROBLEMS, wrong, strict=True) if is_wrong]
+
+
+def receivers(
+    session: Session, *, now: datetime | None = None, lagging_after: timedelta = LAGGING_AFTER
+) -> list[ReceiverHealth]:
+    """Every receiver, active and disabled, the unhealthy ones first (then by URL)."""
+    now = now or utcnow()
+    d = WebhookDelivery
+    waiting = {
+        webhook_id: (count, oldest)
+        for webhook_id, count, oldest in session.execute(
+            select(d.webhook_id, func.count(), func.min(d.created_at))
+            .where(d.status == PENDING)
+            .group_by(d.webhook_id)
+        )
+    }
+    failures = dict(
+        session.execute(
+            select(d.webhook_id, func.count())
+            .where(
+                d.status.in_([PENDING, FAILED]),
+                d.last_error.is_not(None),
+                d.last_attempt_at >= now - FAILURE_WINDOW,
+            )
+            .group_by(d.webhook_id)
+        ).all()
+    )
+    found = []
+    for webhook in session.scalars(select(Webhook).order_by(Webhook.created_at, Webhook.id)):
+        # Deliveries are tried in the order they were written, so the newest one tried is the
+        # last attempt; this order reads the (webhook_id, created_at) index backwards.
+        last = session.scalars(
+            select(d)
+            .where(d.webhook_id == webhook.id, d.last_attempt_at.is_not(None))
+            .order_by(d.created_at.desc(), d.event_seq.desc())
+            .limit(1)
+        ).first()
+        count, oldest = waiting.get(webhook.id, (0, None))
+        found.append(
+            ReceiverHealth(
+                webhook,
+                count,
+                oldest,
+                failures.get(webhook.id, 0),
+                last,
+                now,
+                lagging_after,
+            )
+        )
+    return sorted(found, key=lambda r: (_rank(r), r.webhook.url))
+
+
+def _rank(receiver: ReceiverHealth) -> int:
+    """Disabled first, then failing, then lagging, then the healthy ones."""
+    problems = receiver.problems
+    return PROBLEMS.index(problems[0]) if problems else len(PROBLEMS)
 
 
 def _month_of(session: Session, column: Any) -> Any:
