@@ -9,10 +9,12 @@ import json
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from playwright.sync_api import Page
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 from werkzeug.serving import make_server
@@ -68,45 +70,52 @@ def served(
     thread.join(timeout=10)
 
 
-def test_a_person_subscribes_and_the_link_confirms_without_a_click(
-    served: Flask, inbox: tuple[Inbox, int], api: ApiClient, clean_db: Engine
-) -> None:
+@contextmanager
+def chromium_page(locale: str) -> Iterator[Page]:
+    """A page in a fresh headless Chromium, closed afterwards."""
     from playwright.sync_api import sync_playwright
 
-    settings: Settings = served.extensions["settings"]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=ARGS
         )
         try:
-            page = browser.new_page(locale="de-DE")
+            page = browser.new_page(locale=locale)
             page.set_default_timeout(20_000)
-            page.goto(f"{settings.base_url}/subscribe")
-            assert page.locator("h1").inner_text() == "Anmelden"
-            trap = page.locator("#website").bounding_box()
-            assert trap is not None
-            assert trap["x"] + trap["width"] <= 0  # the honeypot sits off-screen, by CSS
-            page.fill("#email", "Grace.Hopper@example.org")
-            page.check("input[value=newsletter]")
-            page.check("input[value=product_updates]")
-            page.click("button[type=submit]")
-            page.wait_for_url("**/subscribe/sent**")
-
-            assert deliver_once(clean_db, settings).sent == 1
-            [message] = inbox[0].messages
-            link = confirm_link(text_of(message))
-            assert link.startswith(settings.base_url + "/confirm/")
-            assert "Anmeldung" in str(message["Subject"])
-
-            scanner = served.test_client().get(link.removeprefix(settings.base_url))
-            assert scanner.status_code == 200
-            assert check(api) == "pending_confirmation"
-
-            page.goto(link)
-            page.wait_for_selector("#outcome[data-state=confirmed]")
-            assert page.locator("h1").inner_text() == "Anmeldung bestätigt"
+            yield page
         finally:
             browser.close()
+
+
+def test_a_person_subscribes_and_the_link_confirms_without_a_click(
+    served: Flask, inbox: tuple[Inbox, int], api: ApiClient, clean_db: Engine
+) -> None:
+    settings: Settings = served.extensions["settings"]
+    with chromium_page("de-DE") as page:
+        page.goto(f"{settings.base_url}/subscribe")
+        assert page.locator("h1").inner_text() == "Anmelden"
+        trap = page.locator("#website").bounding_box()
+        assert trap is not None
+        assert trap["x"] + trap["width"] <= 0  # the honeypot sits off-screen, by CSS
+        page.fill("#email", "Grace.Hopper@example.org")
+        page.check("input[value=newsletter]")
+        page.check("input[value=product_updates]")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/subscribe/sent**")
+
+        assert deliver_once(clean_db, settings).sent == 1
+        [message] = inbox[0].messages
+        link = confirm_link(text_of(message))
+        assert link.startswith(settings.base_url + "/confirm/")
+        assert "Anmeldung" in str(message["Subject"])
+
+        scanner = served.test_client().get(link.removeprefix(settings.base_url))
+        assert scanner.status_code == 200
+        assert check(api) == "pending_confirmation"
+
+        page.goto(link)
+        page.wait_for_selector("#outcome[data-state=confirmed]")
+        assert page.locator("h1").inner_text() == "Anmeldung bestätigt"
     assert check(api) == "granted"
     with Session(clean_db) as session:
         subject_id = session.scalars(select(SubscriptionRequest.subject_id)).one()

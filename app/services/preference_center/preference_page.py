@@ -1,4 +1,5 @@
-"""The person's preference page: show it, save it, honour Global Privacy Control, email a link."""
+"""The person's preference page: show it, save it, honour Global Privacy Control, add an
+address or number, email a link."""
 
 from __future__ import annotations
 
@@ -17,20 +18,25 @@ from app.domain.consent import (
     preferences_view,
     purpose_topic,
 )
-from app.domain.errors import DomainError, NotFoundError
+from app.domain.errors import DomainError, InvalidIdentifierError, NotFoundError
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
-from app.domain.vocabulary import Action, IdentifierKind, Method, Status
+from app.domain.vocabulary import Action, IdentifierKind, Method, Reason, Status
 from app.models import ConsentEvent, NoticeVersion, Subject, SubjectIdentifier, utcnow
 from app.services.consent import ledger, notices, preferences, subjects, suppression
 from app.services.delivery import mail
 from app.services.identity import identifiers
+from app.services.optin import confirmation
 from app.services.preference_center.message_links import preference_url
 from app.services.tokens import Purpose, Tokens
 
 LINK_MAIL = "preference_link"
 NO_RECORD_MAIL = "no_preferences"
 LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
+CONTACT_TAKEN_MAIL = "contact_taken"
+# The channel whose permission an added contact point carries, and whose policy says whether
+# it needs its own confirmation first (rules.needs_double_opt_in, as POST /v1/subscriptions).
+CONTACT_CHANNEL = {IdentifierKind.EMAIL: "email", IdentifierKind.PHONE: "sms"}
 GPC_ACTOR = "browser:gpc"
 PAGE_ACTOR = "subject"
 
@@ -65,6 +71,10 @@ class PreferenceVisit:
     ip: str | None = None
     user_agent: str | None = None
     is_gpc: bool = False
+
+
+class ContactRefusedError(InvalidIdentifierError):
+    """An address or number that may not be added: it is under suppression."""
 
 
 def subject_of(tokens: Tokens, token: str) -> str:
@@ -255,6 +265,101 @@ def remove_identifier(
     act = replace(_page_act(session, visit, locale, None), notice_version=None)
     identifiers.remove(session, subject_id, identifier_id, act, now=now or utcnow())
     session.commit()
+
+
+def add_contact(
+    session: Session,
+    rules: Rules,
+    mailer: confirmation.Mailer,
+    token: str,
+    visit: PreferenceVisit,
+    *,
+    kind: IdentifierKind,
+    value: str,
+    locale: str,
+    now: datetime | None = None,
+) -> None:
+    """The person adds an email address or a phone number on their page.
+
+    A new one is linked to them (a `link` event, actor subject, source preference_page). An
+    email address then gets its own double opt-in mail: until it confirms, the check answers
+    `pending_confirmation` for it, and confirming grants there what the person chose on the
+    channel. A number needs a confirmation only where the channel's policy says so.
+
+    The page answers the same whatever happens here. An address another person holds is
+    neither linked nor named: its owner is told by mail instead (at most once per interval),
+    so one mail goes to the address typed either way. A suppressed address is refused
+    (ContactRefusedError), a malformed one too (InvalidIdentifierError).
+    """
+    subject_id = subject_of(mailer.tokens, token)
+    now = now or utcnow()
+    ident = identifier(kind, value, region=subjects.get(session, subject_id).country)
+    head = ledger.lock(session)
+    subject = subjects.get(session, subject_id)
+    if suppression.is_suppressed(session, rules, ident=ident):
+        message = "This address or number asked not to be contacted, so it cannot be added."
+        raise ContactRefusedError(message, {"value": [message]})
+    key = ident.key(rules.identifier_key)
+    held = session.get(SubjectIdentifier, key)
+    act = replace(_page_act(session, visit, locale, None), notice_version=None)
+    channel = CONTACT_CHANNEL[kind]
+    if held is not None and held.subject_id != subject.id:
+        if kind is IdentifierKind.EMAIL:
+            _tell_owner(session, rules, mailer, held, locale, now)
+    else:
+        row = held or identifiers.attach(session, head, subject.id, ident, key, act, now=now)
+        if row.confirmed_at is None and rules.needs_double_opt_in(channel, subject.country):
+            chosen = _chosen(session, rules, subject.id, channel, now)
+            is_mailed = kind is IdentifierKind.EMAIL
+            confirmation.ask(
+                session, rules, mailer, row, channel, chosen, act, now=now, is_mailed=is_mailed
+            )
+    session.commit()
+
+
+def _chosen(
+    session: Session, rules: Rules, subject_id: str, channel: str, now: datetime
+) -> list[str]:
+    """The categories the person chose on `channel`, granted or awaiting a confirmation."""
+    view = ledger.current_view(session, rules, subject_id, now=now)
+    return [
+        pair.category
+        for pair in view.pairs
+        if pair.channel == channel
+        and (pair.decision.allowed or pair.decision.reason is Reason.PENDING_CONFIRMATION)
+    ]
+
+
+def _tell_owner(
+    session: Session,
+    rules: Rules,
+    mailer: confirmation.Mailer,
+    held: SubjectIdentifier,
+    locale: str,
+    now: datetime,
+) -> None:
+    """Tell the holder of an address that someone tried to add it to their own page."""
+    if mail.sent_recently(
+        session, held.subject_id, CONTACT_TAKEN_MAIL, since=now - LINK_MAIL_INTERVAL
+    ):
+        return
+    owner = subjects.get(session, held.subject_id)
+    rendered = mailer.templates.render(
+        CONTACT_TAKEN_MAIL,
+        owner.locale or locale,
+        {
+            "sender": rules.catalog.controller.get("name", "Consent Center"),
+            "request_url": f"{mailer.base_url}/preferences",
+        },
+    )
+    mail.enqueue(
+        session,
+        rendered,
+        to=held.value,
+        mail_from=mailer.mail_from,
+        subject_id=held.subject_id,
+        now=now,
+    )
 
 
 def _page_act(
