@@ -19,7 +19,7 @@ from app.domain.consent import (
     purpose_topic,
 )
 from app.domain.errors import DomainError, InvalidIdentifierError, NotFoundError
-from app.domain.identifiers import identifier
+from app.domain.identifiers import Identifier, identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Method, Reason, Status
 from app.models import ConsentEvent, NoticeVersion, Subject, SubjectIdentifier, utcnow
@@ -33,6 +33,7 @@ from app.services.tokens import Purpose, Tokens
 LINK_MAIL = "preference_link"
 NO_RECORD_MAIL = "no_preferences"
 LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
+NO_SUBJECT = ""  # an id no subject has
 CONTACT_TAKEN_MAIL = "contact_taken"
 # The channel whose permission an added contact point carries, and whose policy says whether
 # it needs its own confirmation first (rules.needs_double_opt_in, as POST /v1/subscriptions).
@@ -398,47 +399,75 @@ def request_link(
 ) -> None:
     """Email a preference link to a known address, at most once per interval.
 
-    The caller answers the same whatever happens here, and the work is the same too: an
-    unknown address is told, through the outbox as well, that nothing is held for it (the
-    per-mailbox rate limit bounds both). An erased or malformed address gets no mail.
+    The caller answers the same whatever happens here, and the work is the same too: the same
+    three reads, known or not, then one mail through the outbox (an unknown address is told
+    that nothing is held for it; the per-mailbox rate limit bounds both). A suppressed or
+    malformed address gets no mail.
     """
-    now = now or utcnow()
-    subject: Subject | None
     try:
-        subject = subjects.find(session, rules, IdentifierKind.EMAIL, email)
+        ident: Identifier | None = identifier(IdentifierKind.EMAIL, email)
     except DomainError:
-        subject = None
-    sender = rules.catalog.controller.get("name", "Consent Center")
-    if subject is None and _is_mailable(session, rules, email):
-        rendered = templates.render(NO_RECORD_MAIL, locale, {"sender": sender})
-        mail.enqueue(
-            session, rendered, to=email.strip(), mail_from=mail_from, subject_id=None, now=now
+        ident = None
+    if ident is not None:
+        _mail_link(
+            session,
+            rules,
+            tokens,
+            templates,
+            ident,
+            to=email.strip(),
+            base_url=base_url,
+            mail_from=mail_from,
+            locale=locale,
+            now=now or utcnow(),
         )
-    if subject is not None and not mail.sent_recently(
-        session, subject.id, LINK_MAIL, since=now - LINK_MAIL_INTERVAL
-    ):
+    session.commit()
+
+
+def _mail_link(
+    session: Session,
+    rules: Rules,
+    tokens: Tokens,
+    templates: mail.MailTemplates,
+    ident: Identifier,
+    *,
+    to: str,
+    base_url: str,
+    mail_from: str,
+    locale: str,
+    now: datetime,
+) -> None:
+    found = session.execute(
+        select(Subject.id, Subject.locale)
+        .join(SubjectIdentifier, SubjectIdentifier.subject_id == Subject.id)
+        .where(
+            SubjectIdentifier.hmac.in_(ident.keys(rules.identifier_keys)),
+            Subject.erased_at.is_(None),
+        )
+        .limit(1)
+    ).first()
+    subject_id, subject_locale = (found[0], found[1]) if found else (None, None)
+    is_suppressed = suppression.is_suppressed(session, rules, ident=ident)
+    # Asked for an unknown address too (of an id no subject has), so that it costs the same.
+    is_recent = mail.sent_recently(
+        session, subject_id or NO_SUBJECT, LINK_MAIL, since=now - LINK_MAIL_INTERVAL
+    )
+    sender = rules.catalog.controller.get("name", "Consent Center")
+    if subject_id is None:
+        rendered = templates.render(NO_RECORD_MAIL, locale, {"sender": sender})
+    else:
         rendered = templates.render(
             LINK_MAIL,
-            subject.locale or locale,
+            subject_locale or locale,
             {
-                "url": preference_url(tokens, base_url, subject.id),
+                "url": preference_url(tokens, base_url, subject_id),
                 "days": tokens.ttl(Purpose.PREFERENCES).days,
                 "sender": sender,
                 "request_url": f"{base_url}/preferences",
             },
         )
-        mail.enqueue(
-            session, rendered, to=email.strip(), mail_from=mail_from, subject_id=subject.id, now=now
-        )
-    session.commit()
-
-
-def _is_mailable(session: Session, rules: Rules, email: str) -> bool:
-    try:
-        ident = identifier(IdentifierKind.EMAIL, email)
-    except DomainError:
-        return False
-    return not suppression.is_suppressed(session, rules, ident=ident)
+    if not is_suppressed and not is_recent:
+        mail.enqueue(session, rendered, to=to, mail_from=mail_from, subject_id=subject_id, now=now)
 
 
 def _offered(
