@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.domain.consent import Topic
 from app.domain.errors import InvalidIdentifierError
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
-from app.domain.vocabulary import Action, IdentifierKind, Reason
+from app.domain.vocabulary import Action, IdentifierKind, Reason, Status
 from app.models import ConsentEvent, OutboxMessage, SubjectIdentifier, SubscriptionRequest
 from app.services import tokens
-from app.services.consent import checks, notices, subjects
+from app.services.consent import checks, notices, preferences, subjects
 from app.services.delivery import mail
 from app.services.optin import confirmation
 from app.services.preference_center import preference_page
@@ -162,3 +163,23 @@ def test_a_phone_is_linked_and_follows_the_sms_policy_of_subscriptions(
     assert not [m for m in _outbox(session) if m.to_address == row.value]
     with pytest.raises(InvalidIdentifierError):
         _add(session, rules, ada, "12", kind="phone")
+
+
+def test_confirming_an_added_address_does_not_undo_a_withdrawn_channel(
+    session: Session, rules: Rules, ada: str
+) -> None:
+    preferences.change(
+        session, rules, ada, [preferences.Change(Topic("email"), Status.WITHDRAWN)], make_act()
+    )
+    _add(session, rules, ada, "ada.work@example.org")
+    pending = session.scalars(select(SubscriptionRequest).order_by(SubscriptionRequest.created_at))
+    request = list(pending)[-1]
+    assert json.loads(request.categories) == []
+    confirmation.confirm_request(session, rules, request.id, make_act(actor="subject"))
+    # The address is confirmed; what the person withdrew stays withdrawn, at both addresses.
+    for email in ("ada.work@example.org", "ada@example.org"):
+        assert _reason(session, rules, email, NEWSLETTER) is Reason.WITHDRAWN
+    row = session.scalars(
+        select(SubjectIdentifier).where(SubjectIdentifier.value == "ada.work@example.org")
+    ).one()
+    assert row.confirmed_at is not None

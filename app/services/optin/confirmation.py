@@ -214,9 +214,13 @@ def _grant(
         return pending
     subjects.get(session, pending.subject_id)
     current = ledger.standings(session, pending.subject_id)
-    topics = [channel_topic(pending.channel)] + [
-        pair_topic(pending.channel, c) for c in json.loads(pending.categories)
-    ]
+    categories = json.loads(pending.categories)
+    channel = current.get(channel_topic(pending.channel))
+    # A request naming no category confirms an address (one added on the preference page): it
+    # never grants again a channel the person withdrew.
+    is_withdrawn = channel is not None and channel.status is Status.WITHDRAWN
+    topics = [] if is_withdrawn and not categories else [channel_topic(pending.channel)]
+    topics += [pair_topic(pending.channel, c) for c in categories]
     # What was granted on this channel while it awaited confirmation (by a PATCH or a page)
     # is confirmed with it: the address's confirmation is what it waited for.
     topics += [
