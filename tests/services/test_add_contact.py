@@ -183,3 +183,36 @@ def test_confirming_an_added_address_does_not_undo_a_withdrawn_channel(
         select(SubjectIdentifier).where(SubjectIdentifier.value == "ada.work@example.org")
     ).one()
     assert row.confirmed_at is not None
+
+
+class _NumbersConfirmed(Rules):
+    """A policy that asks SMS for a confirmation too (the shipped one does not)."""
+
+    def needs_double_opt_in(self, channel: str, country: str | None) -> bool:
+        return channel in ("email", "sms")
+
+
+def test_where_the_policy_asks_a_number_to_confirm_sms_stays_pending(
+    session: Session, rules: Rules, ada: str
+) -> None:
+    strict = _NumbersConfirmed(catalog=rules.catalog, identifier_key=rules.identifier_key)
+    _add(session, strict, ada, "+49 151 12345678", kind="phone")
+    row = session.scalars(
+        select(SubjectIdentifier).where(SubjectIdentifier.kind == IdentifierKind.PHONE)
+    ).one()
+    [request] = session.scalars(
+        select(SubscriptionRequest).where(SubscriptionRequest.identifier_hmac == row.hmac)
+    ).all()
+    assert (request.channel, request.mailed_at) == ("sms", None)  # no mail goes to a number
+    grant = [
+        preferences.Change(Topic("sms"), Status.GRANTED),
+        preferences.Change(Topic("sms", "offers"), Status.GRANTED),
+    ]
+    preferences.change(session, strict, ada, grant, make_act())
+    sms = checks.check(
+        session,
+        strict,
+        checks.Question("sms", "offers"),
+        ident=identifier(IdentifierKind.PHONE, row.value),
+    )
+    assert sms.decision.reason is Reason.PENDING_CONFIRMATION
