@@ -21,6 +21,7 @@ from app.domain.errors import (
     InvalidWebhookError,
     NotFoundError,
     SubjectErasedError,
+    SubjectSuppressedError,
     UnknownTopicError,
     UsedTokenError,
 )
@@ -28,6 +29,7 @@ from app.domain.errors import (
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFoundError: 404,
     SubjectErasedError: 410,
+    SubjectSuppressedError: 409,
     UnknownTopicError: 422,
     InvalidIdentifierError: 422,
     InvalidWebhookError: 422,
@@ -39,6 +41,10 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     DomainError: 400,
 }
 API_PREFIXES = ("/v1/", "/oauth/", "/inbound/")
+# Problems a client may branch on get their own `type` (RFC 9457 §3.1.1), documented in
+# openapi.yaml. A tag URI (RFC 4151) names them without claiming anybody's domain.
+SUBJECT_SUPPRESSED = "tag:consent-center,2026:problems/subject-suppressed"
+TYPE_BY_ERROR: dict[type[DomainError], str] = {SubjectSuppressedError: SUBJECT_SUPPRESSED}
 
 
 class AuthError(Exception):
@@ -62,9 +68,11 @@ class AuthError(Exception):
         )
 
 
-def problem(status: int, detail: str, **extensions: Any) -> Response:
+def problem(
+    status: int, detail: str, *, type_uri: str = "about:blank", **extensions: Any
+) -> Response:
     body = {
-        "type": "about:blank",
+        "type": type_uri,
         "title": HTTP_STATUS_CODES.get(status, "Error"),
         "status": status,
     }
@@ -93,9 +101,11 @@ def status_of(error: DomainError) -> int:
     return 400
 
 
-def _respond(status: int, detail: str, **extensions: Any) -> Response | tuple[str, int]:
+def _respond(
+    status: int, detail: str, *, type_uri: str = "about:blank", **extensions: Any
+) -> Response | tuple[str, int]:
     if is_api_request():
-        return problem(status, detail, **extensions)
+        return problem(status, detail, type_uri=type_uri, **extensions)
     title = HTTP_STATUS_CODES.get(status, "Error")
     return render_template("error.html", status=status, title=title, detail=detail), status
 
@@ -105,7 +115,8 @@ def register_error_handlers(app: Flask) -> None:
     def domain_error(error: DomainError) -> Any:
         _rollback()
         extra = {"errors": error.errors} if error.errors else {}
-        return _respond(status_of(error), error.detail, **extra)
+        type_uri = TYPE_BY_ERROR.get(type(error), "about:blank")
+        return _respond(status_of(error), error.detail, type_uri=type_uri, **extra)
 
     @app.errorhandler(ValidationError)
     def validation_error(error: ValidationError) -> Any:

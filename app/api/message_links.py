@@ -39,6 +39,10 @@ def make(subject_id: Any) -> ResponseReturnValue:
       button and changes nothing. Without `category` the whole channel is withdrawn.
       Both URLs start with `BASE_URL`. Nothing is stored: the links are stateless.
       Transactional categories carry no unsubscribe link (422). The body is optional.
+      A suppressed subject gets no links: one that came back by an erased address and has
+      not confirmed it since must not be sent marketing, so the answer is `409` with the
+      problem type `tag:consent-center,2026:problems/subject-suppressed` (an erased subject
+      is `410`).
     requestBody:
       required: false
       content:
@@ -61,6 +65,19 @@ def make(subject_id: Any) -> ResponseReturnValue:
                 List-Unsubscribe: <https://consent.example.org/u/eyJzIjoi...>
                 List-Unsubscribe-Post: List-Unsubscribe=One-Click
       '404': {$ref: '#/components/responses/NotFound'}
+      '409':
+        description: |
+          The subject is suppressed (an address of theirs was erased and not confirmed
+          again since): no message may be sent to them, so no links are made.
+        content:
+          application/problem+json:
+            schema:
+              $ref: '#/components/schemas/Problem'
+            example:
+              type: tag:consent-center,2026:problems/subject-suppressed
+              title: Conflict
+              status: 409
+              detail: 'Subject 0b6b8a5e-...: suppressed; an address of theirs was erased.'
       '410': {$ref: '#/components/responses/Gone'}
     """
     body = load_body(_request, optional=True)

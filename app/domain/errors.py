@@ -20,6 +20,10 @@ class SubjectErasedError(DomainError):
     pass
 
 
+class SubjectSuppressedError(DomainError):
+    """A subject not erased but under suppression (back by an erased address, unconfirmed)."""
+
+
 class UnknownTopicError(DomainError):
     """A channel, category or purpose the catalog does not have, or a pair it does not allow."""
 

@@ -16,10 +16,20 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from app.api.schemas import TrimmedEmail
 from app.domain.catalog import LOCALES
-from app.domain.errors import InvalidTokenError
+from app.domain.errors import InvalidIdentifierError, InvalidTokenError
+from app.domain.vocabulary import IdentifierKind
 from app.errors import status_of
 from app.extensions import csrf
-from app.http import client_ip, mail_templates, rules, session, settings, tokens, user_agent
+from app.http import (
+    client_ip,
+    mail_templates,
+    mailer,
+    rules,
+    session,
+    settings,
+    tokens,
+    user_agent,
+)
 from app.limits import link_limit, mailbox_limit, public_form_limit
 from app.services.preference_center import message_links, preference_page
 from app.services.tokens import Purpose
@@ -51,7 +61,16 @@ class LinkRequestFormSchema(Schema):
     website = fields.String(load_default="")  # the honeypot: people never see it, bots fill it
 
 
+class ContactFormSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    value = fields.String(required=True, validate=validate.Length(min=1, max=320))
+    locale = fields.String(validate=validate.OneOf(LOCALES), load_default="en")
+
+
 _form = PreferencesFormSchema()
+_contact = ContactFormSchema()
 _link_request = LinkRequestFormSchema()
 
 
@@ -117,6 +136,8 @@ def page(token: str) -> ResponseReturnValue:
         marketing=[c for c in catalog.categories.values() if not c.is_transactional],
         transactional=[c for c in catalog.categories.values() if c.is_transactional],
         saved=request.args.get("saved"),
+        contact_problem=(request.args.get("contact"), request.args.get("problem")),
+        can_add_phone="sms" in catalog.channels,
     )
 
 
@@ -161,6 +182,44 @@ def remove_identifier(token: str, identifier_id: str) -> ResponseReturnValue:
         session(), tokens(), token, identifier_id, _visit(), locale=form["locale"]
     )
     return redirect(url_for(".page", token=token, saved="removed"), 303)
+
+
+@bp.post("/p/<token>/contacts/email")
+@public_form_limit  # it sends mail: the per-IP and per-mailbox budgets of every such form
+@mailbox_limit
+@link_limit
+def add_email(token: str) -> ResponseReturnValue:
+    return _add_contact(token, IdentifierKind.EMAIL, "email")
+
+
+@bp.post("/p/<token>/contacts/phone")
+@link_limit
+def add_phone(token: str) -> ResponseReturnValue:
+    return _add_contact(token, IdentifierKind.PHONE, "phone")
+
+
+def _add_contact(token: str, kind: IdentifierKind, field: str) -> ResponseReturnValue:
+    """The same redirect whatever became of the address; only a malformed or suppressed one
+    is told, on the page, what is wrong with it."""
+    raw = {"value": request.form.get(field, ""), "locale": request.form.get("locale") or "en"}
+    try:
+        form = _contact.load(raw)
+        preference_page.add_contact(
+            session(),
+            rules(),
+            mailer(),
+            token,
+            _visit(),
+            kind=kind,
+            value=form["value"],
+            locale=form["locale"],
+        )
+    except (ValidationError, InvalidIdentifierError) as error:
+        session().rollback()
+        refused = isinstance(error, preference_page.ContactRefusedError)
+        problem = "refused" if refused else "invalid"
+        return redirect(url_for(".page", token=token, contact=field, problem=problem), 303)
+    return redirect(url_for(".page", token=token, saved=f"added-{field}"), 303)
 
 
 @bp.get("/u/<token>")

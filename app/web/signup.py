@@ -82,6 +82,7 @@ def subscribe() -> ResponseReturnValue:
                 ),
                 _act("web:/subscribe", Method.FORM, body["notice_version"]),
                 is_notice_required=True,
+                is_known_told=True,
             )
     except ValidationError as error:
         return _render_form(raw, _messages(error.messages)), 422

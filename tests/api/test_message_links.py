@@ -9,6 +9,7 @@ from flask import Flask
 from sqlalchemy import Engine
 
 from app.domain.rules import Rules
+from app.errors import SUBJECT_SUPPRESSED
 from app.services.tokens import Purpose
 from tests.conftest import ApiClient
 from tests.web.pages import subscriber
@@ -97,3 +98,25 @@ def test_links_need_the_consent_write_scope(
     reader = make_api("consent:read")
     assert reader.post(f"/v1/subjects/{subject_id}/links").status_code == 403
     assert reader.http.post(f"/v1/subjects/{subject_id}/links").status_code == 401
+
+
+def test_a_suppressed_subject_gets_no_links_but_a_409_problem(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    # Subscribe, erase, subscribe again by the erased address: the new subject is not erased,
+    # but suppressed until that address confirms, so no message may be sent to it.
+    erased = subscriber(clean_db, rules, email="back@example.org")
+    deleted = api.delete(f"/v1/subjects/{erased}")
+    signup = {"email": "back@example.org", "categories": ["newsletter"], "channel": "email"}
+    again = api.post("/v1/subscriptions", json=signup)
+    assert (deleted.status_code, again.status_code) == (200, 202), again.get_json()
+    returning = again.get_json()["subject_id"]
+    assert returning != erased
+    response = api.post(f"/v1/subjects/{returning}/links", json={"category": "newsletter"})
+    assert response.status_code == 409, response.get_json()
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["type"] == SUBJECT_SUPPRESSED
+    assert body["status"] == 409
+    assert "suppress" in body["detail"]
+    assert "preference_url" not in body

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from werkzeug.serving import make_server
 
 from tests.smtp import free_port
@@ -46,6 +46,15 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def chromium_page(locale: str) -> Iterator[Page]:
+    """A page in a fresh Chromium, in this locale, with the browser tests' timeout."""
+    with chromium() as browser:
+        page = browser.new_page(locale=locale)
+        page.set_default_timeout(20_000)
+        yield page
 
 
 @contextmanager

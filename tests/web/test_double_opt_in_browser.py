@@ -20,7 +20,7 @@ from app.services.consent import notices
 from app.worker import deliver_once
 from tests.conftest import ApiClient
 from tests.smtp import Inbox, confirm_link, smtp_server, text_of
-from tests.web.browser import BROWSER, chromium, live
+from tests.web.browser import BROWSER, chromium_page, live
 
 pytestmark = BROWSER
 
@@ -45,9 +45,7 @@ def test_a_person_subscribes_and_the_link_confirms_without_a_click(
     served: Flask, inbox: tuple[Inbox, int], api: ApiClient, clean_db: Engine
 ) -> None:
     settings: Settings = served.extensions["settings"]
-    with chromium() as browser:
-        page = browser.new_page(locale="de-DE")
-        page.set_default_timeout(20_000)
+    with chromium_page("de-DE") as page:
         page.goto(f"{settings.base_url}/subscribe")
         assert page.locator("h1").inner_text() == "Anmelden"
         trap = page.locator("#website").bounding_box()

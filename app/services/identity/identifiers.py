@@ -14,7 +14,7 @@ from app.domain.identifiers import Identifier
 from app.domain.identity import Held, parse
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action
-from app.models import Subject, SubjectIdentifier, utcnow
+from app.models import ChainHead, Subject, SubjectIdentifier, utcnow
 from app.services.consent import ledger, subjects
 
 
@@ -141,12 +141,28 @@ def link(
         raise conflict([existing.subject_id, subject.id])
     row = existing
     if row is None:
-        row = add(session, subject.id, ident, key, now=now, source=act.source)
-        details = {"identifier_id": row.id, "kind": kind}
-        drafts = [ledger.Draft(Action.LINK, subject_id=subject.id, details=details)]
-        ledger.append(session, head, act, drafts, now=now)
+        row = attach(session, head, subject.id, ident, key, act, now=now)
     session.commit()
     return row, existing is None
+
+
+def attach(
+    session: Session,
+    head: ChainHead,
+    subject_id: str,
+    ident: Identifier,
+    key: str,
+    act: ledger.Act,
+    *,
+    now: datetime,
+) -> SubjectIdentifier:
+    """Add an identifier no one holds and log the link event, in the caller's locked
+    transaction (`head` from `ledger.lock`)."""
+    row = add(session, subject_id, ident, key, now=now, source=act.source)
+    details = {"identifier_id": row.id, "kind": str(ident.kind)}
+    drafts = [ledger.Draft(Action.LINK, subject_id=subject_id, details=details)]
+    ledger.append(session, head, act, drafts, now=now)
+    return row
 
 
 def unlink(

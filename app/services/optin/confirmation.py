@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -134,6 +136,43 @@ def renew(
     return found
 
 
+def ask(
+    session: Session,
+    rules: Rules,
+    mailer: Mailer,
+    address: SubjectIdentifier,
+    channel: str,
+    categories: Sequence[str],
+    act: ledger.Act,
+    *,
+    now: datetime,
+    is_mailed: bool = True,
+) -> SubscriptionRequest | None:
+    """A confirmation request for one held address, and its mail, in the caller's transaction.
+
+    Confirming it confirms the address and grants `categories` on `channel`. None, and no
+    request kept, when the address had a confirmation mail today. A number (`is_mailed`
+    False) gets the request only: its confirmation comes from elsewhere.
+    """
+    pending = SubscriptionRequest(
+        id=str(uuid.uuid4()),
+        subject_id=address.subject_id,
+        identifier_hmac=address.hmac,
+        channel=channel,
+        categories=json.dumps(sorted(set(categories))),
+        locale=act.locale,
+        notice_version=act.notice_version,
+        source=act.source,
+        created_at=now,
+        expires_at=now + mailer.tokens.ttl(Purpose.CONFIRM),
+    )
+    session.add(pending)
+    if is_mailed and not mail_link(session, rules, mailer, pending, address.value, now):
+        session.expunge(pending)
+        return None
+    return pending
+
+
 def mail_link(
     session: Session,
     rules: Rules,
@@ -222,9 +261,13 @@ def _grant(
         return pending
     subjects.get(session, pending.subject_id)
     current = ledger.standings(session, pending.subject_id)
-    topics = [channel_topic(pending.channel)] + [
-        pair_topic(pending.channel, c) for c in json.loads(pending.categories)
-    ]
+    categories = json.loads(pending.categories)
+    channel = current.get(channel_topic(pending.channel))
+    # A request naming no category confirms an address (one added on the preference page): it
+    # never grants again a channel the person withdrew.
+    is_withdrawn = channel is not None and channel.status is Status.WITHDRAWN
+    topics = [] if is_withdrawn and not categories else [channel_topic(pending.channel)]
+    topics += [pair_topic(pending.channel, c) for c in categories]
     # What was granted on this channel while it awaited confirmation (by a PATCH or a page)
     # is confirmed with it: the address's confirmation is what it waited for.
     topics += [

@@ -22,9 +22,13 @@ from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Status
 from app.models import NoticeVersion, SubjectIdentifier, SubscriptionRequest, utcnow
 from app.services.consent import derived, ledger, notices, subjects, suppression
+from app.services.delivery import mail
 from app.services.identity import identifiers
-from app.services.optin.confirmation import Mailer, mail_link
+from app.services.optin.confirmation import MAIL_INTERVAL, Mailer, mail_link, mailed_recently
+from app.services.preference_center.message_links import preference_url
 from app.services.tokens import Purpose
+
+ALREADY_MAIL = "already_subscribed"
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Requested:
     status: Status  # pending or granted
     request: SubscriptionRequest | None  # the double opt-in request, when one is pending
     is_new_subject: bool
+    needs_confirmation: bool = False  # double opt-in applies (so no request: nothing was new)
 
 
 @dataclass(frozen=True)
@@ -100,9 +105,14 @@ def subscribe(
     act: ledger.Act,
     *,
     is_notice_required: bool = False,
+    is_known_told: bool = False,
     now: datetime | None = None,
 ) -> Signup:
-    """Record the request and, when double opt-in applies, queue its mail: one commit."""
+    """Record the request and, when double opt-in applies, queue its mail: one commit.
+
+    `is_known_told` (the public form): an address already confirmed for all it asks is told so,
+    with its preference link, so that one mail goes out whether or not the address was known.
+    """
     now = now or utcnow()
     if is_notice_required and notices.resolve(session, act.notice_version, act.locale) is None:
         message = "The consent notice shown is not a published version."
@@ -117,8 +127,47 @@ def subscribe(
         and ident.kind is IdentifierKind.EMAIL
         and mail_link(session, rules, mailer, pending, ident.value, now)
     )
+    if is_known_told and requested.needs_confirmation and pending is None:
+        is_mailed = _tell_subscribed(session, rules, mailer, requested.subject_id, ident, now)
     session.commit()
     return Signup(requested.subject_id, requested.status, is_mailed)
+
+
+def _tell_subscribed(
+    session: Session,
+    rules: Rules,
+    mailer: Mailer,
+    subject_id: str,
+    ident: Identifier,
+    now: datetime,
+) -> bool:
+    """Mail an already subscribed address its preference link: one mail a day from the form,
+    this or a confirmation."""
+    if (
+        ident.kind is not IdentifierKind.EMAIL
+        or mailed_recently(session, ident.key(rules.identifier_key), now)
+        or mail.sent_recently(session, subject_id, ALREADY_MAIL, since=now - MAIL_INTERVAL)
+    ):
+        return False
+    subject = subjects.get(session, subject_id)
+    rendered = mailer.templates.render(
+        ALREADY_MAIL,
+        subject.locale,
+        {
+            "url": preference_url(mailer.tokens, mailer.base_url, subject_id),
+            "days": mailer.tokens.ttl(Purpose.PREFERENCES).days,
+            "sender": rules.catalog.controller.get("name", "Consent Center"),
+        },
+    )
+    mail.enqueue(
+        session,
+        rendered,
+        to=ident.value,
+        mail_from=mailer.mail_from,
+        subject_id=subject_id,
+        now=now,
+    )
+    return True
 
 
 def request(
@@ -221,4 +270,4 @@ def _record(
         )
         session.add(pending)
     overall = Status.PENDING if pending is not None else Status.GRANTED
-    return Requested(subject.id, overall, pending, is_new)
+    return Requested(subject.id, overall, pending, is_new, needs_confirmation)

@@ -8,11 +8,11 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from app.domain.consent import Topic
-from app.domain.errors import InvalidTokenError, UnknownTopicError
+from app.domain.errors import InvalidTokenError, SubjectSuppressedError, UnknownTopicError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Method, Status
 from app.models import utcnow
-from app.services.consent import ledger, preferences, subjects
+from app.services.consent import ledger, preferences, subjects, suppression
 from app.services.tokens import Purpose, Tokens
 
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
@@ -70,7 +70,10 @@ def make_links(
     category: str | None = None,
     message_id: str | None = None,
 ) -> MessageLinks:
-    """Signed links for one message to a subject; only marketing can be unsubscribed from."""
+    """Signed links for one message to a subject; only marketing can be unsubscribed from.
+
+    None for a suppressed subject: no message may go to them, so none needs links.
+    """
     rules.catalog.require_channel(channel)
     if category:
         found = rules.catalog.require_pair(channel, category)
@@ -78,6 +81,11 @@ def make_links(
             message = f"{category!r} is transactional: its messages carry no unsubscribe link."
             raise UnknownTopicError(message, {"category": [message]})
     subjects.get(session, subject_id)
+    if suppression.is_suppressed(session, rules, subject_id=subject_id):
+        raise SubjectSuppressedError(
+            f"Subject {subject_id} is suppressed: an address of theirs was erased and has not"
+            " been confirmed again since, so no message may be sent to them."
+        )
     payload: dict[str, str] = {"s": subject_id, "c": channel}
     if category:
         payload["k"] = category

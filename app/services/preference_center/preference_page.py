@@ -1,4 +1,5 @@
-"""The person's preference page: show it, save it, honour Global Privacy Control, email a link."""
+"""The person's preference page: show it, save it, honour Global Privacy Control, add an
+address or number, email a link."""
 
 from __future__ import annotations
 
@@ -17,20 +18,26 @@ from app.domain.consent import (
     preferences_view,
     purpose_topic,
 )
-from app.domain.errors import DomainError, NotFoundError
-from app.domain.identifiers import identifier
+from app.domain.errors import DomainError, InvalidIdentifierError, NotFoundError
+from app.domain.identifiers import Identifier, identifier
 from app.domain.rules import Rules
-from app.domain.vocabulary import Action, IdentifierKind, Method, Status
+from app.domain.vocabulary import Action, IdentifierKind, Method, Reason, Status
 from app.models import ConsentEvent, NoticeVersion, Subject, SubjectIdentifier, utcnow
 from app.services.consent import ledger, notices, preferences, subjects, suppression
 from app.services.delivery import mail
 from app.services.identity import identifiers
+from app.services.optin import confirmation
 from app.services.preference_center.message_links import preference_url
 from app.services.tokens import Purpose, Tokens
 
 LINK_MAIL = "preference_link"
 NO_RECORD_MAIL = "no_preferences"
 LINK_MAIL_INTERVAL = timedelta(minutes=10)  # one mail per address per interval: no mail bombing
+NO_SUBJECT = ""  # an id no subject has
+CONTACT_TAKEN_MAIL = "contact_taken"
+# The channel whose permission an added contact point carries, and whose policy says whether
+# it needs its own confirmation first (rules.needs_double_opt_in, as POST /v1/subscriptions).
+CONTACT_CHANNEL = {IdentifierKind.EMAIL: "email", IdentifierKind.PHONE: "sms"}
 GPC_ACTOR = "browser:gpc"
 PAGE_ACTOR = "subject"
 
@@ -65,6 +72,10 @@ class PreferenceVisit:
     ip: str | None = None
     user_agent: str | None = None
     is_gpc: bool = False
+
+
+class ContactRefusedError(InvalidIdentifierError):
+    """An address or number that may not be added: it is under suppression."""
 
 
 def subject_of(tokens: Tokens, token: str) -> str:
@@ -257,6 +268,101 @@ def remove_identifier(
     session.commit()
 
 
+def add_contact(
+    session: Session,
+    rules: Rules,
+    mailer: confirmation.Mailer,
+    token: str,
+    visit: PreferenceVisit,
+    *,
+    kind: IdentifierKind,
+    value: str,
+    locale: str,
+    now: datetime | None = None,
+) -> None:
+    """The person adds an email address or a phone number on their page.
+
+    A new one is linked to them (a `link` event, actor subject, source preference_page). An
+    email address then gets its own double opt-in mail: until it confirms, the check answers
+    `pending_confirmation` for it, and confirming grants there what the person chose on the
+    channel. A number needs a confirmation only where the channel's policy says so.
+
+    The page answers the same whatever happens here. An address another person holds is
+    neither linked nor named: its owner is told by mail instead (at most once per interval),
+    so one mail goes to the address typed either way. A suppressed address is refused
+    (ContactRefusedError), a malformed one too (InvalidIdentifierError).
+    """
+    subject_id = subject_of(mailer.tokens, token)
+    now = now or utcnow()
+    ident = identifier(kind, value, region=subjects.get(session, subject_id).country)
+    head = ledger.lock(session)
+    subject = subjects.get(session, subject_id)
+    if suppression.is_suppressed(session, rules, ident=ident):
+        message = "This address or number asked not to be contacted, so it cannot be added."
+        raise ContactRefusedError(message, {"value": [message]})
+    key = ident.key(rules.identifier_key)
+    held = session.get(SubjectIdentifier, key)
+    act = replace(_page_act(session, visit, locale, None), notice_version=None)
+    channel = CONTACT_CHANNEL[kind]
+    if held is not None and held.subject_id != subject.id:
+        if kind is IdentifierKind.EMAIL:
+            _tell_owner(session, rules, mailer, held, locale, now)
+    else:
+        row = held or identifiers.attach(session, head, subject.id, ident, key, act, now=now)
+        if row.confirmed_at is None and rules.needs_double_opt_in(channel, subject.country):
+            chosen = _chosen(session, rules, subject.id, channel, now)
+            is_mailed = kind is IdentifierKind.EMAIL
+            confirmation.ask(
+                session, rules, mailer, row, channel, chosen, act, now=now, is_mailed=is_mailed
+            )
+    session.commit()
+
+
+def _chosen(
+    session: Session, rules: Rules, subject_id: str, channel: str, now: datetime
+) -> list[str]:
+    """The categories the person chose on `channel`, granted or awaiting a confirmation."""
+    view = ledger.current_view(session, rules, subject_id, now=now)
+    return [
+        pair.category
+        for pair in view.pairs
+        if pair.channel == channel
+        and (pair.decision.allowed or pair.decision.reason is Reason.PENDING_CONFIRMATION)
+    ]
+
+
+def _tell_owner(
+    session: Session,
+    rules: Rules,
+    mailer: confirmation.Mailer,
+    held: SubjectIdentifier,
+    locale: str,
+    now: datetime,
+) -> None:
+    """Tell the holder of an address that someone tried to add it to their own page."""
+    if mail.sent_recently(
+        session, held.subject_id, CONTACT_TAKEN_MAIL, since=now - LINK_MAIL_INTERVAL
+    ):
+        return
+    owner = subjects.get(session, held.subject_id)
+    rendered = mailer.templates.render(
+        CONTACT_TAKEN_MAIL,
+        owner.locale or locale,
+        {
+            "sender": rules.catalog.controller.get("name", "Consent Center"),
+            "request_url": f"{mailer.base_url}/preferences",
+        },
+    )
+    mail.enqueue(
+        session,
+        rendered,
+        to=held.value,
+        mail_from=mailer.mail_from,
+        subject_id=held.subject_id,
+        now=now,
+    )
+
+
 def _page_act(
     session: Session, visit: PreferenceVisit, locale: str, notice_version: str | None
 ) -> ledger.Act:
@@ -293,47 +399,75 @@ def request_link(
 ) -> None:
     """Email a preference link to a known address, at most once per interval.
 
-    The caller answers the same whatever happens here, and the work is the same too: an
-    unknown address is told, through the outbox as well, that nothing is held for it (the
-    per-mailbox rate limit bounds both). An erased or malformed address gets no mail.
+    The caller answers the same whatever happens here, and the work is the same too: the same
+    three reads, known or not, then one mail through the outbox (an unknown address is told
+    that nothing is held for it; the per-mailbox rate limit bounds both). A suppressed or
+    malformed address gets no mail.
     """
-    now = now or utcnow()
-    subject: Subject | None
     try:
-        subject = subjects.find(session, rules, IdentifierKind.EMAIL, email)
+        ident: Identifier | None = identifier(IdentifierKind.EMAIL, email)
     except DomainError:
-        subject = None
-    sender = rules.catalog.controller.get("name", "Consent Center")
-    if subject is None and _is_mailable(session, rules, email):
-        rendered = templates.render(NO_RECORD_MAIL, locale, {"sender": sender})
-        mail.enqueue(
-            session, rendered, to=email.strip(), mail_from=mail_from, subject_id=None, now=now
+        ident = None
+    if ident is not None:
+        _mail_link(
+            session,
+            rules,
+            tokens,
+            templates,
+            ident,
+            to=email.strip(),
+            base_url=base_url,
+            mail_from=mail_from,
+            locale=locale,
+            now=now or utcnow(),
         )
-    if subject is not None and not mail.sent_recently(
-        session, subject.id, LINK_MAIL, since=now - LINK_MAIL_INTERVAL
-    ):
+    session.commit()
+
+
+def _mail_link(
+    session: Session,
+    rules: Rules,
+    tokens: Tokens,
+    templates: mail.MailTemplates,
+    ident: Identifier,
+    *,
+    to: str,
+    base_url: str,
+    mail_from: str,
+    locale: str,
+    now: datetime,
+) -> None:
+    found = session.execute(
+        select(Subject.id, Subject.locale)
+        .join(SubjectIdentifier, SubjectIdentifier.subject_id == Subject.id)
+        .where(
+            SubjectIdentifier.hmac.in_(ident.keys(rules.identifier_keys)),
+            Subject.erased_at.is_(None),
+        )
+        .limit(1)
+    ).first()
+    subject_id, subject_locale = (found[0], found[1]) if found else (None, None)
+    is_suppressed = suppression.is_suppressed(session, rules, ident=ident)
+    # Asked for an unknown address too (of an id no subject has), so that it costs the same.
+    is_recent = mail.sent_recently(
+        session, subject_id or NO_SUBJECT, LINK_MAIL, since=now - LINK_MAIL_INTERVAL
+    )
+    sender = rules.catalog.controller.get("name", "Consent Center")
+    if subject_id is None:
+        rendered = templates.render(NO_RECORD_MAIL, locale, {"sender": sender})
+    else:
         rendered = templates.render(
             LINK_MAIL,
-            subject.locale or locale,
+            subject_locale or locale,
             {
-                "url": preference_url(tokens, base_url, subject.id),
+                "url": preference_url(tokens, base_url, subject_id),
                 "days": tokens.ttl(Purpose.PREFERENCES).days,
                 "sender": sender,
                 "request_url": f"{base_url}/preferences",
             },
         )
-        mail.enqueue(
-            session, rendered, to=email.strip(), mail_from=mail_from, subject_id=subject.id, now=now
-        )
-    session.commit()
-
-
-def _is_mailable(session: Session, rules: Rules, email: str) -> bool:
-    try:
-        ident = identifier(IdentifierKind.EMAIL, email)
-    except DomainError:
-        return False
-    return not suppression.is_suppressed(session, rules, ident=ident)
+    if not is_suppressed and not is_recent:
+        mail.enqueue(session, rendered, to=to, mail_from=mail_from, subject_id=subject_id, now=now)
 
 
 def _offered(
