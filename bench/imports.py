@@ -34,7 +34,7 @@ from app.services.consent import checks
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "results" / "data"
 PG_BASE = os.environ.get("BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/")
-DATABASE = "cc_bench_import"
+DATABASE = os.environ.get("BENCH_IMPORT_DB", "cc_bench_import")  # dropped and made again
 
 
 def rows(count: int, seed: int = 14) -> Iterator[dict[str, str]]:

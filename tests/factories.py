@@ -7,9 +7,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app.domain.consent import Topic
 from app.domain.identifiers import identifier
 from app.domain.rules import Rules
-from app.domain.vocabulary import IdentifierKind, Method
+from app.domain.vocabulary import IdentifierKind, Method, Status
+from app.services.consent import preferences
 from app.services.consent.ledger import Act
 from app.services.optin import confirmation, subscriptions
 
@@ -59,3 +61,14 @@ def make_subscriber(
             session, rules, requested.request.id, make_act(actor="subject"), now=now
         )
     return requested.subject_id
+
+
+def withdraw_newsletter(session: Session, rules: Rules, subject_id: str) -> None:
+    """The subject withdraws the email newsletter (through the API's use case)."""
+    preferences.change(
+        session,
+        rules,
+        subject_id,
+        [preferences.Change(Topic("email", "newsletter"), Status.WITHDRAWN)],
+        make_act(),
+    )

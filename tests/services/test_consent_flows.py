@@ -17,7 +17,7 @@ from app.models import ConsentEvent, Evidence, Subject, SubjectIdentifier, Suppr
 from app.services.audit import trail
 from app.services.consent import checks, preferences, subjects
 from app.services.optin import confirmation, subscriptions
-from tests.factories import make_act, make_subscriber
+from tests.factories import make_act, make_subscriber, withdraw_newsletter
 
 NEWSLETTER = checks.Question("email", "newsletter")
 
@@ -89,13 +89,7 @@ def test_transactional_categories_cannot_be_opted_into(session: Session, rules: 
 
 def test_withdrawing_takes_effect_at_once(session: Session, rules: Rules) -> None:
     subject_id = make_subscriber(session, rules, email="ada@example.org")
-    preferences.change(
-        session,
-        rules,
-        subject_id,
-        [preferences.Change(Topic("email", "newsletter"), Status.WITHDRAWN)],
-        make_act(),
-    )
+    withdraw_newsletter(session, rules, subject_id)
     assert reason(session, rules, "ada@example.org") is Reason.WITHDRAWN
 
 

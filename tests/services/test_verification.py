@@ -11,7 +11,7 @@ from app.domain.rules import Rules
 from app.models import ConsentEvent, ConsentState, Evidence, NoticeVersion
 from app.services.audit import checkpoints, trail
 from app.services.consent import notices, subjects
-from tests.factories import make_act, make_subscriber
+from tests.factories import make_act, make_subscriber, withdraw_newsletter
 from tests.forgeries import rewrite_from
 from tests.web.pages import notices_path
 
@@ -117,17 +117,8 @@ def test_a_withdrawn_choice_flipped_to_granted_in_the_current_state_is_named(
     session: Session, rules: Rules
 ) -> None:
     subject_id = make_subscriber(session, rules)
-    from app.domain.consent import Topic
-    from app.domain.vocabulary import Status
-    from app.services.consent import preferences
 
-    preferences.change(
-        session,
-        rules,
-        subject_id,
-        [preferences.Change(Topic("email", "newsletter"), Status.WITHDRAWN)],
-        make_act(),
-    )
+    withdraw_newsletter(session, rules, subject_id)
     grant = session.scalar(
         select(ConsentEvent).where(
             ConsentEvent.category == "newsletter", ConsentEvent.status == "granted"
