@@ -107,7 +107,11 @@ def service_env(database: Database) -> dict[str, str]:
         "IDENTIFIER_HMAC_KEY": seed.IDENTIFIER_KEY.decode(),
         "INSTANCE_PATH": str(RESULTS / "instance"),
         "GUNICORN_ACCESS_LOG": "/dev/null",
-    }
+    } | (  # where the rate limits count (default: the service's database)
+        {"RATELIMIT_STORAGE_URL": os.environ["BENCH_RATELIMIT_STORAGE_URL"]}
+        if os.environ.get("BENCH_RATELIMIT_STORAGE_URL")
+        else {}
+    )
 
 
 @contextmanager
