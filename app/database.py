@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, insert
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 
@@ -95,3 +96,30 @@ def _sqlite_on_begin(connection: Any) -> None:
 def upsert_insert(dialect: str) -> Any:
     """The dialect's INSERT, which has ON CONFLICT (both PostgreSQL and SQLite spell it alike)."""
     return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
+COPY_FROM = 50  # rows: fewer go as one executemany INSERT, which costs less than a COPY's start
+
+
+def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows (dicts with the same keys) in the session's transaction, in bulk.
+
+    PostgreSQL: `COPY … FROM STDIN` on the session's own connection, once there are enough
+    rows for it to pay (an import's chunk); an executemany INSERT otherwise (psycopg
+    pipelines it). SQLite: an executemany INSERT, which runs in process.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql" or len(rows) < COPY_FROM:
+        connection.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    columns = ", ".join(f'"{name}"' for name in names)
+    driver: Any = connection.connection.driver_connection  # a psycopg.Connection
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN') as copy,
+    ):
+        for row in rows:
+            copy.write_row([row[name] for name in names])

@@ -107,7 +107,11 @@ def service_env(database: Database) -> dict[str, str]:
         "IDENTIFIER_HMAC_KEY": seed.IDENTIFIER_KEY.decode(),
         "INSTANCE_PATH": str(RESULTS / "instance"),
         "GUNICORN_ACCESS_LOG": "/dev/null",
-    }
+    } | (  # where the rate limits count (default: the service's database)
+        {"RATELIMIT_STORAGE_URL": os.environ["BENCH_RATELIMIT_STORAGE_URL"]}
+        if os.environ.get("BENCH_RATELIMIT_STORAGE_URL")
+        else {}
+    )
 
 
 @contextmanager
@@ -428,7 +432,7 @@ class Run:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.rows: list[dict[str, Any]] = []
-        self.port = 18_400
+        self.port = int(os.environ.get("BENCH_PORT", "18400"))  # the first port minus one
 
     def next_port(self) -> int:
         self.port += 1
@@ -671,11 +675,11 @@ def main() -> None:
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    parts = set(args.only or ["logs", "checks", "writes", "export"])
+    if parts & {"logs", "checks"} and shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
     DATA.mkdir(parents=True, exist_ok=True)
-    parts = set(args.only or ["logs", "checks", "writes", "export"])
     kinds = args.db or ["sqlite", "postgresql"]
     sizes = [10_000, 1_000_000] if args.with_1m else [10_000]
     run = Run(args.seconds)

@@ -271,3 +271,30 @@ def test_rows_of_one_person_in_one_file_land_on_one_subject_and_conflicts_are_re
     ada = check(api, f"external_id=crm-1&{NEWSLETTER}")
     offers = check(api, "email=ada@example.org&channel=email&category=offers")
     assert (offers["reason"], offers["subject_id"]) == ("granted", ada["subject_id"])
+
+
+def test_a_chunk_of_many_rows_is_written_in_bulk_and_later_rows_see_earlier_ones(
+    api: ApiClient, clean_db: Engine, rules: Rules
+) -> None:
+    """More rows than `database.COPY_FROM`, so PostgreSQL takes the COPY path: everyone lands,
+    within the chunk a later withdrawal stands over an earlier grant and an older row changes
+    nothing, and the chain and the state verify."""
+    people = [row(email=f"p{n}@example.org", external_id=f"crm-{n}") for n in range(60)]
+    body = ndjson(
+        row(),
+        *people,
+        row(status="withdrawn", consented_at="2022-01-01T00:00:00Z"),
+        row(email="p7@example.org", status="withdrawn", consented_at="2019-01-01T00:00:00Z"),
+    )
+    report = imported(api, clean_db, rules, body)
+    assert (report["rows"], report["applied"], report["unchanged"], report["rejected"]) == (
+        63,
+        62,
+        1,
+        0,
+    )
+    assert check(api, f"email=ada@example.org&{NEWSLETTER}")["reason"] == "withdrawn"
+    assert check(api, f"email=p7@example.org&{NEWSLETTER}")["reason"] == "granted"
+    assert check(api, f"external_id=crm-59&{NEWSLETTER}")["contact"] == "p59@example.org"
+    verified = api.get("/v1/audit/verify").get_json()
+    assert verified["ok"] is True, verified

@@ -16,6 +16,7 @@ def cli(settings: Settings, clean_db: object) -> Callable[..., Result]:
     env = {
         "DATABASE_URL": settings.database_url,
         "SECRET_KEY": settings.secret_key,
+        "IDENTIFIER_HMAC_KEY": settings.identifier_key.decode(),  # as the app's and rules'
         "INSTANCE_PATH": str(settings.instance_path),
         "AUDIT_SIGNING_KEY_PATH": str(settings.audit_signing_key_path),
         "CATALOG_PATH": str(settings.catalog_path),

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from click.testing import Result
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from app.models import ConsentEvent, OutboxMessage, Subject
+from tests.conftest import ApiClient
+from tests.smtp import confirm_link
 
 ROW = {
     "channel": "email",
@@ -101,3 +105,44 @@ def test_link_list_merge_and_unlink_from_the_command_line(
     assert cli("identifiers", "unlink", first, gone["id"]).exit_code == 0
     assert len(json.loads(cli("identifiers", "list", first).stdout)["identifiers"]) == 2
     assert cli("audit", "verify").exit_code == 0
+
+
+def test_a_repermission_mails_link_confirms_the_address_and_no_one_is_mailed_twice(
+    cli: Callable[..., Result],
+    tmp_path: Path,
+    clean_db: Engine,
+    client: FlaskClient,
+    api: ApiClient,
+) -> None:
+    """Issue 14: the link a re-permission mail carries, followed, grants that address; a
+    second run within the confirmation window mails neither the confirmed address nor the
+    one still unconfirmed."""
+    cli("import", str(write(tmp_path / "fair.ndjson", "a@example.org", "b@example.org")))
+    assert reason(api, "a@example.org") == "pending_confirmation"
+    assert last_json(cli("repermission", "--once")) == {"mailed": 2, "remaining": False}
+    with Session(clean_db) as session:
+        mail = session.scalars(
+            select(OutboxMessage).where(OutboxMessage.to_address == "a@example.org")
+        ).one()
+    link = confirm_link(mail.body_text or "")
+    path = "/confirm/" + link.rpartition("/confirm/")[2]
+    page = client.get(path).get_data(as_text=True)
+    token = CSRF.search(page)
+    assert token is not None, page
+    confirmed = client.post(path, data={"csrf_token": token.group(1)})
+    assert confirmed.status_code in (200, 303), confirmed.get_data(as_text=True)
+    assert reason(api, "a@example.org") == "granted"
+    assert reason(api, "b@example.org") == "pending_confirmation"
+    assert last_json(cli("repermission", "--once")) == {"mailed": 0, "remaining": False}
+    with Session(clean_db) as session:
+        mailed = sorted(str(a) for a in session.scalars(select(OutboxMessage.to_address)))
+    assert mailed == ["a@example.org", "b@example.org"]
+
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def reason(api: ApiClient, email: str) -> str:
+    answer = api.get(f"/v1/consent/check?email={email}&channel=email&category=newsletter")
+    assert answer.status_code == 200, answer.get_json()
+    return str(answer.get_json()["reason"])

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import itertools
 from functools import partial
+from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
+from app.domain.consent import Topic
 from app.domain.rules import Rules
-from app.domain.vocabulary import Reason, Status
-from app.models import ConsentEvent, ConsentState
+from app.domain.vocabulary import Action, Reason, Status
+from app.models import ChainHead, ConsentEvent, ConsentState
 from app.services.audit import trail
-from app.services.consent import checks
+from app.services.consent import checks, ledger
 from tests.concurrency import at_once
-from tests.factories import change_newsletter, make_subscriber
+from tests.factories import change_newsletter, make_act, make_subscriber
 
 
 def test_each_event_links_to_the_one_before(session: Session, rules: Rules) -> None:
@@ -145,3 +149,70 @@ def test_reordering_rows_by_hand_is_found(session: Session, rules: Rules) -> Non
     session.commit()
     result = trail.verify(session)
     assert (result.is_ok, result.first_bad_seq) == (False, 2)
+
+
+def test_a_change_holds_the_lock_for_five_statements_and_evidence(
+    clean_db: Engine, rules: Rules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lock, then: subject and standings read at once, events inserted, state upserted (no
+    read of it first, no autoflush), the webhook receivers read, the head moved; the act's
+    evidence row is the sixth. The ORM append took 12 here."""
+    with Session(clean_db) as session:
+        subject_id = make_subscriber(session, rules)
+    statements: list[str] = []
+    locked = [False]
+    real_lock = ledger.lock
+
+    def lock(session: Session, chain_id: str = ledger.CHAIN_ID) -> ChainHead:
+        head = real_lock(session, chain_id)
+        locked[0] = True
+        return head
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if locked[0]:
+            statements.append(statement.split()[0])
+
+    sa_event.listen(clean_db, "before_cursor_execute", count)
+    monkeypatch.setattr(ledger, "lock", lock)
+    try:
+        with Session(clean_db) as session:
+            change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
+    finally:
+        sa_event.remove(clean_db, "before_cursor_execute", count)
+    assert statements == ["SELECT", "INSERT", "INSERT", "INSERT", "SELECT", "UPDATE"]
+    with Session(clean_db) as session:
+        assert trail.verify(session).is_ok
+        state = session.get(ConsentState, (subject_id, "email", "newsletter", ""))
+        assert state is not None
+        assert state.status == "withdrawn"
+
+
+def test_a_batch_is_planned_into_the_state_map_and_written_at_once(
+    session: Session, rules: Rules
+) -> None:
+    """An import's appends: each one updates the plain state map it is given (a later row
+    sees an earlier one), and nothing is written until `write`; then it verifies."""
+    subject_id = make_subscriber(session, rules)
+    head = ledger.lock(session)
+    before = session.scalar(select(func.count()).select_from(ConsentEvent)) or 0
+    batch, states = ledger.Batch(), dict[ledger.StateKey, ledger.Stored]()
+    topic = Topic("email", "newsletter")
+    for status in (Status.WITHDRAWN, Status.GRANTED, Status.WITHDRAWN):
+        ledger.append(
+            session,
+            head,
+            make_act(),
+            [ledger.Draft(Action.GRANT, subject_id=subject_id, topic=topic, status=status)],
+            batch=batch,
+            states=states,
+        )
+        assert states[(subject_id, "email", "newsletter", "")].status is status
+    assert session.scalar(select(func.count()).select_from(ConsentEvent)) == before
+    assert (len(batch.events), len(batch.states), len(batch.evidence)) == (3, 1, 3)
+    ledger.write(session, batch, batch.events[-1]["occurred_at"])
+    session.commit()
+    assert session.scalar(select(func.count()).select_from(ConsentEvent)) == before + 3
+    state = session.get(ConsentState, (subject_id, "email", "newsletter", ""))
+    assert state is not None
+    assert (state.status, state.event_seq) == ("withdrawn", head.last_seq)
+    assert trail.verify(session).is_ok

@@ -153,7 +153,7 @@ def _append(session: Session, head: Any, key: ECKey, now: datetime) -> Checkpoin
         ],
         now=now,
     )
-    return Checkpoint(event.seq, signed_seq, signed_hash, now, token)
+    return Checkpoint(event["seq"], signed_seq, signed_hash, now, token)
 
 
 def listing(session: Session, limit: int = 100) -> list[Checkpoint]:

@@ -135,7 +135,7 @@ def run(
         events_removed,
         head.base_seq,
         head.base_hash,
-        event.seq,
+        event["seq"],
         identifiers_removed,
         access_log_removed,
         mail_given_up,

@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, tuple_, update
+from sqlalchemy import Table, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from app.database import insert_many, upsert_insert
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
 from app.domain.consent import PreferencesView, Standing, Topic, preferences_view
 from app.domain.errors import UnpublishedNoticeError
@@ -112,23 +113,52 @@ def cited(session: Session, act: Act) -> Act:
     return replace(act, notice_sha256=notice.sha256)
 
 
+StateKey = tuple[str, str, str, str]  # subject_id, channel, category, purpose
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A consent_state row as plain data: what a bulk writer (an import) keeps in hand."""
+
+    status: Status
+    event_seq: int
+    occurred_at: datetime
+    consented_at: datetime | None = None
+
+
+@dataclass
+class Batch:
+    """Rows planned by `append(..., batch=)`, written together by `write`: an import plans a
+    whole chunk's events, state and evidence and writes them in three statements."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    states: dict[StateKey, dict[str, Any]] = field(default_factory=dict)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+def evidence_row(subject_id: str | None, act: Act, now: datetime) -> dict[str, Any]:
+    """The evidence row of an act (IP, user agent, country, details), with its hash."""
+    row: dict[str, Any] = {
+        "subject_id": subject_id,
+        "nonce": secrets.token_hex(16),
+        "ip": act.ip,
+        "user_agent": act.user_agent,
+        "country": act.country,
+        "details": canonical_json(dict(act.evidence)) if act.evidence else None,
+        "created_at": now,
+    }
+    row["hash"] = evidence_digest({name: row[name] for name in EVIDENCE_HASHED})
+    return row
+
+
 def record_evidence(
     session: Session, subject_id: str | None, act: Act, now: datetime
 ) -> str | None:
     if not act.has_evidence:
         return None
-    row = Evidence(
-        subject_id=subject_id,
-        nonce=secrets.token_hex(16),
-        ip=act.ip,
-        user_agent=act.user_agent,
-        country=act.country,
-        details=canonical_json(dict(act.evidence)) if act.evidence else None,
-        created_at=now,
-    )
-    row.hash = evidence_digest({name: getattr(row, name) for name in EVIDENCE_HASHED})
-    session.add(row)
-    return row.hash
+    row = evidence_row(subject_id, act, now)
+    session.execute(insert(_EVIDENCE), [row])
+    return str(row["hash"])
 
 
 def append(
@@ -139,27 +169,38 @@ def append(
     *,
     now: datetime | None = None,
     evidence_hash: str | None = None,
-    flush: bool = True,
-    states: dict[tuple[str, str, str, str], ConsentState] | None = None,
-) -> list[ConsentEvent]:
-    """Append one event per draft to the locked chain and update current state with it.
+    batch: Batch | None = None,
+    states: dict[StateKey, Stored] | None = None,
+) -> list[dict[str, Any]]:
+    """Append one event per draft to the locked chain and set the current state with it.
 
-    A bulk writer (an import) passes `states`, the current state rows it already read, and
-    `flush=False`, so a thousand appends cost no query each.
+    The events are planned and hashed here, then written with one executemany INSERT and the
+    state with one executemany upsert: no ORM unit of work and no read of the state. The
+    head moves in memory and is written once, by the commit's flush. Returns the events as
+    plain records (keyed by `chain.FIELDS`' names).
+
+    A bulk writer (an import) passes a `batch`, which `write` later writes for many appends
+    at once, and `states`, its map of the state rows in hand, which each append updates so
+    that a later row sees an earlier one's effect.
     """
     occurred_at = now or utcnow()
     act = cited(session, act)
-    subject_ids = {d.subject_id for d in drafts}
+    planned = batch if batch is not None else Batch()
     if evidence_hash is None and act.has_evidence:
-        evidence_hash = record_evidence(
-            session, next(iter(subject_ids)) if len(subject_ids) == 1 else None, act, occurred_at
+        subject_ids = {d.subject_id for d in drafts}
+        row = evidence_row(
+            next(iter(subject_ids)) if len(subject_ids) == 1 else None, act, occurred_at
         )
-    events = []
+        planned.evidence.append(row)
+        evidence_hash = row["hash"]
+    records = []
+    seq, prev_hash = head.last_seq, head.last_hash
     for draft in drafts:
         topic = draft.topic
+        seq += 1
         record: dict[str, Any] = {
             "chain_id": head.chain_id,
-            "seq": head.last_seq + 1,
+            "seq": seq,
             "id": str(uuid.uuid4()),
             "occurred_at": occurred_at,
             "subject_id": draft.subject_id,
@@ -178,49 +219,72 @@ def append(
             "notice_sha256": act.notice_sha256,
             "evidence_hash": evidence_hash,
             "details": canonical_json(dict(draft.details)) if draft.details else None,
-            "prev_hash": head.last_hash,
+            "prev_hash": prev_hash,
         }
-        record["hash"] = event_hash(record)
-        event = ConsentEvent(**record)
-        session.add(event)
-        events.append(event)
-        head.last_seq, head.last_hash = event.seq, event.hash
+        record["hash"] = prev_hash = event_hash(record)
+        records.append(record)
         if topic is not None and draft.status is not None and draft.subject_id:
-            _set_state(session, draft.subject_id, topic, event, draft.consented_at, states)
+            key = (draft.subject_id, topic.channel, topic.category, topic.purpose)
+            planned.states[key] = {  # the last event on a topic is its standing
+                "subject_id": draft.subject_id,
+                "channel": topic.channel,
+                "category": topic.category,
+                "purpose": topic.purpose,
+                "status": record["status"],
+                "event_seq": seq,
+                "event_id": record["id"],
+                "occurred_at": occurred_at,
+                "consented_at": draft.consented_at,
+            }
+            if states is not None:
+                states[key] = Stored(draft.status, seq, occurred_at, draft.consented_at)
+    planned.events.extend(records)
+    head.last_seq, head.last_hash = seq, prev_hash  # written once, by the commit's flush
+    if batch is None:
+        write(session, planned, occurred_at)
+    return records
+
+
+def write(session: Session, batch: Batch, now: datetime) -> None:
+    """A batch's evidence and events (`database.insert_many`: a COPY for a large batch on
+    PostgreSQL), its state in one executemany upsert (psycopg pipelines it), and the webhook
+    deliveries of its changes, in the caller's transaction.
+
+    Whatever the use case added before (a new subject, a deletion) is flushed first, once;
+    nothing autoflushes while the statements run.
+    """
     from app.services.delivery import webhooks  # which reads the feed, which reads the ledger
 
-    # In this transaction: a change and its webhook deliveries commit together or not at all.
-    webhooks.enqueue(session, events, occurred_at)
-    if flush:
+    if session.new or session.deleted:
         session.flush()
-    return events
+    with session.no_autoflush:
+        insert_many(session, _EVIDENCE, batch.evidence)
+        insert_many(session, _EVENTS, batch.events)
+        if batch.states:
+            session.execute(_upsert_state(session), list(batch.states.values()))
+        # In this transaction: a change and its webhook deliveries commit together or not at all.
+        webhooks.enqueue(session, batch.events, now)
+    batch.events, batch.states, batch.evidence = [], {}, []
 
 
-def _set_state(
-    session: Session,
-    subject_id: str,
-    topic: Topic,
-    event: ConsentEvent,
-    consented_at: datetime | None,
-    states: dict[tuple[str, str, str, str], ConsentState] | None,
-) -> None:
-    key = (subject_id, topic.channel, topic.category, topic.purpose)
-    state = states.get(key) if states is not None else session.get(ConsentState, key)
-    if state is None:
-        state = ConsentState(
-            subject_id=subject_id,
-            channel=topic.channel,
-            category=topic.category,
-            purpose=topic.purpose,
-        )
-        session.add(state)
-        if states is not None:
-            states[key] = state
-    state.status = str(event.status)
-    state.event_seq = event.seq
-    state.event_id = event.id
-    state.occurred_at = event.occurred_at
-    state.consented_at = consented_at
+def _upsert_state(session: Session) -> Any:
+    statement = upsert_insert(session.get_bind().dialect.name)(_STATES)
+    return statement.on_conflict_do_update(
+        index_elements=[
+            _STATES.c.subject_id,
+            _STATES.c.channel,
+            _STATES.c.category,
+            _STATES.c.purpose,
+        ],
+        set_={name: statement.excluded[name] for name in _STATE_SET},
+    )
+
+
+_EVENTS = cast(Table, ConsentEvent.__table__)
+_STATES = cast(Table, ConsentState.__table__)
+_EVIDENCE = cast(Table, Evidence.__table__)
+_STATE_KEY = ("subject_id", "channel", "category", "purpose")
+_STATE_SET = ("status", "event_seq", "event_id", "occurred_at", "consented_at")
 
 
 def standings(
@@ -295,15 +359,16 @@ def current_view(
 
 
 def after(
-    current: Mapping[Topic, Standing], events: Sequence[ConsentEvent]
+    current: Mapping[Topic, Standing], events: Sequence[Mapping[str, Any]]
 ) -> dict[Topic, Standing]:
-    """The standings once `events` are appended: what a read after them would return."""
+    """The standings once `events` (as `append` returns them) are appended: what a read
+    after them would return."""
     standings = dict(current)
     for event in events:
-        if event.status is not None and event.subject_id:
-            topic = Topic(event.channel or "", event.category or "", event.purpose or "")
+        if event["status"] is not None and event["subject_id"]:
+            topic = Topic(event["channel"] or "", event["category"] or "", event["purpose"] or "")
             standings[topic] = Standing(
-                Status(event.status), event.seq, event.occurred_at, event.id
+                Status(event["status"]), event["seq"], event["occurred_at"], event["id"]
             )
     return standings
 

@@ -74,13 +74,14 @@ def change(
     """Record every change or none; a change to what already stands writes nothing."""
     validate_changes(rules, changes)
     now = now or utcnow()
-    head = ledger.lock(session)
     act = ledger.cited(session, act)
+    # Read before the lock: the answer's flag, not a decision of the write.
+    is_suppressed = suppression.is_suppressed(session, rules, subject_id=subject_id)
+    head = ledger.lock(session)
     subject, current = subjects.standings(session, subject_id)
     awaiting = awaiting_confirmation(session, rules, subject, current)
     drafts = plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
     events = ledger.append(session, head, act, drafts, now=now) if drafts else []
-    is_suppressed = suppression.is_suppressed(session, rules, subject_id=subject_id)
     session.commit()
     # The answer is built from what was read and written, after the lock is released.
     return ledger.view_of(rules, ledger.after(current, events), now, is_suppressed=is_suppressed)
@@ -170,8 +171,8 @@ def unsubscribe_all(
 ) -> PreferencesView:
     """Withdraw all marketing at once. Idempotent: nothing new if nothing was granted since."""
     now = now or utcnow()
-    standings = withdraw_all(session, subject_id, act, details=details, now=now)
     is_suppressed = suppression.is_suppressed(session, rules, subject_id=subject_id)
+    standings = withdraw_all(session, subject_id, act, details=details, now=now)
     session.commit()
     return ledger.view_of(rules, standings, now, is_suppressed=is_suppressed)
 

@@ -17,7 +17,7 @@ from app.domain.consent import Standing, Topic
 from app.domain.errors import NotFoundError, SubjectErasedError
 from app.domain.identifiers import Identifier, identifier, identifier_hmac
 from app.domain.rules import Rules
-from app.domain.vocabulary import Action, IdentifierKind
+from app.domain.vocabulary import Action, IdentifierKind, Status
 from app.models import (
     AccessLog,
     AccessSession,
@@ -73,9 +73,34 @@ def merged_ids(session: Session, subject_id: str) -> list[str]:
 
 def standings(session: Session, subject_id: str) -> tuple[Subject, dict[Topic, Standing]]:
     """`get` (merges followed) and the subject's current standings, for a write use case that
-    reads both while it holds the chain lock."""
-    subject = get(session, subject_id)
-    return subject, ledger.standings(session, subject.id)
+    reads both while it holds the chain lock: one statement, unless the id was merged away."""
+    state = ConsentState.__table__.c
+    rows = session.execute(
+        select(
+            Subject,
+            state.channel,
+            state.category,
+            state.purpose,
+            state.status,
+            state.event_seq,
+            state.occurred_at,
+            state.event_id,
+        )
+        .outerjoin(ConsentState, state.subject_id == Subject.id)
+        .where(Subject.id == subject_id)
+        .execution_options(populate_existing=True)
+    ).all()
+    if not rows or rows[0][0].merged_into is not None:
+        subject = get(session, subject_id)  # not found, or the survivor of a merge
+        return subject, ledger.standings(session, subject.id)
+    subject = rows[0][0]
+    if subject.erased_at is not None:
+        raise SubjectErasedError(f"Subject {subject_id} was erased.")
+    return subject, {
+        Topic(channel, category, purpose): Standing(Status(status), seq, occurred_at, event_id)
+        for _, channel, category, purpose, status, seq, occurred_at, event_id in rows
+        if status is not None
+    }
 
 
 def find(
@@ -267,7 +292,7 @@ def apply_erasure(
         now=now,
     )
     rights.add(session, subject_id, "erasure", received_at=now, answered_at=now, channel=channel)
-    return Erasure(subject_id, now, len(identifiers), event.id)
+    return Erasure(subject_id, now, len(identifiers), event["id"])
 
 
 def export(

@@ -36,7 +36,7 @@ from app.domain.changes import (
 )
 from app.domain.errors import InvalidWebhookError, NotFoundError
 from app.domain.vocabulary import Action, Method
-from app.models import ConsentEvent, Webhook, WebhookDelivery, utcnow
+from app.models import Webhook, WebhookDelivery, utcnow
 from app.services.changes import feed
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -161,9 +161,12 @@ def redeliver(
     return row
 
 
-def enqueue(session: Session, events: Iterable[ConsentEvent], now: datetime) -> None:
-    """Queue each change for every receiver that wants its type, in the caller's transaction."""
-    changes = [event for event in events if is_change(event.action)]
+def enqueue(session: Session, events: Iterable[Mapping[str, Any]], now: datetime) -> None:
+    """Queue each change for every receiver that wants its type, in the caller's transaction.
+
+    `events` are the plain records `ledger.append` wrote (keyed by `chain.FIELDS`' names).
+    """
+    changes = [event for event in events if is_change(event["action"])]
     if not changes:
         return
     receivers = [
@@ -173,12 +176,12 @@ def enqueue(session: Session, events: Iterable[ConsentEvent], now: datetime) -> 
         )
     ]
     for event in changes:
-        kind = str(event_type(event.action))
+        kind = str(event_type(event["action"]))
         session.add_all(
             WebhookDelivery(
                 id=f"msg_{uuid.uuid4().hex}",
                 webhook_id=webhook_id,
-                event_seq=event.seq,
+                event_seq=event["seq"],
                 event_type=kind,
                 status=PENDING,
                 attempts=0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -90,33 +91,33 @@ def resolve(
     for ident in idents:
         key = ident.key(rules.identifier_key)
         if key not in found:
-            add(session, subject.id, ident, key, now=now, source=source)
+            session.add(
+                SubjectIdentifier(**new_row(subject.id, ident, key, now=now, source=source))
+            )
             found[key] = subject.id
     return subject, is_new
 
 
-def add(
-    session: Session,
+def new_row(
     subject_id: str,
     ident: Identifier,
     key: str,
     *,
     now: datetime,
     source: str | None,
-    confirmed_at: datetime | None = None,
-) -> SubjectIdentifier:
-    row = SubjectIdentifier(
-        hmac=key,
-        id=str(uuid.uuid4()),
-        subject_id=subject_id,
-        kind=str(ident.kind),
-        value=ident.value,
-        created_at=now,
-        source=source,
-        confirmed_at=confirmed_at,
-    )
-    session.add(row)
-    return row
+) -> dict[str, Any]:
+    """A new subject_identifiers row as plain data (a use case makes it an ORM row; an import
+    writes a chunk's rows at once)."""
+    return {
+        "hmac": key,
+        "id": str(uuid.uuid4()),
+        "subject_id": subject_id,
+        "kind": str(ident.kind),
+        "value": ident.value,
+        "created_at": now,
+        "source": source,
+        "confirmed_at": None,
+    }
 
 
 def link(
@@ -158,7 +159,8 @@ def attach(
 ) -> SubjectIdentifier:
     """Add an identifier no one holds and log the link event, in the caller's locked
     transaction (`head` from `ledger.lock`)."""
-    row = add(session, subject_id, ident, key, now=now, source=act.source)
+    row = SubjectIdentifier(**new_row(subject_id, ident, key, now=now, source=act.source))
+    session.add(row)
     details = {"identifier_id": row.id, "kind": str(ident.kind)}
     drafts = [ledger.Draft(Action.LINK, subject_id=subject_id, details=details)]
     ledger.append(session, head, act, drafts, now=now)

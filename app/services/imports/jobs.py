@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from app.database import insert_many
 from app.domain import imports as rows_
 from app.domain.consent import ALL_MARKETING, Topic, channel_topic, legal_basis, pair_topic
 from app.domain.errors import DomainError, NotFoundError
@@ -229,12 +230,34 @@ class Counts:
     rejected: int = 0
 
 
+@dataclass
+class _Person:
+    """A subject as the chunk holds it: new ones are inserted, changed ones updated, once."""
+
+    id: str
+    locale: str | None
+    country: str | None
+    is_new: bool = False
+    is_changed: bool = False
+
+
+@dataclass
+class _Contact:
+    """An identifier as the chunk holds it (keyed by its HMAC)."""
+
+    subject_id: str
+    confirmed_at: datetime | None
+    row: dict[str, Any] | None = None  # a new identifier's row, to insert
+    is_confirmed_now: bool = False
+
+
 class _Applier:
     """Applies one chunk's rows inside the caller's locked transaction.
 
     Everything the rows need is read up front, in a handful of set-based queries (holders of
-    the chunk's identifiers, suppressions, the subjects and their current standings); the rows
-    are then decided in memory and written in one flush.
+    the chunk's identifiers, suppressions, the subjects and their current standings), as
+    plain data; the rows are then decided in memory and the chunk is written at the end with
+    an executemany statement per table (subjects, identifiers, evidence, events, state).
     """
 
     def __init__(
@@ -244,9 +267,11 @@ class _Applier:
         self.head = head
         self.rejections: list[tuple[int, str]] = []
         self.notices: dict[tuple[str, str | None], str | None] = {}
-        self.held: dict[str, SubjectIdentifier] = {}  # by HMAC
-        self.subjects: dict[str, Subject] = {}
-        self.states: dict[tuple[str, str, str, str], ConsentState] = {}
+        self.held: dict[str, _Contact] = {}  # by HMAC
+        self.hmacs: dict[Identifier, tuple[str, ...]] = {}
+        self.subjects: dict[str, _Person] = {}
+        self.states: dict[ledger.StateKey, ledger.Stored] = {}
+        self.batch = ledger.Batch()
         self.suppressed: set[str] = set()
         self.recorded: set[tuple[str, Topic]] = set()
         catalog = rules.catalog
@@ -292,57 +317,104 @@ class _Applier:
                     counts.unchanged += 1
                 else:
                     counts.applied += 1
-        self.session.flush()
+        self._write()
         return counts
 
+    def _write(self) -> None:
+        """The chunk's rows: a handful of executemany statements, whatever its length."""
+        session = self.session
+        people = list(self.subjects.values())
+        new_people = [
+            {"id": p.id, "created_at": self.now, "locale": p.locale, "country": p.country}
+            for p in people
+            if p.is_new
+        ]
+        insert_many(session, _SUBJECTS, new_people)
+        changed = [
+            {"b_id": p.id, "locale": p.locale, "country": p.country}
+            for p in people
+            if p.is_changed and not p.is_new
+        ]
+        if changed:
+            session.execute(update(_SUBJECTS).where(_SUBJECTS.c.id == bindparam("b_id")), changed)
+        contacts = self.held.values()
+        new_contacts = [c.row | {"confirmed_at": c.confirmed_at} for c in contacts if c.row]
+        insert_many(session, _IDENTIFIERS, new_contacts)
+        confirmed = [
+            {"b_hmac": key, "confirmed_at": c.confirmed_at}
+            for key, c in self.held.items()
+            if c.is_confirmed_now and c.row is None
+        ]
+        if confirmed:
+            session.execute(
+                update(_IDENTIFIERS).where(_IDENTIFIERS.c.hmac == bindparam("b_hmac")), confirmed
+            )
+        ledger.write(session, self.batch, self.now)
+        session.flush()  # the head and the job's progress, inside a dry run's savepoint too
+
     def _prefetch(self, idents: list[Identifier]) -> None:
-        session, rules = self.session, self.rules
-        keys = list({i.key(rules.identifier_key) for i in idents})
+        session = self.session
+        keys = list({self._key(i) for i in idents})
+        found = _IDENTIFIERS.c
         for part in _parts(keys):
             self.held.update(
-                (row.hmac, row)
-                for row in session.scalars(
-                    select(SubjectIdentifier).where(SubjectIdentifier.hmac.in_(part))
+                (hmac, _Contact(subject_id, confirmed_at))
+                for hmac, subject_id, confirmed_at in session.execute(
+                    select(found.hmac, found.subject_id, found.confirmed_at).where(
+                        found.hmac.in_(part)
+                    )
                 )
             )
-        suppression_keys = list({k for i in idents for k in suppression.keys_of(rules, i)})
+        suppression_keys = list({k for i in idents for k in self._suppression_keys(i)})
         for part in _parts(suppression_keys):
             self.suppressed |= suppression.suppressed_keys(session, part)
-        owners = list({row.subject_id for row in self.held.values()})
+        owners = list({c.subject_id for c in self.held.values()})
+        people, states = _SUBJECTS.c, _STATES.c
         for part in _parts(owners):
             self.subjects.update(
-                (s.id, s) for s in session.scalars(select(Subject).where(Subject.id.in_(part)))
-            )
-            self.states.update(
-                ((s.subject_id, s.channel, s.category, s.purpose), s)
-                for s in session.scalars(
-                    select(ConsentState).where(ConsentState.subject_id.in_(part))
+                (id_, _Person(id_, locale, country))
+                for id_, locale, country in session.execute(
+                    select(people.id, people.locale, people.country).where(people.id.in_(part))
                 )
             )
+            self.states.update(
+                (
+                    (r.subject_id, r.channel, r.category, r.purpose),
+                    ledger.Stored(Status(r.status), r.event_seq, r.occurred_at, r.consented_at),
+                )
+                for r in session.execute(select(_STATES).where(states.subject_id.in_(part)))
+            )
 
-    def _resolve(self, idents: list[Identifier], row: rows_.Row, source: str) -> Subject:
+    def _key(self, ident: Identifier) -> str:
+        """The identifier's HMAC, made once per chunk."""
+        return self._suppression_keys(ident)[0]
+
+    def _suppression_keys(self, ident: Identifier) -> tuple[str, ...]:
+        """`suppression.keys_of` (the current key's HMAC first), made once per chunk."""
+        found = self.hmacs.get(ident)
+        if found is None:
+            found = self.hmacs[ident] = suppression.keys_of(self.rules, ident)
+        return found
+
+    def _resolve(self, idents: list[Identifier], row: rows_.Row, source: str) -> _Person:
         """As identifiers.resolve, against what the chunk read up front."""
-        keys = [i.key(self.rules.identifier_key) for i in idents]
+        keys = [self._key(i) for i in idents]
         owners = sorted({self.held[k].subject_id for k in keys if k in self.held})
         if len(owners) > 1:
             raise identifiers.conflict(owners)
         if owners:
             subject = self.subjects[owners[0]]
             if row.locale and not subject.locale:
-                subject.locale = row.locale
+                subject.locale, subject.is_changed = row.locale, True
             if row.country and not subject.country:
-                subject.country = row.country
+                subject.country, subject.is_changed = row.country, True
         else:
-            subject = Subject(
-                id=str(uuid.uuid4()), created_at=self.now, locale=row.locale, country=row.country
-            )
-            self.session.add(subject)
+            subject = _Person(str(uuid.uuid4()), row.locale, row.country, is_new=True)
             self.subjects[subject.id] = subject
         for ident, key in zip(idents, keys, strict=True):
             if key not in self.held:
-                self.held[key] = identifiers.add(
-                    self.session, subject.id, ident, key, now=self.now, source=source
-                )
+                new = identifiers.new_row(subject.id, ident, key, now=self.now, source=source)
+                self.held[key] = _Contact(subject.id, None, new)
         return subject
 
     def row(
@@ -354,9 +426,7 @@ class _Applier:
         idents: list[Identifier],
     ) -> rows_.Outcome:
         rules = self.rules
-        is_suppressed = any(
-            k in self.suppressed for i in idents for k in suppression.keys_of(rules, i)
-        )
+        is_suppressed = any(k in self.suppressed for i in idents for k in self._suppression_keys(i))
         source = row.source or f"import:{self.job.id}"
         subject = self._resolve(idents, row, source)
         email = next((i for i in idents if i.kind is IdentifierKind.EMAIL), None)
@@ -429,11 +499,12 @@ class _Applier:
                 for t in topics
             ]
             if target is Status.GRANTED and needs_doi and email is not None:
-                address = self.held[email.key(rules.identifier_key)]
+                address = self.held[self._key(email)]
                 if address.confirmed_at is None:
                     address.confirmed_at = row.consented_at or self.now
+                    address.is_confirmed_now = True
         ledger.append(
-            self.session, self.head, act, drafts, now=self.now, flush=False, states=self.states
+            self.session, self.head, act, drafts, now=self.now, batch=self.batch, states=self.states
         )
         return outcome
 
@@ -471,9 +542,7 @@ class _Applier:
         for topic in self.topics:
             state = self.states.get((subject_id, topic.channel, topic.category, topic.purpose))
             if state is not None:
-                found[topic] = rows_.Held(
-                    Status(state.status), state.consented_at or state.occurred_at
-                )
+                found[topic] = rows_.Held(state.status, state.consented_at or state.occurred_at)
         return found
 
     def _recorded_before(self, subject_id: str, topic: Topic) -> bool:
@@ -490,6 +559,11 @@ class _Applier:
                 )
             )
         )
+
+
+_SUBJECTS = cast(Table, Subject.__table__)
+_IDENTIFIERS = cast(Table, SubjectIdentifier.__table__)
+_STATES = cast(Table, ConsentState.__table__)
 
 
 def _parts(values: list[str], size: int = 1000) -> Iterator[list[str]]:
