@@ -22,6 +22,7 @@ one process only, which the start-up log says.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -30,9 +31,10 @@ from datetime import timedelta
 from typing import Any, cast
 
 from flask import Blueprint, Flask, Response, current_app, request
+from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from joserfc import jwt
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage
 from sqlalchemy import Table, case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -317,6 +319,58 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
         api_limit(blueprint)  # the same Limit each time: Flask-Limiter keeps one per blueprint
     for blueprint in _blueprints_under(app, "/oauth/"):
         token_limit(blueprint)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(rate: str) -> tuple[RateLimitItem, ...]:
+    """The items of a rate string in the order Flask-Limiter hits them (shortest window first)."""
+    return tuple(sorted(parse_many(rate)))
+
+
+def can_count_lean() -> bool:
+    """Whether `count_api_hit` counts exactly as Flask-Limiter would: the limiter is on and
+    initialised, its storage is not in the in-memory fallback, and nothing but the per-client
+    shared /v1 limit applies (no default, application or meta limits, no request filters)."""
+    flask_limiter: Limiter = limiter  # Flask-Limiter's own state (the version is pinned)
+    manager = flask_limiter.limit_manager
+    return bool(
+        flask_limiter.enabled
+        and flask_limiter.initialized
+        and not flask_limiter._storage_dead
+        and not flask_limiter._request_filters
+        and not manager._application_limits
+        and not manager._default_limits
+        and not flask_limiter._meta_limits
+    )
+
+
+def count_api_hit(rate: str, client_id: str) -> list[tuple[str, str]] | None:
+    """Count one /v1 request of `client_id` against `rate` as the per-client shared limit
+    (`api_limit`) does, in the same storage under the same keys, and give the headers Flask's
+    path would add (`RateLimit-Limit`, `-Remaining`, `-Reset` in seconds).
+
+    None when it cannot answer that way: a limit is exceeded (Flask then answers the 429, and
+    counts that request once more: with fixed windows an exceeded count stays exceeded) or the
+    storage failed (Flask then counts it in its in-memory fallback).
+    """
+    flask_limiter: Limiter = limiter
+    args = [f"client:{client_id}", "api"]
+    if flask_limiter._key_prefix:
+        args = [flask_limiter._key_prefix, *args]
+    strategy = flask_limiter.limiter
+    items = _parsed(rate)
+    try:
+        for item in items:
+            if not strategy.hit(item, *args):
+                return None
+        reset, remaining = strategy.get_window_stats(items[0], *args)
+    except Exception:  # the limiter swallows storage errors: Flask's path decides
+        return None
+    return [
+        (LIMIT_HEADER, str(items[0].amount)),
+        (REMAINING_HEADER, str(remaining)),
+        (RESET_HEADER, str(max(0, int(reset + 1) - int(time.time())))),
+    ]
 
 
 def _blueprints_under(app: Flask, prefix: str) -> list[Blueprint]:
