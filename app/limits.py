@@ -36,6 +36,7 @@ from flask_limiter.util import get_remote_address
 from joserfc import jwt
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage
+from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import Table, case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -109,6 +110,11 @@ class DatabaseStorage(Storage):
         return SQLAlchemyError
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.counted(key, expiry, amount)[0]
+
+    def counted(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+        """`incr`, and the window's end: what a fixed window's count and headers need, in one
+        round trip (Flask-Limiter reads them back with two more)."""
         now = time.time()
         table = _COUNTERS
         insert = upsert_insert(self.engine.dialect.name)
@@ -123,14 +129,14 @@ class DatabaseStorage(Storage):
                     "expires_at": case((is_over, now + expiry), else_=table.c.expires_at),
                 },
             )
-            .returning(table.c.count)
+            .returning(table.c.count, table.c.expires_at)
         )
         with self.engine.begin() as connection:
-            count = int(connection.execute(statement).scalar_one())
+            count, expires_at = connection.execute(statement).one()
             self.hits += 1
             if self.hits % self.PURGE_EVERY == 0:
                 connection.execute(delete(table).where(table.c.expires_at < now - 60))
-        return count
+        return int(count), float(expires_at)
 
     def get(self, key: str) -> int:
         with self.engine.begin() as connection:
@@ -358,12 +364,20 @@ def count_api_hit(rate: str, client_id: str) -> list[tuple[str, str]] | None:
     if flask_limiter._key_prefix:
         args = [flask_limiter._key_prefix, *args]
     strategy = flask_limiter.limiter
+    storage = strategy.storage
     items = _parsed(rate)
     try:
-        for item in items:
-            if not strategy.hit(item, *args):
+        if isinstance(strategy, FixedWindowRateLimiter) and isinstance(storage, DatabaseStorage):
+            # The same upsert as its incr, which also returns the window's end.
+            counts = [storage.counted(i.key_for(*args), i.get_expiry()) for i in items]
+            if any(count > item.amount for (count, _), item in zip(counts, items, strict=True)):
                 return None
-        reset, remaining = strategy.get_window_stats(items[0], *args)
+            reset, remaining = counts[0][1], max(0, items[0].amount - counts[0][0])
+        else:
+            for item in items:
+                if not strategy.hit(item, *args):
+                    return None
+            reset, remaining = strategy.get_window_stats(items[0], *args)
     except Exception:  # the limiter swallows storage errors: Flask's path decides
         return None
     return [

@@ -58,7 +58,7 @@ def per_request_us(app: Flask, token: str, subjects: int, n: int) -> float:
 
 
 def main() -> None:
-    url, subjects, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10_000, 500
+    url, subjects, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 10_000, 300
     base = Settings.from_env().with_overrides(
         database_url=url,
         secret_key=seed.SECRET_KEY,
