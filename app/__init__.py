@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from flask import Flask, g, request
+from flask import Flask, Request, g, request
 from flask.json.provider import DefaultJSONProvider
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import components
@@ -30,6 +31,16 @@ def translation_directories() -> str:
     return ";".join(str(p) for p in areas) or str(root)
 
 
+class SessionInterface(SecureCookieSessionInterface):
+    """The signed cookie session for pages; none on /v1, whose bearer-token API never reads one
+    (no signer built and no cookie parsed per API request)."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith("/v1/"):
+            return self.make_null_session(app)
+        return super().open_session(app, request)
+
+
 class JSONProvider(DefaultJSONProvider):
     """Datetimes as RFC 3339 in UTC (Flask's default is an HTTP date)."""
 
@@ -50,6 +61,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         instance_path=str(settings.instance_path),
     )
     app.json = JSONProvider(app)
+    app.session_interface = SessionInterface()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
@@ -76,6 +88,10 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         app.extensions["replica_engine"] = make_replica_engine(
             settings.database_read_url, timeouts=settings.timeouts
         )
+    app.extensions["settings"] = settings
+    from app.api.fastcheck import install
+
+    install(app)  # ahead of Flask, inside ProxyFix: the common consent check (app/api/fastcheck.py)
     if settings.trusted_proxy_hops:
         # The client's address is the one the trusted proxies saw: evidence and per-IP limits
         # both read request.remote_addr, and a client-sent extra X-Forwarded-For hop is ignored.

@@ -200,12 +200,17 @@ def init_auth(app: Flask, settings: Settings, key: OctKey) -> AuthorizationServe
     def save_token(token: dict[str, Any], request: Any) -> None:
         """Access tokens are self-contained JWTs: nothing to store."""
 
+    with (
+        app.app_context()
+    ):  # the engine itself: the fast check (app/api/fastcheck) has no app context
+        engine = db.engine
+
     def load_active() -> set[str]:
-        with Session(db.engine) as session:
+        with Session(engine) as session:
             return clients.active_ids(session)
 
     def is_active(client_id: str) -> bool:
-        with Session(db.engine) as session:
+        with Session(engine) as session:
             return clients.is_active(session, client_id)
 
     server = AuthorizationServer(app, query_client=query_client, save_token=save_token)

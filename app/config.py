@@ -428,6 +428,13 @@ class Settings:
         "OpenTelemetry tracing of requests and queries (needs the `tracing` extra).",
         False,
     )
+    fast_check: bool = setting(
+        "FAST_CHECK",
+        BOOLEAN,
+        "Serve the common `GET /v1/consent/check` from a small WSGI layer ahead of Flask (the"
+        " same rules and answers; anything unusual still goes to Flask).",
+        True,
+    )
     database_read_url: str | None = setting(
         "DATABASE_READ_URL",
         OPTIONAL_TEXT,

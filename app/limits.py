@@ -22,6 +22,7 @@ one process only, which the start-up log says.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -30,11 +31,13 @@ from datetime import timedelta
 from typing import Any, cast
 
 from flask import Blueprint, Flask, Response, current_app, request
+from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from joserfc import jwt
-from limits import parse_many
+from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, Storage
-from sqlalchemy import Table, case, delete, select
+from limits.strategies import FixedWindowRateLimiter
+from sqlalchemy import Table, case, delete, event, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import ConfigError, Settings
@@ -100,6 +103,8 @@ class DatabaseStorage(Storage):
             str(uri).removeprefix("database+"),
             timeouts=Timeouts(lock=timedelta(milliseconds=500)),
         )
+        if self.engine.dialect.name == "postgresql":
+            event.listen(self.engine, "connect", _no_commit_flush)
         self.hits = 0
 
     @property
@@ -107,6 +112,11 @@ class DatabaseStorage(Storage):
         return SQLAlchemyError
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.counted(key, expiry, amount)[0]
+
+    def counted(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+        """`incr`, and the window's end: what a fixed window's count and headers need, in one
+        round trip (Flask-Limiter reads them back with two more)."""
         now = time.time()
         table = _COUNTERS
         insert = upsert_insert(self.engine.dialect.name)
@@ -121,14 +131,14 @@ class DatabaseStorage(Storage):
                     "expires_at": case((is_over, now + expiry), else_=table.c.expires_at),
                 },
             )
-            .returning(table.c.count)
+            .returning(table.c.count, table.c.expires_at)
         )
         with self.engine.begin() as connection:
-            count = int(connection.execute(statement).scalar_one())
+            count, expires_at = connection.execute(statement).one()
             self.hits += 1
             if self.hits % self.PURGE_EVERY == 0:
                 connection.execute(delete(table).where(table.c.expires_at < now - 60))
-        return count
+        return int(count), float(expires_at)
 
     def get(self, key: str) -> int:
         with self.engine.begin() as connection:
@@ -164,6 +174,15 @@ class DatabaseStorage(Storage):
 
 
 _COUNTERS = cast(Table, RateLimitCounter.__table__)
+
+
+def _no_commit_flush(dbapi_connection: Any, _record: Any) -> None:
+    """A counter's commit does not wait for the WAL flush (PostgreSQL's synchronous_commit off):
+    a crash may forget the last moment's hits, never corrupt anything, and a request no longer
+    waits for a disk flush to be counted."""
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = off")
+    dbapi_connection.commit()
 
 
 def storage_description(configured: str) -> str:
@@ -317,6 +336,66 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
         api_limit(blueprint)  # the same Limit each time: Flask-Limiter keeps one per blueprint
     for blueprint in _blueprints_under(app, "/oauth/"):
         token_limit(blueprint)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed(rate: str) -> tuple[RateLimitItem, ...]:
+    """The items of a rate string in the order Flask-Limiter hits them (shortest window first)."""
+    return tuple(sorted(parse_many(rate)))
+
+
+def can_count_lean() -> bool:
+    """Whether `count_api_hit` counts exactly as Flask-Limiter would: the limiter is on and
+    initialised, its storage is not in the in-memory fallback, and nothing but the per-client
+    shared /v1 limit applies (no default, application or meta limits, no request filters)."""
+    flask_limiter: Limiter = limiter  # Flask-Limiter's own state (the version is pinned)
+    manager = flask_limiter.limit_manager
+    return bool(
+        flask_limiter.enabled
+        and flask_limiter.initialized
+        and not flask_limiter._storage_dead
+        and not flask_limiter._request_filters
+        and not manager._application_limits
+        and not manager._default_limits
+        and not flask_limiter._meta_limits
+    )
+
+
+def count_api_hit(rate: str, client_id: str) -> list[tuple[str, str]] | None:
+    """Count one /v1 request of `client_id` against `rate` as the per-client shared limit
+    (`api_limit`) does, in the same storage under the same keys, and give the headers Flask's
+    path would add (`RateLimit-Limit`, `-Remaining`, `-Reset` in seconds).
+
+    None when it cannot answer that way: a limit is exceeded (Flask then answers the 429, and
+    counts that request once more: with fixed windows an exceeded count stays exceeded) or the
+    storage failed (Flask then counts it in its in-memory fallback).
+    """
+    flask_limiter: Limiter = limiter
+    args = [f"client:{client_id}", "api"]
+    if flask_limiter._key_prefix:
+        args = [flask_limiter._key_prefix, *args]
+    strategy = flask_limiter.limiter
+    storage = strategy.storage
+    items = _parsed(rate)
+    try:
+        if isinstance(strategy, FixedWindowRateLimiter) and isinstance(storage, DatabaseStorage):
+            # The same upsert as its incr, which also returns the window's end.
+            counts = [storage.counted(i.key_for(*args), i.get_expiry()) for i in items]
+            if any(count > item.amount for (count, _), item in zip(counts, items, strict=True)):
+                return None
+            reset, remaining = counts[0][1], max(0, items[0].amount - counts[0][0])
+        else:
+            for item in items:
+                if not strategy.hit(item, *args):
+                    return None
+            reset, remaining = strategy.get_window_stats(items[0], *args)
+    except Exception:  # the limiter swallows storage errors: Flask's path decides
+        return None
+    return [
+        (LIMIT_HEADER, str(items[0].amount)),
+        (REMAINING_HEADER, str(remaining)),
+        (RESET_HEADER, str(max(0, int(reset + 1) - int(time.time())))),
+    ]
 
 
 def _blueprints_under(app: Flask, prefix: str) -> list[Blueprint]:

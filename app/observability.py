@@ -37,7 +37,7 @@ from app.logs import JSONFormatter, RedactingFilter
 from app.services import operations
 
 REQUEST_ID = "X-Request-ID"
-_SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 PREFIX = "consent_center"
 
 REQUEST_SECONDS = Histogram(
@@ -124,7 +124,7 @@ def configure_logging(settings: Settings) -> None:
 
 def _start() -> None:
     given = request.headers.get(REQUEST_ID, "")
-    g.request_id = given if _SANE_ID.fullmatch(given) else uuid.uuid4().hex
+    g.request_id = given if SANE_ID.fullmatch(given) else uuid.uuid4().hex
     g.started = time.perf_counter()
 
 

@@ -456,6 +456,7 @@ class Run:
         with (
             serving(None, self.next_port()) as bare,
             serving(database, self.next_port()) as service,
+            serving(database, self.next_port(), {"FAST_CHECK": "false"}) as flask_path,
         ):
             token = token_for(database, service.port)
             for connections in (1, 32):
@@ -472,6 +473,20 @@ class Run:
                         "ratio": got["rps"] / base["rps"],
                     }
                 )
+            # The same service without the fast check (FAST_CHECK=false), in the same run.
+            base = wrk(bare.port, 32, self.seconds, database.subjects, token)
+            got = wrk(flask_path.port, 32, self.seconds, database.subjects, token)
+            self.add(
+                {
+                    "measure": "check, Flask path",
+                    "db": database.kind,
+                    "subjects": database.subjects,
+                    "connections": 32,
+                    "service": got,
+                    "bare": base,
+                    "ratio": got["rps"] / base["rps"],
+                }
+            )
             for size, repeats in ((1000, 20), (10_000, 10)):
                 base = batch_latencies(bare.port, token, size, database.subjects, repeats)
                 got = batch_latencies(service.port, token, size, database.subjects, repeats)
@@ -584,7 +599,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         s, b = row["service"], row["bare"]
         measure = row["measure"]
-        if measure in ("check", "access log"):
+        if measure in ("check", "check, Flask path", "access log"):
             load = f"{row['connections']} conn"
             got = f"{s['rps']:,.0f} req/s, p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms"
             base = f"{b['rps']:,.0f} req/s, p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms"

@@ -194,3 +194,13 @@ def make_api(client: FlaskClient, clean_db: Engine) -> Callable[..., ApiClient]:
 def api(make_api: Callable[..., ApiClient]) -> ApiClient:
     """An API client holding every scope."""
     return make_api()
+
+
+@pytest.fixture
+def check_parity(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Every GET /v1/consent/check answered by the fast path and by Flask, compared byte for
+    byte (tests/check_parity.py); the test sees the fast path's answer."""
+    from tests.check_parity import comparing
+
+    with comparing(monkeypatch) as tally:
+        yield tally

@@ -8,6 +8,7 @@ import time
 from limits import RateLimitItemPerSecond
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from sqlalchemy import Engine
 
 from app.limits import SweptMemoryStorage, storage_uri
 
@@ -35,3 +36,21 @@ def test_expired_keys_are_swept_inline() -> None:
     storage.incr("other", expiry=60)  # any write sweeps what has expired
     assert "gone" not in storage.storage
     assert storage.get("other") == 1
+
+
+def test_database_counters_are_counted_in_one_trip_and_do_not_wait_for_a_flush(
+    clean_db: Engine,
+) -> None:
+    from sqlalchemy import text
+
+    from app.limits import DatabaseStorage
+
+    storage = DatabaseStorage(f"database+{clean_db.url.render_as_string(hide_password=False)}")
+    try:
+        assert storage.counted("k", 60) == (1, storage.get_expiry("k"))
+        assert storage.counted("k", 60)[0] == storage.get("k") == 2
+        if clean_db.dialect.name == "postgresql":
+            with storage.engine.connect() as connection:
+                assert connection.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    finally:
+        storage.engine.dispose()

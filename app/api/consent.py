@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from app.api import dump, load_args, load_body
 from app.api.schemas import BatchCheckSchema, CheckQuerySchema, CheckResultSchema
 from app.auth import require
-from app.domain.identifiers import identifier
+from app.domain.identifiers import Identifier, identifier
 from app.domain.vocabulary import IdentifierKind, Scope
 from app.http import json_response, read_session, read_source, rules
 from app.observability import count_decisions
@@ -21,8 +23,11 @@ _result = CheckResultSchema()
 _batch = BatchCheckSchema()
 
 
-def _question(args: dict[str, str]) -> checks.Question:
+def question_of(args: dict[str, Any]) -> checks.Question:
     return checks.Question(args.get("channel"), args.get("category"), args.get("purpose"))
+
+
+_question = question_of  # the batch view's name for it
 
 
 @bp.get("/consent/check")
@@ -73,20 +78,32 @@ def check() -> ResponseReturnValue:
             schema: CheckResultSchema
     """
     args = load_args(_query)
+    ident, subject_id = subject_of(args)
+    with read_session() as reader:
+        question = question_of(args)
+        answer = checks.check(reader, rules(), question, ident=ident, subject_id=subject_id)
+    count_decisions(answer.decision.reason)
+    return answer_body(answer, read_source())
+
+
+def subject_of(args: dict[str, Any]) -> tuple[Identifier | None, str | None]:
+    """Whom the loaded check arguments name: an identifier, or a subject id."""
     ident = None
     for kind in (IdentifierKind.EMAIL, IdentifierKind.PHONE, IdentifierKind.EXTERNAL_ID):
         if kind in args:
             ident = identifier(kind, args[kind], region=args.get("country"))
     subject_id = str(args["subject_id"]) if "subject_id" in args else None
-    with read_session() as reader:
-        answer = checks.check(reader, rules(), _question(args), ident=ident, subject_id=subject_id)
-    count_decisions(answer.decision.reason)
+    return ident, subject_id
+
+
+def answer_body(answer: checks.Answer, source: dict[str, str]) -> dict[str, Any]:
+    """The check's answer as its schema dumps it (the fast path in app/api/fastcheck.py too)."""
     body = {
         "allowed": answer.decision.allowed,
         "reason": answer.decision.reason,
         "subject_id": answer.subject_id,
         "event_id": answer.decision.event_id,
-        **read_source(),
+        **source,
     }
     if answer.is_for_person:
         body["contact"] = answer.contact

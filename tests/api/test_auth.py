@@ -13,6 +13,9 @@ from sqlalchemy.orm import Session
 from app.services import clients
 from tests.conftest import ApiClient
 
+# Every check these tests make is answered by both paths and compared (tests/check_parity.py).
+pytestmark = pytest.mark.usefixtures("check_parity")
+
 CHECK = "/v1/consent/check?email=a@example.org&channel=email&category=newsletter"
 
 

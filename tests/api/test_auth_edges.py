@@ -25,6 +25,9 @@ from app.models import OAuthClient
 from app.services import clients
 from tests.conftest import DATABASE_URL, ApiClient
 
+# Every check these tests make is answered by both paths and compared (tests/check_parity.py).
+pytestmark = pytest.mark.usefixtures("check_parity")
+
 CHECK = "/v1/consent/check?email=a@example.org&channel=email&category=newsletter"
 
 

@@ -16,6 +16,9 @@ from tests.conftest import ApiClient
 from tests.smtp import confirm_link
 from tests.web.pages import notices_path
 
+# Every check these tests make is answered by both paths and compared (tests/check_parity.py).
+pytestmark = pytest.mark.usefixtures("check_parity")
+
 NEWSLETTER = "channel=email&category=newsletter"
 
 

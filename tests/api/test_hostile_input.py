@@ -13,6 +13,9 @@ from flask import Flask
 
 from tests.conftest import ApiClient
 
+# Every check these tests make is answered by both paths and compared (tests/check_parity.py).
+pytestmark = pytest.mark.usefixtures("check_parity")
+
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 SUBSCRIBE = {"email": "ada@example.org", "categories": ["newsletter"]}
 

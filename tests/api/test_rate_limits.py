@@ -17,6 +17,9 @@ from app.extensions import csrf
 from app.limits import public_form_limit
 from app.services import clients
 
+# Every check these tests make is answered by both paths and compared (tests/check_parity.py).
+pytestmark = pytest.mark.usefixtures("check_parity")
+
 CHECK = "/v1/consent/check?email=a@example.org&channel=email&category=newsletter"
 REDIS_URL = "redis://127.0.0.1:6379"
 
