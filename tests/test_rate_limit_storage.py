@@ -1,15 +1,19 @@
-"""The in-memory rate-limit storage: counts and expires like limits' own, with no timer thread."""
+"""The in-memory rate-limit storage: counts and expires like limits' own, with no timer thread;
+the database storage: the headers' two questions in one read, hits committed without a wait."""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
-from limits import RateLimitItemPerSecond
+from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from sqlalchemy import Engine, event, text
 
-from app.limits import SweptMemoryStorage, storage_uri
+from app.limits import DatabaseStorage, SweptMemoryStorage, storage_uri
+from tests.conftest import DATABASE_URL
 
 
 def test_memory_uris_map_to_the_swept_storage_and_others_pass_through() -> None:
@@ -35,3 +39,41 @@ def test_expired_keys_are_swept_inline() -> None:
     storage.incr("other", expiry=60)  # any write sweeps what has expired
     assert "gone" not in storage.storage
     assert storage.get("other") == 1
+
+
+def _reads(engine: Engine) -> list[str]:
+    """The counter reads that `engine` sends from now on."""
+    seen: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM rate_limit_counters" in statement:
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_the_window_stats_read_the_database_once(clean_db: Engine) -> None:
+    storage = DatabaseStorage(storage_uri("database://", DATABASE_URL))
+    limiter = FixedWindowRateLimiter(storage)
+    limit = RateLimitItemPerMinute(5)
+    assert [limiter.hit(limit, "client-a") for _ in range(2)] == [True, True]
+    seen = _reads(storage.engine)
+
+    reset, remaining = limiter.get_window_stats(limit, "client-a")
+
+    assert len(seen) == 1
+    assert remaining == 3
+    assert time.time() < reset <= time.time() + 60
+    seen.clear()
+    assert storage.get_expiry(limit.key_for("client-a")) == reset  # used once: read again
+    assert len(seen) == 1
+    storage.engine.dispose()
+
+
+def test_hits_do_not_wait_for_the_disk_on_postgresql(clean_db: Engine) -> None:
+    storage = DatabaseStorage(storage_uri("database://", DATABASE_URL))
+    with storage.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            assert connection.scalar(text("SHOW synchronous_commit")) == "off"
+    storage.engine.dispose()
