@@ -28,6 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
@@ -55,6 +56,7 @@ def _pages(read: Any, start: int, seconds: float) -> dict[str, Any]:
         changes, pages = changes + count, pages + 1
     elapsed = time.perf_counter() - began
     return {
+        "changes": changes,
         "changes_per_s": round(changes / elapsed),
         "pages": pages,
         "slowest_page_ms": round(slowest * 1000, 1),
@@ -108,6 +110,7 @@ def feed_figures(url: str, events: int, seconds: float, port: int) -> list[dict[
                 }
             )
             session.rollback()
+        rows.append(_stages(session, last // 2))
     engine.dispose()
 
     with serving(None, port) as bare, _service(url, port + 1) as service:
@@ -126,9 +129,12 @@ def feed_figures(url: str, events: int, seconds: float, port: int) -> list[dict[
 
             return read
 
+        for server in (service, bare):  # every fresh worker compiles and prepares first
+            for _ in range(4 * len(server.workers())):
+                over_http(server.port)(last // 3)
         for name, start in _starts(last):
-            got = _pages(over_http(service.port), start, seconds / 3)
-            base = _pages(over_http(bare.port), start, seconds / 3)
+            got = _on_cpu(service, over_http(service.port), start, seconds / 3)
+            base = _on_cpu(bare, over_http(bare.port), start, seconds / 3)
             rows.append(
                 {
                     "measure": f"feed over HTTP from the {name}",
@@ -139,6 +145,57 @@ def feed_figures(url: str, events: int, seconds: float, port: int) -> list[dict[
                 }
             )
     return rows
+
+
+def _stages(session: Session, after: int, pages: int = 30) -> dict[str, Any]:
+    """The CPU this process spends on each stage of one page from the middle (process_time,
+    so the other sessions' load counts less), as changes per CPU-second."""
+    from app.domain.changes import change_items, identifiers_by_subject
+    from app.services.changes import feed
+
+    params = {"after": after, "limit": PAGE}
+    events = session.execute(feed._PAGE, params).all()
+    found = session.execute(feed._PAGE_IDENTIFIERS, params).all()
+    items = change_items(events, identifiers_by_subject(found))
+    body = {"changes": items, "next_after": items[-1]["cursor"]}
+    stages = {
+        "events read": lambda: session.execute(feed._PAGE, params).all(),
+        "identifiers read": lambda: session.execute(feed._PAGE_IDENTIFIERS, params).all(),
+        "items built": lambda: change_items(events, identifiers_by_subject(found)),
+        "JSON, orjson": lambda: orjson.dumps(body),
+        "JSON, json.dumps (before)": lambda: json.dumps(
+            body, separators=(",", ":"), ensure_ascii=False
+        ).encode(),
+        "feed.page in all": lambda: feed.page(session, after, PAGE),
+    }
+    figures: dict[str, Any] = {"measure": "feed stages, CPU of one middle page"}
+    for name, stage in stages.items():
+        began = time.process_time()
+        for _ in range(pages):
+            stage()
+        spent = (time.process_time() - began) / pages
+        figures[name] = {"cpu_ms": round(spent * 1000, 2), "changes_per_cpu_s": round(PAGE / spent)}
+    session.rollback()
+    return figures
+
+
+def _on_cpu(server: Any, read: Any, start: int, seconds: float) -> dict[str, Any]:
+    """`_pages` over HTTP, and the changes per CPU-second the server's gunicorn workers spent
+    (their user and system time from /proc, which the other sessions' load inflates less than
+    the wall clock)."""
+
+    def spent() -> float:
+        ticks = 0
+        for pid in server.workers():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    before = spent()
+    figures = _pages(read, start, seconds)
+    cpu = spent() - before
+    figures["changes_per_server_cpu_s"] = round(figures["changes"] / cpu) if cpu else None
+    return figures
 
 
 @contextmanager
@@ -319,11 +376,12 @@ def main() -> None:
     parser.add_argument("--receivers", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-feed", action="store_true")
+    parser.add_argument("--port", type=int, default=18_600, help="bare Flask; the service +1")
     args = parser.parse_args()
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
-    rows = (
-        [] if args.skip_feed else feed_figures(args.database_url, args.events, args.seconds, 18_600)
-    )
+    rows = []
+    if not args.skip_feed:
+        rows = feed_figures(args.database_url, args.events, args.seconds, args.port)
     if args.hooks_database_url:
         for receivers in sorted({1, args.receivers}):
             rows.append(

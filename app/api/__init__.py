@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Response, current_app, request
+from flask import current_app, request
 from marshmallow import Schema
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
@@ -94,14 +93,6 @@ def load_body(schema: Schema, *, optional: bool = False) -> dict[str, Any]:
 def dump(schema: Schema, value: Any) -> dict[str, Any]:
     """A response body through its schema (marshmallow's dump is untyped)."""
     return schema.dump(value)  # type: ignore[no-any-return]
-
-
-def big_json(body: Any) -> Response:
-    """A large JSON answer made of plain values (strings, numbers, lists, dicts), encoded
-    without Flask's key sorting and type hooks, which cost more than building it."""
-    return current_app.response_class(
-        json.dumps(body, separators=(",", ":"), ensure_ascii=False), mimetype="application/json"
-    )
 
 
 def load_args(schema: Schema) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
-from app.api import api_act, big_json, dump, load_args, load_body
+from app.api import api_act, dump, load_args, load_body
 from app.api.feed_schemas import (
     ChangesQuerySchema,
     DeliveriesQuerySchema,
@@ -22,7 +22,7 @@ from app.api.schemas import StrictSchema
 from app.auth import current_client_id, require
 from app.domain.identifiers import identifier
 from app.domain.vocabulary import IdentifierKind, Method, Scope
-from app.http import read_session, rules, session, settings
+from app.http import big_json, read_session, rules, session, settings
 from app.services.changes import feed
 from app.services.consent import opt_outs
 from app.services.delivery import webhooks
@@ -71,7 +71,8 @@ def changes() -> ResponseReturnValue:
     with read_session() as reader:
         items, next_after = feed.page(reader, int(args["after"]), args["limit"])
     # Items leave as the feed built them (ChangesPageSchema describes them): dumping 1,000
-    # nested items through marshmallow would cost more than reading them.
+    # nested items through marshmallow, or encoding them with the json module, would cost
+    # more than reading them.
     return big_json({"changes": items, "next_after": next_after})
 
 

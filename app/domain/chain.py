@@ -65,6 +65,16 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def format_utc(moment: datetime) -> str:
+    """`format_time`'s very bytes for a naive datetime that means UTC (as the feed reads its
+    times), several times faster; an aware one, or a year before 1000 (strftime writes it
+    unpadded), goes the long way."""
+    if moment.tzinfo is None and moment.year >= 1000:
+        text = moment.isoformat()  # YYYY-MM-DDTHH:MM:SS, and .ffffff unless it is zero
+        return text + "Z" if moment.microsecond else text + ".000000Z"
+    return format_time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import base64
 import ipaddress
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.domain.chain import format_time
+from app.domain.chain import format_utc
 from app.domain.errors import InvalidWebhookError
 from app.domain.vocabulary import Action
 
@@ -75,25 +75,49 @@ def cursor(seq: int) -> str:
     return str(seq)
 
 
-def change_item(event: Sequence[Any], identifiers: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """One changes item from an event row in `ITEM_COLUMNS` order. An erasure names no
-    identifier, whatever the caller passes."""
-    seq, occurred_at, subject_id, channel, category, purpose, status, action = event
-    found: dict[str, list[str]] = {"email": [], "phone": [], "external_id": []}
-    if action != Action.ERASE:
-        for kind, value in identifiers:
-            found.setdefault(kind, []).append(value)
-    return {
-        "cursor": str(seq),
-        "occurred_at": format_time(occurred_at),
-        "subject_id": subject_id,
-        "identifiers": found,
-        "channel": channel,
-        "category": category,
-        "purpose": purpose,
-        "status": status,
-        "action": "erased" if action == Action.ERASE else action,
-    }
+_ERASE = str(Action.ERASE)
+
+
+def identifiers_by_subject(rows: Iterable[Sequence[str]]) -> dict[str, dict[str, list[str]]]:
+    """`(subject_id, kind, value)` rows, in the order they are to be listed, as each subject's
+    identifiers by kind (email, phone and external_id always there, empty or not)."""
+    held: dict[str, dict[str, list[str]]] = {}
+    for subject_id, kind, value in rows:
+        found = held.get(subject_id)
+        if found is None:
+            found = held[subject_id] = {"email": [], "phone": [], "external_id": []}
+        found.setdefault(kind, []).append(value)
+    return held
+
+
+def change_items(
+    events: Iterable[Sequence[Any]], held: Mapping[str, dict[str, list[str]]]
+) -> list[dict[str, Any]]:
+    """The changes items of event rows in `ITEM_COLUMNS` order (`occurred_at` naive in UTC), each
+    with its subject's identifiers from `held` (`identifiers_by_subject`). An erasure names no
+    identifier, whatever `held` says. Items of one subject share its identifiers: read them,
+    do not change them."""
+    items: list[dict[str, Any]] = []
+    append = items.append
+    for seq, occurred_at, subject_id, channel, category, purpose, status, action in events:
+        if action == _ERASE:
+            action, found = "erased", None
+        else:
+            found = held.get(subject_id)
+        append(
+            {
+                "cursor": str(seq),
+                "occurred_at": format_utc(occurred_at),
+                "subject_id": subject_id,
+                "identifiers": found or {"email": [], "phone": [], "external_id": []},
+                "channel": channel,
+                "category": category,
+                "purpose": purpose,
+                "status": status,
+                "action": action,
+            }
+        )
+    return items
 
 
 # Growing delays between attempts (Standard Webhooks' advice, stretched past 24 h in total):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from flask import Flask
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
 from tests.conftest import ApiClient
 from tests.factories import make_subscriber
+from tests.feed_reference import old_items, varied_ledger
 
 
 def test_the_feed_pages_with_a_cursor_that_is_never_null(
@@ -37,6 +41,26 @@ def test_the_feed_pages_with_a_cursor_that_is_never_null(
         "action",
     }
     assert item["identifiers"]["email"] == ["feed@example.org"]
+
+
+def test_the_feed_answers_the_old_bytes_on_every_kind_of_change(
+    api: ApiClient, session: Session, clean_db: Engine, rules: Rules, tmp_path: Path
+) -> None:
+    varied_ledger(session, clean_db, rules, tmp_path)
+    after, pages = "0", 0
+    while True:
+        answer = api.get(f"/v1/changes?after={after}&limit=4")
+        items = old_items(session, int(after), 4)
+        after = items[-1]["cursor"] if items else after
+        page = {"changes": items, "next_after": after}
+        old = json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode()
+        assert answer.status_code == 200
+        assert answer.mimetype == "application/json"
+        assert answer.get_data() == old
+        if not items:
+            break
+        pages += 1
+    assert pages > 5
 
 
 @pytest.mark.parametrize("after", ["-1", "abc", "1.5", "99999999999999999999", ""])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from app.domain.chain import (
     FIELDS,
@@ -11,6 +13,8 @@ from app.domain.chain import (
     HASHED_FIELDS,
     canonical_bytes,
     event_hash,
+    format_time,
+    format_utc,
     verify,
 )
 from app.models import ConsentEvent
@@ -119,3 +123,38 @@ def test_the_hash_format_is_byte_for_byte_what_existing_chains_hold() -> None:
 def test_the_event_table_stores_exactly_the_declared_fields() -> None:
     columns = ConsentEvent.__table__.columns
     assert [(c.key, c.nullable) for c in columns] == [(f.name, f.is_nullable) for f in FIELDS]
+
+
+def _times() -> list[datetime]:
+    """Many instants: every microsecond edge, years 1 to 9999, random ones, many zones."""
+    chosen = random.Random(15)
+    zones: list[tzinfo] = [UTC, timezone(timedelta(hours=2)), ZoneInfo("Europe/Berlin")]
+    zones.append(timezone(timedelta(hours=-9, minutes=-30)))
+    moments = [
+        datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, 0, 0, 1, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, 0, 0, 999_999, tzinfo=UTC),
+        datetime(2026, 3, 1, 12, 0, 0, 100_000, tzinfo=UTC),
+        datetime(1, 1, 1, 3, 0, tzinfo=UTC),
+        datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(1000, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    ]
+    for _ in range(20_000):
+        moment = datetime(1, 1, 1, tzinfo=UTC) + timedelta(
+            seconds=chosen.randrange(315_537_897_599), microseconds=chosen.randrange(1_000_000)
+        )
+        if chosen.random() < 0.3:
+            moment = moment.replace(microsecond=0)
+        moments.append(moment)
+    return [
+        m.astimezone(zones[i % len(zones)]) if 1 < m.year < 9999 else m
+        for i, m in enumerate(moments)
+    ]
+
+
+def test_format_utc_spells_every_time_as_format_time_does() -> None:
+    for moment in _times():
+        naive = moment.astimezone(UTC).replace(tzinfo=None)
+        assert format_utc(naive) == format_time(moment), moment
+        assert format_utc(moment) == format_time(moment), moment

@@ -1,4 +1,5 @@
-"""The changes feed: order, identifiers, erasure, and a poller racing concurrent writers."""
+"""The changes feed: order, identifiers, erasure, a poller racing concurrent writers, and the
+fast item builder against the old one on every kind of change."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from app.services.changes import feed
 from app.services.consent import preferences, subjects
 from app.services.consent.preferences import Change
 from tests.factories import make_act, make_subscriber
+from tests.feed_reference import old_items, varied_ledger
 
 
 def test_changes_come_in_recorded_order_with_the_subjects_identifiers(
@@ -113,3 +115,42 @@ def test_a_poller_misses_nothing_and_sees_nothing_twice_across_concurrent_writes
         recorded = list(own.scalars(select(ConsentEvent.seq).order_by(ConsentEvent.seq)))
     assert len(recorded) == writers * per_writer * 5  # 2 requests, 2 confirms, 1 withdrawal
     assert seen == recorded
+
+
+# --- the fast item builder against the shape it replaced -------------------------------------
+
+
+def test_the_fast_items_are_the_old_items_on_every_kind_of_change(
+    session: Session, clean_db: Engine, rules: Rules, tmp_path: Path
+) -> None:
+    varied_ledger(session, clean_db, rules, tmp_path)
+    everything = old_items(session, 0, 1000)
+    actions = {i["action"] for i in everything}
+    assert actions >= {
+        "request",
+        "confirm",
+        "grant",
+        "withdraw",
+        "unsubscribe_all",
+        "identifier_linked",
+        "identifier_unlinked",
+        "merge",
+        "erased",
+    }
+    assert any(i["occurred_at"].endswith(":00.000000Z") for i in everything)
+    assert any(i["identifiers"]["email"][1:] for i in everything)  # an order to keep
+    assert any(i["identifiers"]["external_id"] == ["crm-9"] for i in everything)  # imported
+
+    assert feed.page(session, 0, 1000) == (everything, everything[-1]["cursor"])
+    for limit in (1, 2, 7):
+        after, pages = 0, []
+        while True:
+            items, cursor = feed.page(session, after, limit)
+            assert items == old_items(session, after, limit)
+            if not items:
+                break
+            pages.extend(items)
+            after = int(cursor)
+        assert pages == everything
+    by_seq = feed.items_for(session, [int(i["cursor"]) for i in everything])
+    assert list(by_seq.values()) == everything
