@@ -283,7 +283,6 @@ def _upsert_state(session: Session) -> Any:
 _EVENTS = cast(Table, ConsentEvent.__table__)
 _STATES = cast(Table, ConsentState.__table__)
 _EVIDENCE = cast(Table, Evidence.__table__)
-_STATE_KEY = ("subject_id", "channel", "category", "purpose")
 _STATE_SET = ("status", "event_seq", "event_id", "occurred_at", "consented_at")
 
 
