@@ -122,16 +122,23 @@ def identifier_hmac(secret: bytes, kind: IdentifierKind | str, normalized: str) 
 
 
 def email_keys(secret: bytes, normalized_emails: list[str]) -> tuple[list[str], list[str]]:
-    """Identifier and mailbox keys of many normalised emails: the keyed states are made once
-    and copied per address (a batch of 10,000 spends a third of the time otherwise)."""
-    keyed = hmac.new(secret, b"email:", hashlib.sha256)
-    keyed_mailbox = hmac.new(secret, f"{MAILBOX_KIND}:".encode(), hashlib.sha256)
-    keys, mailbox_keys = [], []
-    for value in normalized_emails:
+    """Identifier and mailbox keys of many normalised emails (`own_email_keys`, and the
+    mailbox's likewise)."""
+    mailboxes = [mailbox(value) for value in normalized_emails]
+    return own_email_keys(secret, normalized_emails), _keyed(secret, MAILBOX_KIND, mailboxes)
+
+
+def own_email_keys(secret: bytes, normalized_emails: list[str]) -> list[str]:
+    """`Identifier.key` of many normalised emails: the keyed state is made once and copied per
+    address (a batch of 10,000 spends a third of the time otherwise)."""
+    return _keyed(secret, IdentifierKind.EMAIL, normalized_emails)
+
+
+def _keyed(secret: bytes, kind: str, normalized: list[str]) -> list[str]:
+    keyed = hmac.new(secret, f"{kind}:".encode(), hashlib.sha256)
+    keys = []
+    for value in normalized:
         one = keyed.copy()
         one.update(value.encode())
         keys.append(one.hexdigest())
-        other = keyed_mailbox.copy()
-        other.update(mailbox(value).encode())
-        mailbox_keys.append(other.hexdigest())
-    return keys, mailbox_keys
+    return keys

@@ -17,6 +17,7 @@ from app.domain.identifiers import MAILBOX_KIND, Identifier, email_keys
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.models import Subject, SubjectIdentifier, Suppression
+from app.services.consent import bulk_reads
 
 
 def keys_of(rules: Rules, ident: Identifier) -> tuple[str, ...]:
@@ -85,9 +86,66 @@ def suppressed_subjects(session: Session, rules: Rules, subject_ids: Collection[
 
 
 def _stored_keys(rules: Rules, row: SubjectIdentifier) -> tuple[str, ...]:
-    if row.kind in set(IdentifierKind):
-        return (row.hmac, *keys_of(rules, Identifier(IdentifierKind(row.kind), row.value)))
-    return (row.hmac,)
+    return _keys_of_stored(rules, row.hmac, row.kind, row.value)
+
+
+def _keys_of_stored(rules: Rules, hmac: str, kind: str, value: str) -> tuple[str, ...]:
+    if kind in _KINDS:
+        return (hmac, *keys_of(rules, Identifier(IdentifierKind(kind), value)))
+    return (hmac,)
+
+
+_KINDS = frozenset(IdentifierKind)
+
+
+def held_back_in_batch(
+    session: Session, rules: Rules, emails: list[str], subject_ids: Collection[str]
+) -> tuple[set[str], set[str]]:
+    """For the batch check: which of the normalised `emails` are held back (`suppressed_keys`
+    of their `keys_of`), and which of the subjects found (`suppressed_subjects`, but for
+    erasure, which the batch reads with the subject).
+
+    One read, and nothing keyed, when no suppression is in force. Else the subjects'
+    identifiers are read and keyed, and matched against the entries in force, read whole
+    when they are few (up to `IN_MEMORY`), else looked up with the keys as one parameter.
+    """
+    in_force = set(session.scalars(_IN_FORCE.limit(IN_MEMORY + 1)))
+    if not in_force:
+        return set(), set()
+    entry_keys = email_keys_of(rules, emails)
+    keys_by_email = dict(zip(emails, entry_keys, strict=True))
+    owned: list[tuple[str, tuple[str, ...]]] = []
+    if subject_ids:
+        for subject_id, hmac, kind, value in bulk_reads.fetch(
+            session, _IDENTIFIERS_OF, {"ids": list(subject_ids)}
+        ):
+            own = keys_by_email.get(value) if kind == IdentifierKind.EMAIL else None
+            keys = (hmac, *own) if own is not None else _keys_of_stored(rules, hmac, kind, value)
+            owned.append((subject_id, keys))
+    if len(in_force) > IN_MEMORY:
+        wanted = {key for keys in entry_keys for key in keys}
+        wanted.update(key for _, keys in owned for key in keys)
+        in_force = {row[0] for row in bulk_reads.fetch(session, _IN_FORCE_AMONG, {"keys": wanted})}
+    return (
+        {
+            email
+            for email, keys in zip(emails, entry_keys, strict=True)
+            if not in_force.isdisjoint(keys)
+        },
+        {owner for owner, keys in owned if not in_force.isdisjoint(keys)},
+    )
+
+
+IN_MEMORY = 20_000
+_IN_FORCE = select(Suppression.hmac).where(Suppression.lifted_at.is_(None))
+_IDENTIFIERS_OF = bulk_reads.Statement(
+    "SELECT i.subject_id, i.hmac, i.kind, i.value FROM EACH(:ids) AS w"
+    " JOIN subject_identifiers i ON i.subject_id = w.value"
+)
+_IN_FORCE_AMONG = bulk_reads.Statement(
+    "SELECT s.hmac FROM EACH(:keys) AS w JOIN suppressions s ON s.hmac = w.value"
+    " WHERE s.lifted_at IS NULL"
+)
 
 
 def suppress(
