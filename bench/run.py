@@ -428,7 +428,8 @@ class Run:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.rows: list[dict[str, Any]] = []
-        self.port = 18_400
+        # the ports the servers take, upwards (BENCH_PORT: for checkouts benched side by side)
+        self.port = int(os.environ.get("BENCH_PORT", "18400"))
 
     def next_port(self) -> int:
         self.port += 1
@@ -468,19 +469,30 @@ class Run:
                         "ratio": got["rps"] / base["rps"],
                     }
                 )
-            for size, repeats in ((1000, 20), (10_000, 10)):
-                base = batch_latencies(bare.port, token, size, database.subjects, repeats)
-                got = batch_latencies(service.port, token, size, database.subjects, repeats)
-                self.add(
-                    {
-                        "measure": f"batch {size:,}",
-                        "db": database.kind,
-                        "subjects": database.subjects,
-                        "service": got,
-                        "bare": base,
-                        "ratio": base["p50_ms"] / got["p50_ms"],
-                    }
-                )
+            self.batches(database, bare, service, token)
+
+    def batch(self, database: Database) -> None:
+        """The batch check alone (`--only batch`)."""
+        with (
+            serving(None, self.next_port()) as bare,
+            serving(database, self.next_port()) as service,
+        ):
+            self.batches(database, bare, service, token_for(database, service.port))
+
+    def batches(self, database: Database, bare: Server, service: Server, token: str) -> None:
+        for size, repeats in ((1000, 20), (10_000, 10)):
+            base = batch_latencies(bare.port, token, size, database.subjects, repeats)
+            got = batch_latencies(service.port, token, size, database.subjects, repeats)
+            self.add(
+                {
+                    "measure": f"batch {size:,}",
+                    "db": database.kind,
+                    "subjects": database.subjects,
+                    "service": got,
+                    "bare": base,
+                    "ratio": base["p50_ms"] / got["p50_ms"],
+                }
+            )
 
     def logs(self, _database: Database | None = None) -> None:
         """The bare app with gunicorn's plain access log against the same app with the
@@ -665,17 +677,17 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of each load")
     parser.add_argument(
         "--only",
-        choices=["checks", "writes", "export", "logs"],
+        choices=["checks", "batch", "writes", "export", "logs"],
         action="append",
         help="a part only",
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
+    parts = set(args.only or ["logs", "checks", "writes", "export"])
+    if parts & {"logs", "checks"} and shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
     DATA.mkdir(parents=True, exist_ok=True)
-    parts = set(args.only or ["logs", "checks", "writes", "export"])
     kinds = args.db or ["sqlite", "postgresql"]
     sizes = [10_000, 1_000_000] if args.with_1m else [10_000]
     run = Run(args.seconds)
@@ -688,6 +700,8 @@ def main() -> None:
             seed.ensure(database.url, subjects, RESULTS / "instance")
             if "checks" in parts:
                 run.attempt(run.checks, database)
+            elif "batch" in parts:
+                run.attempt(run.batch, database)
     if "writes" in parts and "postgresql" in kinds:
         run.attempt(run.writes, Database("postgresql", 10_000))
     if "export" in parts and "postgresql" in kinds:
