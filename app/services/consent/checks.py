@@ -233,13 +233,15 @@ def decide_emails(
     """
     is_transactional = validate(rules, question)
     now = now or utcnow()
-    normalized: list[str | None] = []
+    normal_form: dict[str, str | None] = {}  # each distinct entry normalised once
     for raw in emails:
-        try:
-            normalized.append(normalize_email_fast(raw))
-        except InvalidIdentifierError:
-            normalized.append(None)
-    values = [v for v in dict.fromkeys(normalized) if v is not None]
+        if raw not in normal_form:
+            try:
+                normal_form[raw] = normalize_email_fast(raw)
+            except InvalidIdentifierError:
+                normal_form[raw] = None
+    normalized = [normal_form[raw] for raw in emails]
+    values = [v for v in dict.fromkeys(normal_form.values()) if v is not None]
     reads = _BatchReads(session, rules, question, now)
     rows = reads.by_keys(own_email_keys(rules.identifier_key, values))  # the current key's
     # Key rotation: look again, under each earlier key, for what is still unknown.
