@@ -17,6 +17,7 @@ from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
 from app.models import utcnow
 from app.services.consent import checks, preferences, subjects
+from app.services.identity import identifiers
 from tests.factories import make_act, make_subscriber
 
 QUESTIONS = [
@@ -47,6 +48,7 @@ ENTRIES = [
     "back@bücher.de",  # erased, then signed up again (pending)
     "ümlaut@bücher.de",
     "ümlaut@xn--bcher-kva.de",
+    "linked@example.org",
     "nobody@example.org",
     "not an address",
     "a@",
@@ -83,6 +85,9 @@ def _population(session: Session, rules: Rules) -> None:
         erased = make_subscriber(session, rules, email=email)
         subjects.erase(session, rules, erased, make_act())
     make_subscriber(session, rules, email="back@bücher.de", confirmed=False)
+    # Held back by another address it holds: the erased mailbox, by a plus variant.
+    linked = make_subscriber(session, rules, email="linked@example.org")
+    identifiers.link(session, rules, linked, "email", "josé.x+alt@bücher.de", make_act())
 
 
 Answer = tuple[bool, Reason]

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain.identifiers import MAILBOX_KIND, Identifier, email_keys
+from app.domain.identifiers import MAILBOX_KIND, Identifier, keyed_hmacs, mailbox
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.models import Subject, SubjectIdentifier, Suppression
@@ -34,11 +34,17 @@ def keys_of(rules: Rules, ident: Identifier) -> tuple[str, ...]:
 
 def email_keys_of(rules: Rules, normalized_emails: list[str]) -> list[tuple[str, ...]]:
     """`keys_of` for many normalised emails (the batch check), the keyed state made once."""
-    per_secret = [email_keys(secret, normalized_emails) for secret in rules.identifier_keys]
-    return [
-        tuple(key for own, mailbox_keys in per_secret for key in (own[i], mailbox_keys[i]))
-        for i in range(len(normalized_emails))
-    ]
+    return many_keys_of(rules, IdentifierKind.EMAIL, normalized_emails)
+
+
+def many_keys_of(rules: Rules, kind: str, values: list[str]) -> list[tuple[str, ...]]:
+    """`keys_of` for many normalised identifiers of one kind, in the same order."""
+    per_secret: list[list[str]] = []
+    for secret in rules.identifier_keys:
+        per_secret.append(keyed_hmacs(secret, kind, values))
+        if kind == IdentifierKind.EMAIL:
+            per_secret.append(keyed_hmacs(secret, MAILBOX_KIND, [mailbox(v) for v in values]))
+    return list(zip(*per_secret, strict=True)) if values else []
 
 
 def suppressed_keys(session: Session, keys: Collection[str]) -> set[str]:
@@ -86,13 +92,9 @@ def suppressed_subjects(session: Session, rules: Rules, subject_ids: Collection[
 
 
 def _stored_keys(rules: Rules, row: SubjectIdentifier) -> tuple[str, ...]:
-    return _keys_of_stored(rules, row.hmac, row.kind, row.value)
-
-
-def _keys_of_stored(rules: Rules, hmac: str, kind: str, value: str) -> tuple[str, ...]:
-    if kind in _KINDS:
-        return (hmac, *keys_of(rules, Identifier(IdentifierKind(kind), value)))
-    return (hmac,)
+    if row.kind in _KINDS:
+        return (row.hmac, *keys_of(rules, Identifier(IdentifierKind(row.kind), row.value)))
+    return (row.hmac,)
 
 
 _KINDS = frozenset(IdentifierKind)
@@ -114,14 +116,22 @@ def held_back_in_batch(
         return set(), set()
     entry_keys = email_keys_of(rules, emails)
     keys_by_email = dict(zip(emails, entry_keys, strict=True))
+    rows = list(bulk_reads.fetch(session, _IDENTIFIERS_OF, {"ids": list(subject_ids)}))
+    unkeyed: dict[str, list[str]] = {}  # by kind: the values not keyed yet
+    for _, _, kind, value in rows:
+        if kind in _KINDS and not (kind == IdentifierKind.EMAIL and value in keys_by_email):
+            unkeyed.setdefault(kind, []).append(value)
+    keyed = {
+        (kind, value): keys
+        for kind, values in unkeyed.items()
+        for value, keys in zip(values, many_keys_of(rules, kind, values), strict=True)
+    }
     owned: list[tuple[str, tuple[str, ...]]] = []
-    if subject_ids:
-        for subject_id, hmac, kind, value in bulk_reads.fetch(
-            session, _IDENTIFIERS_OF, {"ids": list(subject_ids)}
-        ):
-            own = keys_by_email.get(value) if kind == IdentifierKind.EMAIL else None
-            keys = (hmac, *own) if own is not None else _keys_of_stored(rules, hmac, kind, value)
-            owned.append((subject_id, keys))
+    for subject_id, hmac, kind, value in rows:
+        if kind == IdentifierKind.EMAIL and value in keys_by_email:
+            owned.append((subject_id, (hmac, *keys_by_email[value])))
+        else:
+            owned.append((subject_id, (hmac, *keyed.get((kind, value), ()))))
     if len(in_force) > IN_MEMORY:
         wanted = {key for keys in entry_keys for key in keys}
         wanted.update(key for _, keys in owned for key in keys)
