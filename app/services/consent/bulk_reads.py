@@ -24,10 +24,11 @@ class Statement:
     """One statement in both dialects. `EACH(:name) AS alias` is the table of the array
     parameter `name`, its one column `alias.value`; other parameters are `:name`."""
 
-    def __init__(self, sql: str) -> None:
+    def __init__(self, sql: str, postgresql: str | None = None) -> None:
+        """`postgresql`: that dialect's own text, where it differs."""
         self.arrays = frozenset(match[0] for match in _EACH.findall(sql))
         self.sqlite = _EACH.sub(r"json_each(:\1) AS \2", sql)
-        postgresql = _EACH.sub(r"unnest(CAST(:\1 AS text[])) AS \2(value)", sql)
+        postgresql = _EACH.sub(r"unnest(CAST(:\1 AS text[])) AS \2(value)", postgresql or sql)
         self.postgresql = _PARAM.sub(r"%(\1)s", postgresql)
 
 
