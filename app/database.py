@@ -55,7 +55,7 @@ def engine_options(url: str, timeouts: Timeouts = Timeouts()) -> dict[str, Any]:
     }
 
 
-SQLITE_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: pages are the OS cache's
+SQLITE_MMAP_BYTES = 2 * 1024**3  # address space, not memory (the pages are the OS cache)
 SQLITE_CACHE_KIB = 32 * 1024  # per connection, filled only as pages are read
 
 
