@@ -56,6 +56,10 @@ def engine_options(url: str, timeouts: Timeouts = Timeouts()) -> dict[str, Any]:
     }
 
 
+SQLITE_MMAP_BYTES = 2 * 1024**3  # address space, not memory (the pages are the OS cache)
+SQLITE_CACHE_KIB = 32 * 1024  # per connection, filled only as pages are read
+
+
 def configure_engine(engine: Engine, timeouts: Timeouts = Timeouts()) -> Engine:
     if engine.dialect.name == "sqlite":
         busy_ms = _ms(timeouts.lock)
@@ -66,6 +70,10 @@ def configure_engine(engine: Engine, timeouts: Timeouts = Timeouts()) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+            # Reads through the OS page cache without a copy, and a larger private cache:
+            # the batch check's 10,000 index lookups run 1.7x faster (docs/benchmarks.md).
+            cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cursor.close()
 
         event.listen(engine, "connect", on_connect)

@@ -15,7 +15,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
@@ -58,6 +58,11 @@ def count_decisions(*reasons: str) -> None:
     tally: dict[str, int] = {}
     for reason in reasons:
         tally[reason] = tally.get(reason, 0) + 1
+    count_tallied(tally)
+
+
+def count_tallied(tally: Mapping[str, int]) -> None:
+    """`count_decisions` for answers already counted by reason (the batch check)."""
     for reason, times in tally.items():
         CHECK_DECISIONS.labels(reason=reason).inc(times)
 

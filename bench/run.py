@@ -487,19 +487,30 @@ class Run:
                     "ratio": got["rps"] / base["rps"],
                 }
             )
-            for size, repeats in ((1000, 20), (10_000, 10)):
-                base = batch_latencies(bare.port, token, size, database.subjects, repeats)
-                got = batch_latencies(service.port, token, size, database.subjects, repeats)
-                self.add(
-                    {
-                        "measure": f"batch {size:,}",
-                        "db": database.kind,
-                        "subjects": database.subjects,
-                        "service": got,
-                        "bare": base,
-                        "ratio": base["p50_ms"] / got["p50_ms"],
-                    }
-                )
+            self.batches(database, bare, service, token)
+
+    def batch(self, database: Database) -> None:
+        """The batch check alone (`--only batch`)."""
+        with (
+            serving(None, self.next_port()) as bare,
+            serving(database, self.next_port()) as service,
+        ):
+            self.batches(database, bare, service, token_for(database, service.port))
+
+    def batches(self, database: Database, bare: Server, service: Server, token: str) -> None:
+        for size, repeats in ((1000, 20), (10_000, 10)):
+            base = batch_latencies(bare.port, token, size, database.subjects, repeats)
+            got = batch_latencies(service.port, token, size, database.subjects, repeats)
+            self.add(
+                {
+                    "measure": f"batch {size:,}",
+                    "db": database.kind,
+                    "subjects": database.subjects,
+                    "service": got,
+                    "bare": base,
+                    "ratio": base["p50_ms"] / got["p50_ms"],
+                }
+            )
 
     def logs(self, _database: Database | None = None) -> None:
         """The bare app with gunicorn's plain access log against the same app with the
@@ -684,7 +695,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of each load")
     parser.add_argument(
         "--only",
-        choices=["checks", "writes", "export", "logs"],
+        choices=["checks", "batch", "writes", "export", "logs"],
         action="append",
         help="a part only",
     )
@@ -707,6 +718,8 @@ def main() -> None:
             seed.ensure(database.url, subjects, RESULTS / "instance")
             if "checks" in parts:
                 run.attempt(run.checks, database)
+            elif "batch" in parts:
+                run.attempt(run.batch, database)
     if "writes" in parts and "postgresql" in kinds:
         run.attempt(run.writes, Database("postgresql", 10_000))
     if "export" in parts and "postgresql" in kinds:

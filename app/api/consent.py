@@ -13,7 +13,7 @@ from app.auth import require
 from app.domain.identifiers import Identifier, identifier
 from app.domain.vocabulary import IdentifierKind, Scope
 from app.http import json_response, read_session, read_source, rules
-from app.observability import count_decisions
+from app.observability import count_decisions, count_tallied
 from app.services.consent import checks
 
 bp = Blueprint("consent", __name__)
@@ -139,18 +139,21 @@ def check_batch() -> ResponseReturnValue:
             schema: {$ref: '#/components/schemas/BatchCheckResult'}
     """
     body = load_body(_batch)
+    emails = body["emails"]
     with read_session() as reader:
-        results = checks.check_emails(reader, rules(), _question(body), body["emails"])
-    count_decisions(*(r.decision.reason for r in results))
-    allowed = sum(1 for r in results if r.decision.allowed)
+        decisions = checks.decide_emails(reader, rules(), _question(body), emails)
+    # The decisions are shared (one per distinct standing): each is shown and counted once.
+    shown: dict[int, tuple[bool, str]] = {}
+    tally: dict[str, int] = {}
+    results = []
+    for email, decision in zip(emails, decisions, strict=True):
+        pair = shown.get(id(decision))
+        if pair is None:
+            pair = shown[id(decision)] = (decision.allowed, decision.reason.value)
+        tally[pair[1]] = tally.get(pair[1], 0) + 1
+        results.append({"email": email, "allowed": pair[0], "reason": pair[1]})
+    count_tallied(tally)
+    allowed = sum(1 for r in results if r["allowed"])
     return json_response(
-        {
-            "results": [
-                {"email": r.email, "allowed": r.decision.allowed, "reason": r.decision.reason.value}
-                for r in results
-            ],
-            "allowed": allowed,
-            "denied": len(results) - allowed,
-            **read_source(),
-        }
+        {"results": results, "allowed": allowed, "denied": len(results) - allowed, **read_source()}
     )

@@ -16,6 +16,7 @@ from app.domain.identifiers import (
     normalize_email,
     normalize_email_fast,
     normalize_phone,
+    own_email_keys,
 )
 
 local = st.from_regex(r"[A-Za-z0-9._%+-]{1,20}", fullmatch=True)
@@ -152,3 +153,11 @@ def test_a_number_longer_than_e164_allows_is_refused() -> None:
     # Found by the property test: phonenumbers calls this 16-digit German number valid.
     with pytest.raises(InvalidIdentifierError):
         normalize_phone("+4920100000000000")
+
+
+@pytest.mark.parametrize("length", [0, 1, 32, 63, 64, 65, 200])
+@given(values=st.lists(st.text(max_size=40), max_size=10))
+def test_batch_keys_are_the_hmac_of_any_secret(length: int, values: list[str]) -> None:
+    # Secrets longer than SHA-256's block (64 bytes) are hashed first (RFC 2104).
+    secret = bytes(range(length))
+    assert own_email_keys(secret, values) == [identifier_hmac(secret, "email", v) for v in values]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ARRAY, Select, String, and_, bindparam, exists, func, select, true
+from sqlalchemy import Select, String, and_, bindparam, exists, select, true
 from sqlalchemy.orm import Session
 
 from app.domain.consent import (
@@ -25,12 +24,12 @@ from app.domain.consent import (
     purpose_topic,
 )
 from app.domain.errors import InvalidIdentifierError
-from app.domain.identifiers import Identifier, normalize_email_fast
+from app.domain.identifiers import Identifier, normalize_email_fast, own_email_keys
 from app.domain.identity import CONTACT_KIND, Held, contact_for
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
 from app.models import ConsentState, Subject, SubjectIdentifier, SubscriptionRequest, utcnow
-from app.services.consent import suppression
+from app.services.consent import bulk_reads, suppression
 from app.services.consent.ledger import standing_of
 
 BATCH_LIMIT = 10_000
@@ -210,72 +209,191 @@ def check_emails(
     *,
     now: datetime | None = None,
 ) -> list[BatchResult]:
-    """Decide for many emails with one set-based query; results in input order. An entry that
-    is not an address is answered in place (`invalid_identifier`)."""
+    """Decide for many emails; results in input order. An entry that is not an address is
+    answered in place (`invalid_identifier`). See `decide_emails`."""
+    decisions = decide_emails(session, rules, question, emails, now=now)
+    return [BatchResult(email, d) for email, d in zip(emails, decisions, strict=True)]
+
+
+def decide_emails(
+    session: Session,
+    rules: Rules,
+    question: Question,
+    emails: Sequence[str],
+    *,
+    now: datetime | None = None,
+) -> list[Decision]:
+    """The decision for each of many emails, in input order, as `check` takes it for one.
+
+    Each distinct address is keyed once and looked up in one set-based read that returns only
+    what the decision reads. The decision is taken once per distinct standing (the statuses,
+    whether the pair's grant is older than "unsubscribe from all", whether it expired), by the
+    same `_decide` as the single check, and shared by every address in that standing; so a
+    batch answer carries no `event_id` (`Decision.event_id` is None here).
+    """
     is_transactional = validate(rules, question)
     now = now or utcnow()
-    normalized: list[str | None] = []
+    normal_form: dict[str, str | None] = {}  # each distinct entry normalised once
     for raw in emails:
-        try:
-            normalized.append(normalize_email_fast(raw))
-        except InvalidIdentifierError:
-            normalized.append(None)
-    valid = [n for n in normalized if n]
-    entry_keys = suppression.email_keys_of(rules, valid)
-    keys = [own[0] for own in entry_keys]  # the current key's, which finds the subject
-    found = _by_keys(session, list(dict.fromkeys(keys)), question)
-    # Key rotation: look again, under each earlier key, for what is still unknown. Each
-    # entry's keys are (own, mailbox) per key of the ring, the current key's first.
-    stored_key: dict[str, str] = {}  # the earlier key a subject was found under
-    for ring in range(1, len(rules.identifier_keys)):
-        unknown = [i for i, key in enumerate(keys) if _is_unknown(found.get(key, _UNKNOWN))]
+        if raw not in normal_form:
+            try:
+                normal_form[raw] = normalize_email_fast(raw)
+            except InvalidIdentifierError:
+                normal_form[raw] = None
+    normalized = [normal_form[raw] for raw in emails]
+    values = [v for v in dict.fromkeys(normal_form.values()) if v is not None]
+    reads = _BatchReads(session, rules, question, now)
+    rows = reads.by_keys(own_email_keys(rules.identifier_key, values))  # the current key's
+    # Key rotation: look again, under each earlier key, for what is still unknown.
+    for secret in rules.identifier_old_keys:
+        unknown = [i for i, row in enumerate(rows) if row[_SUBJECT] is None]
         if not unknown:
             break
-        old = [entry_keys[i][2 * ring] for i in unknown]
-        again = _by_keys(session, list(dict.fromkeys(old)), question)
-        for i, key in zip(unknown, old, strict=True):
-            if not _is_unknown(again.get(key, _UNKNOWN)):
-                found[keys[i]] = again[key]
-                stored_key[keys[i]] = key
-    held_back = suppression.suppressed_keys(session, {k for ks in entry_keys for k in ks})
-    held_back.update(
-        suppression.suppressed_subjects(
-            session, rules, {subject_id for subject_id, _, _ in found.values() if subject_id}
-        )
+        again = reads.by_keys(own_email_keys(secret, [values[i] for i in unknown]))
+        for i, row in zip(unknown, again, strict=True):
+            if row[_SUBJECT] is not None:
+                rows[i] = row
+    held_values, held_subjects = suppression.held_back_in_batch(
+        session, rules, values, {row[_SUBJECT] for row in rows if row[_SUBJECT] is not None}
     )
-    results = []
-    entries = iter(zip(keys, entry_keys, strict=True))
-    for email, value in zip(emails, normalized, strict=True):
-        if value is None:
-            results.append(BatchResult(email, INVALID_IDENTIFIER))
+    decided: dict[tuple[Any, ...], Decision] = {}
+    unconfirmed: dict[str, Decision] = {}
+    needs_confirmation = not is_transactional and question.channel == "email"
+    of_value: dict[str, Decision] = {}
+    for value, row in zip(values, rows, strict=True):
+        if row[_ERASED] or row[_SUBJECT] in held_subjects or value in held_values:
+            of_value[value] = SUPPRESSED
             continue
-        key, suppression_keys = next(entries)
-        subject_id, standings, confirmed = found.get(key, _UNKNOWN)
-        if subject_id in held_back or not held_back.isdisjoint(suppression_keys):
-            decision = SUPPRESSED
+        standing = row[_STANDING : reads.detail]  # what determines the decision, and only that
+        decision = decided.get(standing)
+        if decision is None:
+            decision = decided[standing] = reads.decide(is_transactional, row)
+        if decision.allowed and needs_confirmation and not row[_CONFIRMED]:
+            stored = row[_HMAC]
+            if stored not in unconfirmed:
+                unconfirmed[stored] = _unconfirmed(session, rules, question, {stored}, decision)
+            decision = unconfirmed[stored]
+        of_value[value] = decision
+    return [INVALID_IDENTIFIER if v is None else of_value[v] for v in normalized]
+
+
+# The batch read's row: the HMAC it was found under, the subject (None: unknown), whether
+# the address is confirmed itself, whether the subject was erased; then the standing (known,
+# one status per topic, the pair's grant older than "unsubscribe from all", the grant
+# expired), then what `_decide` reads besides (each topic's event sequence, the grant's time).
+_HMAC, _SUBJECT, _CONFIRMED, _ERASED, _STANDING = 0, 1, 2, 3, 4
+
+
+def _batch_statement(topics: int) -> bulk_reads.Statement:
+    return bulk_reads.Statement(_batch_sql(topics, lateral=False), _batch_sql(topics, lateral=True))
+
+
+def _batch_sql(topics: int, *, lateral: bool) -> str:
+    """On PostgreSQL each standing is a LATERAL subquery (as in `_joined`), so it is read
+    through the primary key per subject whatever the planner guesses about the topic filters
+    (a hash join over the whole table is cheap at 10k subjects, not at 1M)."""
+    columns = "status, event_seq, occurred_at"
+    joins = []
+    for n in range(topics):
+        t = f"t{n}." if not lateral else ""
+        match = (
+            f"{t}subject_id = i.subject_id AND {t}channel = :channel{n}"
+            f" AND {t}category = :category{n} AND {t}purpose = :purpose{n}"
+        )
+        if lateral:  # OFFSET 0: a fence, PostgreSQL may not flatten it into a join
+            joins.append(
+                f"LEFT JOIN LATERAL (SELECT {columns} FROM consent_state WHERE {match}"
+                f" OFFSET 0) t{n} ON true"
+            )
         else:
-            decision = _decide(rules, question, is_transactional, subject_id, standings, now)
-        if (
-            decision.allowed
-            and not confirmed
-            and not is_transactional
-            and question.channel == "email"
-        ):
-            keyed = {stored_key.get(key, key)}
-            decision = _unconfirmed(session, rules, question, keyed, decision)
-        results.append(BatchResult(email, decision))
-    return results
+            joins.append(f"LEFT JOIN consent_state t{n} ON {match}")
+    last = f"t{topics - 1}"
+    older = f"{last}.event_seq < t0.event_seq" if topics > 1 else "NULL"
+    statuses = ", ".join(f"t{n}.status" for n in range(topics))
+    seqs = ", ".join(f"t{n}.event_seq" for n in range(topics))
+    return (
+        f"SELECT w.value, i.subject_id, i.confirmed_at IS NOT NULL, s.erased_at IS NOT NULL,"
+        f" i.subject_id IS NOT NULL, {statuses}, {older}, {last}.occurred_at < :cutoff,"
+        f" {seqs}, {last}.occurred_at"
+        f" FROM EACH(:keys) AS w"
+        f" LEFT JOIN subject_identifiers i ON i.hmac = w.value"
+        f" LEFT JOIN subjects s ON s.id = i.subject_id " + " ".join(joins)
+    )
+
+
+# By the number of topics asked: three for a message (all marketing, channel, pair), one for
+# a purpose.
+_BATCH_BY_KEYS = {topics: _batch_statement(topics) for topics in (1, 3)}
+
+
+class _BatchReads:
+    """The batch's read and its decision per standing, for one question."""
+
+    def __init__(self, session: Session, rules: Rules, question: Question, now: datetime) -> None:
+        self.session, self.rules, self.question, self.now = session, rules, question, now
+        self.topics = question.topics()
+        self.statement = _BATCH_BY_KEYS[len(self.topics)]
+        self.params: dict[str, Any] = {"cutoff": None}
+        for n, topic in enumerate(self.topics):
+            self.params |= {
+                f"channel{n}": topic.channel,
+                f"category{n}": topic.category,
+                f"purpose{n}": topic.purpose,
+            }
+        if rules.max_consent_age is not None:
+            cutoff = self.now - rules.max_consent_age
+            is_sqlite = bulk_reads.dialect(session) == "sqlite"
+            # SQLite stores naive UTC text in SQLAlchemy's form, which sorts as time does.
+            self.params["cutoff"] = (
+                cutoff.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+                if is_sqlite
+                else cutoff
+            )
+        n = len(self.topics)
+        self.detail = _STANDING + 1 + n + 2  # where the sequences begin
+        self.width = self.detail + n + 1
+
+    def by_keys(self, keys: list[str]) -> list[Any]:
+        """One row per key, in the order of `keys` (an unknown key: a row of NULLs)."""
+        found = {
+            row[_HMAC]: row
+            for row in bulk_reads.fetch(self.session, self.statement, self.params | {"keys": keys})
+        }
+        missing = (None, False, False, False) + (None,) * (self.width - 5)
+        return [found.get(key) or (key, *missing) for key in keys]
+
+    def decide(self, is_transactional: bool, row: Sequence[Any]) -> Decision:
+        """`_decide` for the standing of `row`, from the row's own standings."""
+        n = len(self.topics)
+        statuses = row[_STANDING + 1 : _STANDING + 1 + n]
+        seqs = row[self.detail : self.detail + n]
+        standings: dict[Key, Standing] = {}
+        for topic, status, seq in zip(self.topics, statuses, seqs, strict=True):
+            if status is not None:
+                # Only the grant's (the last topic's) time is read by the decision: the
+                # others are not fetched.
+                at = row[self.detail + n] if topic is self.topics[-1] else self.now
+                standings[(topic.channel, topic.category, topic.purpose)] = Standing(
+                    _STATUS[status], seq, _aware(at), ""
+                )
+        subject_id = row[_SUBJECT]
+        decision = _decide(
+            self.rules, self.question, is_transactional, subject_id, standings, self.now
+        )
+        return Decision(decision.allowed, decision.reason)
+
+
+def _aware(moment: datetime | str) -> datetime:
+    """A stored time as the ORM reads it: SQLite's naive UTC text, PostgreSQL's aware value."""
+    if isinstance(moment, str):
+        return datetime.fromisoformat(moment).replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 # Standings keyed by (channel, category, purpose): plain tuples hash faster than Topic.
 Key = tuple[str, str, str]
 # (subject id, standings, is the address itself confirmed)
 Found = tuple[str | None, dict[Key, Standing], bool]
-_UNKNOWN: Found = (None, {}, False)
-
-
-def _is_unknown(entry: Found) -> bool:
-    return entry[0] is None and not entry[1]
 
 
 def _params(question: Question) -> dict[str, Any]:
@@ -292,22 +410,6 @@ def _by_key(session: Session, key: str, question: Question) -> Found:
     statement = _CHECK_BY_KEY[_dialect(session)]
     rows = session.execute(statement, {"key": key, **_params(question)}).all()
     return rows[0].subject_id, _collect(rows), bool(rows[0].is_confirmed)
-
-
-def _by_keys(session: Session, keys: Sequence[str], question: Question) -> dict[str, Found]:
-    """The batch form of `_by_key`: one query, the keys passed as ONE parameter (an array)."""
-    dialect = _dialect(session)
-    statement = _BATCH_BY_KEYS[dialect]
-    keys_param: Any = list(keys) if dialect == "postgresql" else json.dumps(list(keys))
-    found: dict[str, Found] = {}
-    result = session.execute(statement, {"keys": keys_param, **_params(question)})
-    for hmac, subject_id, is_confirmed, *state in result:
-        entry = found.get(hmac)
-        if entry is None:
-            entry = found[hmac] = (subject_id, {}, bool(is_confirmed))
-        if state[3] is not None:
-            entry[1][(state[0], state[1], state[2])] = _standing(state)
-    return found
 
 
 def _dialect(session: Session) -> str:
@@ -431,18 +533,6 @@ _CHECK_BY_KEY = {
 _PERSON_BY_KEY = {
     "postgresql": _person(_one_key(), lateral=True),
     "sqlite": _person(_one_key(), lateral=False),
-}
-_BATCH_BY_KEYS = {
-    "postgresql": _joined(
-        func.unnest(bindparam("keys", type_=ARRAY(String(64))))
-        .table_valued("hmac")
-        .render_derived(name="wanted"),
-        lateral=True,
-    ),
-    "sqlite": _joined(
-        func.json_each(bindparam("keys", type_=String)).table_valued("value", name="wanted"),
-        lateral=False,
-    ),
 }
 
 

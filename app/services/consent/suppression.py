@@ -13,10 +13,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain.identifiers import MAILBOX_KIND, Identifier, email_keys
+from app.domain.identifiers import MAILBOX_KIND, Identifier, keyed_hmacs, mailbox
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.models import Subject, SubjectIdentifier, Suppression
+from app.services.consent import bulk_reads
 
 
 def keys_of(rules: Rules, ident: Identifier) -> tuple[str, ...]:
@@ -33,11 +34,17 @@ def keys_of(rules: Rules, ident: Identifier) -> tuple[str, ...]:
 
 def email_keys_of(rules: Rules, normalized_emails: list[str]) -> list[tuple[str, ...]]:
     """`keys_of` for many normalised emails (the batch check), the keyed state made once."""
-    per_secret = [email_keys(secret, normalized_emails) for secret in rules.identifier_keys]
-    return [
-        tuple(key for own, mailbox_keys in per_secret for key in (own[i], mailbox_keys[i]))
-        for i in range(len(normalized_emails))
-    ]
+    return many_keys_of(rules, IdentifierKind.EMAIL, normalized_emails)
+
+
+def many_keys_of(rules: Rules, kind: str, values: list[str]) -> list[tuple[str, ...]]:
+    """`keys_of` for many normalised identifiers of one kind, in the same order."""
+    per_secret: list[list[str]] = []
+    for secret in rules.identifier_keys:
+        per_secret.append(keyed_hmacs(secret, kind, values))
+        if kind == IdentifierKind.EMAIL:
+            per_secret.append(keyed_hmacs(secret, MAILBOX_KIND, [mailbox(v) for v in values]))
+    return list(zip(*per_secret, strict=True)) if values else []
 
 
 def suppressed_keys(session: Session, keys: Collection[str]) -> set[str]:
@@ -85,9 +92,70 @@ def suppressed_subjects(session: Session, rules: Rules, subject_ids: Collection[
 
 
 def _stored_keys(rules: Rules, row: SubjectIdentifier) -> tuple[str, ...]:
-    if row.kind in set(IdentifierKind):
+    if row.kind in _KINDS:
         return (row.hmac, *keys_of(rules, Identifier(IdentifierKind(row.kind), row.value)))
     return (row.hmac,)
+
+
+_KINDS = frozenset(IdentifierKind)
+
+
+def held_back_in_batch(
+    session: Session, rules: Rules, emails: list[str], subject_ids: Collection[str]
+) -> tuple[set[str], set[str]]:
+    """For the batch check: which of the normalised `emails` are held back (`suppressed_keys`
+    of their `keys_of`), and which of the subjects found (`suppressed_subjects`, but for
+    erasure, which the batch reads with the subject).
+
+    One read, and nothing keyed, when no suppression is in force. Else the subjects'
+    identifiers are read and keyed, and matched against the entries in force, read whole
+    when they are few (up to `IN_MEMORY`), else looked up with the keys as one parameter.
+    """
+    in_force = set(session.scalars(_IN_FORCE.limit(IN_MEMORY + 1)))
+    if not in_force:
+        return set(), set()
+    entry_keys = email_keys_of(rules, emails)
+    keys_by_email = dict(zip(emails, entry_keys, strict=True))
+    rows = list(bulk_reads.fetch(session, _IDENTIFIERS_OF, {"ids": list(subject_ids)}))
+    unkeyed: dict[str, list[str]] = {}  # by kind: the values not keyed yet
+    for _, _, kind, value in rows:
+        if kind in _KINDS and not (kind == IdentifierKind.EMAIL and value in keys_by_email):
+            unkeyed.setdefault(kind, []).append(value)
+    keyed = {
+        (kind, value): keys
+        for kind, values in unkeyed.items()
+        for value, keys in zip(values, many_keys_of(rules, kind, values), strict=True)
+    }
+    owned: list[tuple[str, tuple[str, ...]]] = []
+    for subject_id, hmac, kind, value in rows:
+        if kind == IdentifierKind.EMAIL and value in keys_by_email:
+            owned.append((subject_id, (hmac, *keys_by_email[value])))
+        else:
+            owned.append((subject_id, (hmac, *keyed.get((kind, value), ()))))
+    if len(in_force) > IN_MEMORY:
+        wanted = {key for keys in entry_keys for key in keys}
+        wanted.update(key for _, keys in owned for key in keys)
+        in_force = {row[0] for row in bulk_reads.fetch(session, _IN_FORCE_AMONG, {"keys": wanted})}
+    return (
+        {
+            email
+            for email, keys in zip(emails, entry_keys, strict=True)
+            if not in_force.isdisjoint(keys)
+        },
+        {owner for owner, keys in owned if not in_force.isdisjoint(keys)},
+    )
+
+
+IN_MEMORY = 20_000
+_IN_FORCE = select(Suppression.hmac).where(Suppression.lifted_at.is_(None))
+_IDENTIFIERS_OF = bulk_reads.Statement(
+    "SELECT i.subject_id, i.hmac, i.kind, i.value FROM EACH(:ids) AS w"
+    " JOIN subject_identifiers i ON i.subject_id = w.value"
+)
+_IN_FORCE_AMONG = bulk_reads.Statement(
+    "SELECT s.hmac FROM EACH(:keys) AS w JOIN suppressions s ON s.hmac = w.value"
+    " WHERE s.lifted_at IS NULL"
+)
 
 
 def suppress(

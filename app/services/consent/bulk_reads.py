@@ -1,0 +1,54 @@
+"""Set-based reads for the batch check: SQL written once per dialect, many values passed as ONE
+parameter (a JSON array read by `json_each` on SQLite, a `text[]` read by `unnest` on
+PostgreSQL), rows back as plain tuples.
+
+The statements run through `exec_driver_sql` on the session's own connection: no SQLAlchemy
+compilation or ORM rows per call, while SQLAlchemy still wraps driver errors (an outage is a
+503, app/errors) and sees the statement (logging, timeouts, pool invalidation on disconnect).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
+
+_EACH = re.compile(r"EACH\(:(\w+)\) AS (\w+)")
+_PARAM = re.compile(r"(?<!:):(\w+)")
+
+
+class Statement:
+    """One statement in both dialects. `EACH(:name) AS alias` is the table of the array
+    parameter `name`, its one column `alias.value`; other parameters are `:name`."""
+
+    def __init__(self, sql: str, postgresql: str | None = None) -> None:
+        """`postgresql`: that dialect's own text, where it differs."""
+        self.arrays = frozenset(match[0] for match in _EACH.findall(sql))
+        self.sqlite = _EACH.sub(r"json_each(:\1) AS \2", sql)
+        postgresql = _EACH.sub(r"unnest(CAST(:\1 AS text[])) AS \2(value)", postgresql or sql)
+        self.postgresql = _PARAM.sub(r"%(\1)s", postgresql)
+
+
+def dialect(session: Session) -> str:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+
+
+def fetch(session: Session, statement: Statement, params: Mapping[str, Any]) -> Sequence[Any]:
+    """All rows of `statement`, each a tuple-like row, in the session's transaction."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        sql, values = statement.postgresql, {k: _array(v) for k, v in params.items()}
+    else:
+        sql = statement.sqlite
+        values = {
+            k: orjson.dumps(list(v)).decode() if k in statement.arrays else v
+            for k, v in params.items()
+        }
+    return connection.exec_driver_sql(sql, values).fetchall()
+
+
+def _array(value: Any) -> Any:
+    return list(value) if isinstance(value, (set, frozenset, tuple)) else value
