@@ -51,13 +51,16 @@ def components(settings: Settings | None = None) -> Components:
 
 
 def upgrade_database(settings: Settings) -> None:
-    """Apply migrations, then publish the shipped notice texts (idempotent)."""
+    """Apply migrations, publish the shipped notice texts and store the suppression keys of
+    identifiers that have none under the key ring (each idempotent)."""
     from app.migrate import upgrade
-    from app.services.consent import notices
+    from app.services.consent import notices, suppression
 
     upgrade(settings.database_url)
     with db_session(settings) as session:
         notices.publish_file(session, settings.notices_path)
+    with db_session(settings) as session:
+        suppression.fill_variants(session, components(settings).rules)
 
 
 @main.group()
@@ -67,7 +70,8 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply every migration (Alembic) and publish the default notices."""
+    """Apply every migration (Alembic), publish the default notices, store the identifiers'
+    suppression keys (`suppression-keys`)."""
     upgrade_database(Settings.from_env())
     click.echo("database is up to date", err=True)
 
@@ -535,12 +539,28 @@ def webhooks_deliveries(webhook_id: str, limit: int) -> None:
 def rekey_identifiers() -> None:
     """After a new IDENTIFIER_HMAC_KEY: re-key every identifier to it. Suppressions keep their
     old HMAC (no plain value is kept), so keep the old key in IDENTIFIER_HMAC_OLD_KEYS."""
-    from app.services.consent import subjects
+    from app.services.consent import subjects, suppression
+
+    settings = Settings.from_env()
+    rules = components(settings).rules
+    with db_session(settings) as session:
+        report = subjects.rekey(session, rules)
+    with db_session(settings) as session:  # the identifiers' suppression keys, new ring
+        filled = suppression.fill_variants(session, rules)
+    click.echo(json.dumps(report.__dict__ | {"variants_filled": filled.identifiers}))
+
+
+@main.command("suppression-keys")
+def suppression_keys() -> None:
+    """Store the suppression keys (variants) of identifiers that have none under the current
+    key ring: those made before migration 0012, or before a key rotation or rekeying. Until
+    then such a subject's suppression test keys its identifiers in Python (the same answer)."""
+    from app.services.consent import suppression
 
     settings = Settings.from_env()
     with db_session(settings) as session:
-        report = subjects.rekey(session, components(settings).rules)
-    click.echo(json.dumps(report.__dict__))
+        filled = suppression.fill_variants(session, components(settings).rules)
+    click.echo(json.dumps(filled.__dict__))
 
 
 @main.command("config-reference")

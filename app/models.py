@@ -107,6 +107,28 @@ class Suppression(Base):
     lifted_at: Mapped[datetime | None]
 
 
+class IdentifierVariant(Base):
+    """A suppression key an identifier answers to beyond its own HMAC (its mailbox's, and
+    its own and its mailbox's under each key of the ring), stored so that one statement can
+    ask whether any identifier of a subject is under suppression.
+
+    A pure function of the identifier (its HMAC fixes its kind and value) and the ring,
+    which `ring` names: rows made under another ring are never read, and an identifier
+    with none under the current ring is keyed in Python as before (`suppression`).
+    """
+
+    __tablename__ = "identifier_variants"
+
+    # Deleted with the identifier (erasure, unlinking, retention); moved with it by a re-keying
+    # (the keys are a function of its kind and value, not of its HMAC).
+    identifier_hmac: Mapped[str] = mapped_column(
+        ForeignKey("subject_identifiers.hmac", ondelete="CASCADE", onupdate="CASCADE"),
+        primary_key=True,
+    )
+    ring: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class NoticeVersion(Base):
     """The exact text shown to a person; published once, never changed."""
 

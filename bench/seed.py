@@ -25,10 +25,10 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.domain.chain import FIELDS, event_hash
-from app.domain.identifiers import identifier_hmac
+from app.domain.identifiers import Identifier, identifier_hmac
 from app.domain.vocabulary import IdentifierKind
-from app.models import ConsentEvent, ConsentState, Subject, SubjectIdentifier
-from app.services.consent import ledger
+from app.models import ConsentEvent, ConsentState, IdentifierVariant, Subject, SubjectIdentifier
+from app.services.consent import ledger, suppression
 
 SECRET_KEY = "bench-secret-key-not-for-production-use-only-bench"
 IDENTIFIER_KEY = b"bench-identifier-key"
@@ -36,6 +36,7 @@ CHUNK = 20_000
 EVENT_COLUMNS = tuple(f.name for f in FIELDS)
 SUBJECT_COLUMNS = ("id", "created_at", "locale", "country", "erased_at")
 IDENTIFIER_COLUMNS = ("hmac", "id", "subject_id", "kind", "value", "created_at", "confirmed_at")
+VARIANT_COLUMNS = ("identifier_hmac", "ring", "key")
 STATE_COLUMNS = (
     "subject_id",
     "channel",
@@ -137,6 +138,7 @@ class _Rows:
     def __init__(self) -> None:
         self.subjects: list[tuple[Any, ...]] = []
         self.identifiers: list[tuple[Any, ...]] = []
+        self.variants: list[tuple[Any, ...]] = []  # as `suppression.store_variants` makes them
         self.events: list[tuple[Any, ...]] = []
         self.states: list[tuple[Any, ...]] = []
 
@@ -170,6 +172,12 @@ class _Rows:
                 None,
             )
         )
+        ring = suppression.ring_name((key,))
+        for row in self.identifiers[-2:]:
+            ident = Identifier(IdentifierKind(row[3]), row[4])
+            self.variants.extend(
+                (row[0], ring, variant) for variant in suppression.keys_under((key,), ident)
+            )
         plan = [("email", "", "granted"), ("email", "newsletter", "granted")]
         if i % 10 == 9:
             plan.append(("email", "newsletter", "withdrawn"))
@@ -228,6 +236,7 @@ def _executemany(connection: Any, rows: _Rows) -> None:
     models: dict[str, type[Any]] = {
         "subjects": Subject,
         "subject_identifiers": SubjectIdentifier,
+        "identifier_variants": IdentifierVariant,
         "consent_events": ConsentEvent,
         "consent_state": ConsentState,
     }
@@ -241,6 +250,7 @@ def _executemany(connection: Any, rows: _Rows) -> None:
 def _tables(rows: _Rows) -> Iterator[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]:
     yield "subjects", SUBJECT_COLUMNS, rows.subjects
     yield "subject_identifiers", IDENTIFIER_COLUMNS, rows.identifiers
+    yield "identifier_variants", VARIANT_COLUMNS, rows.variants
     yield "consent_events", EVENT_COLUMNS, rows.events
     yield "consent_state", STATE_COLUMNS, rows.states
 

@@ -87,14 +87,15 @@ def check(
     is_for_person = ident is None or ident.kind not in (IdentifierKind.EMAIL, IdentifierKind.PHONE)
     contact_kind = CONTACT_KIND.get(question.channel or "") if not question.purpose else None
     contacts: list[_Contact] | None = None
+    held: HeldRead | None = None  # suppression's columns, when the read below carried them
     if ident is not None and is_for_person and contact_kind is not None:
         # One round trip for the person and their contact points: as fast as a check by email.
-        subject_id, standings, contacts = _person_by_key(
-            session, ident.key(rules.identifier_key), question, contact_kind
+        subject_id, standings, contacts, held = _person_by_key(
+            session, rules, ident, question, contact_kind
         )
     elif ident is not None:
         for key in ident.keys(rules.identifier_keys):  # old keys only while nothing is found
-            subject_id, standings, confirmed = _by_key(session, key, question)
+            subject_id, standings, confirmed, held = _by_key(session, rules, ident, key, question)
             found_key = key
             if subject_id is not None:
                 break
@@ -102,7 +103,11 @@ def check(
         subject = _survivor(session, subject_id) if subject_id else None
         subject_id = subject.id if subject is not None else None
         standings = {} if subject_id is None else _standings(session, subject_id, question)
-    if suppression.is_suppressed(session, rules, ident=ident, subject_id=subject_id):
+    if (
+        suppression.is_suppressed(session, rules, ident=ident, subject_id=subject_id)
+        if held is None
+        else suppression.answer(session, rules, subject_id, held=held.held, unkeyed=held.unkeyed)
+    ):
         return Answer(SUPPRESSED, subject_id)
     decision = _decide(rules, question, is_transactional, subject_id, standings, now)
     if subject_id is None or question.purpose:
@@ -392,8 +397,6 @@ def _aware(moment: datetime | str) -> datetime:
 
 # Standings keyed by (channel, category, purpose): plain tuples hash faster than Topic.
 Key = tuple[str, str, str]
-# (subject id, standings, is the address itself confirmed)
-Found = tuple[str | None, dict[Key, Standing], bool]
 
 
 def _params(question: Question) -> dict[str, Any]:
@@ -405,11 +408,23 @@ def _params(question: Question) -> dict[str, Any]:
     }
 
 
-def _by_key(session: Session, key: str, question: Question) -> Found:
-    """Subject and the asked standings of one identifier HMAC: one indexed read."""
+def _by_key(
+    session: Session, rules: Rules, ident: Identifier, key: str, question: Question
+) -> tuple[str | None, dict[Key, Standing], bool, HeldRead]:
+    """Subject and the asked standings of one identifier HMAC, and suppression's columns
+    for `ident` and that subject: one indexed read."""
     statement = _CHECK_BY_KEY[_dialect(session)]
-    rows = session.execute(statement, {"key": key, **_params(question)}).all()
-    return rows[0].subject_id, _collect(rows), bool(rows[0].is_confirmed)
+    params = {"key": key, **_params(question), **suppression.params(rules, ident)}
+    rows = session.execute(statement, params).all()
+    held = HeldRead(bool(rows[0].held), bool(rows[0].unkeyed))
+    return rows[0].subject_id, _collect(rows), bool(rows[0].is_confirmed), held
+
+
+class HeldRead(NamedTuple):
+    """`suppression.columns` as a check's read returned them."""
+
+    held: bool
+    unkeyed: bool
 
 
 def _dialect(session: Session) -> str:
@@ -464,6 +479,7 @@ def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
             identifiers.c.subject_id,
             identifiers.c.confirmed_at.is_not(None).label("is_confirmed"),
             *(found.c[name] for name in columns),
+            *suppression.columns(identifiers.c.subject_id),
         )
         .select_from(wanted)
         .outerjoin(identifiers, identifiers.c.hmac == key)
@@ -481,11 +497,13 @@ class _Contact(NamedTuple):
 
 
 def _person_by_key(
-    session: Session, key: str, question: Question, contact_kind: str
-) -> tuple[str | None, dict[Key, Standing], list[_Contact]]:
+    session: Session, rules: Rules, ident: Identifier, question: Question, contact_kind: str
+) -> tuple[str | None, dict[Key, Standing], list[_Contact], HeldRead]:
     """As `_by_key`, with the subject's identifiers of `contact_kind` in the same read."""
     statement = _PERSON_BY_KEY[_dialect(session)]
+    key = ident.key(rules.identifier_key)
     params = {"key": key, "contact_kind": contact_kind, **_params(question)}
+    params |= suppression.params(rules, ident)
     rows = session.execute(statement, params).all()
     contacts = {
         row.c_hmac: _Contact(
@@ -494,7 +512,8 @@ def _person_by_key(
         for row in rows
         if row.c_hmac is not None
     }
-    return rows[0].subject_id, _collect(rows), list(contacts.values())
+    held = HeldRead(bool(rows[0].held), bool(rows[0].unkeyed))
+    return rows[0].subject_id, _collect(rows), list(contacts.values()), held
 
 
 def _person(wanted: Any, *, lateral: bool) -> Select[Any]:

@@ -206,6 +206,7 @@ def find_or_create(
             created_at=now,
         )
     )
+    suppression.store_variants(session, rules, [(key, str(ident.kind), ident.value)])
     return subject, True
 
 

@@ -7,24 +7,38 @@ ask `is_suppressed` / `suppressed_keys`; only a fresh confirmed opt-in lifts an 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+import functools
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import String, bindparam, delete, exists, or_, select
+from sqlalchemy.orm import Session, aliased
 
-from app.domain.identifiers import MAILBOX_KIND, Identifier, keyed_hmacs, mailbox
+from app.domain.identifiers import (
+    MAILBOX_KIND,
+    Identifier,
+    identifier_hmac,
+    keyed_hmacs,
+    mailbox,
+)
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
-from app.models import Subject, SubjectIdentifier, Suppression
+from app.models import IdentifierVariant, Subject, SubjectIdentifier, Suppression
 from app.services.consent import bulk_reads
 
 
 def keys_of(rules: Rules, ident: Identifier) -> tuple[str, ...]:
     """Every suppression key an identifier answers to: its own and its mailbox's, under the
     current identifier key and each earlier one (suppressions made under them hold)."""
+    return keys_under(rules.identifier_keys, ident)
+
+
+def keys_under(secrets: Sequence[bytes], ident: Identifier) -> tuple[str, ...]:
+    """`keys_of` under a ring of keys (`Rules.identifier_keys`)."""
     keys: list[str] = []
-    for secret in rules.identifier_keys:
+    for secret in secrets:
         keys.append(ident.key(secret))
         mailbox_key = ident.mailbox_key(secret)
         if mailbox_key:
@@ -67,11 +81,132 @@ def is_suppressed(
     ident: Identifier | None = None,
     subject_id: str | None = None,
 ) -> bool:
-    """Whether this identifier, or this subject, must not be contacted. Give one or both."""
-    keys = keys_of(rules, ident) if ident is not None else ()
-    if suppressed_keys(session, keys):
+    """Whether this identifier, or this subject, must not be contacted. Give one or both.
+
+    One statement (`columns`): the identifier's `keys_of` under suppression, the subject
+    erased, or an identifier the subject holds under suppression by its own HMAC or by a
+    stored variant (`IdentifierVariant`, under this ring). Only when one of the subject's
+    identifiers has no variants stored under this ring, and nothing was found, are its
+    identifiers read and keyed in Python (`suppressed_subjects`): the same answer either way.
+    The single check asks the same `columns` inside its own read.
+    """
+    row = session.execute(_ONE_READ, params(rules, ident) | {"subject_id": subject_id}).one()
+    return answer(session, rules, subject_id, held=row.held, unkeyed=row.unkeyed)
+
+
+def columns(subject_id: Any) -> tuple[Any, Any]:
+    """`held` and `unkeyed` for the subject whose id is the expression `subject_id` (a
+    bound parameter, or a column of a read that finds the subject), with `params` bound:
+    `answer` turns them into `is_suppressed`'s answer. The tables are aliased, so the
+    subqueries never correlate with the tables of the read they are put in."""
+    entries, people = aliased(Suppression), aliased(Subject)
+    held_ids, variants = aliased(SubjectIdentifier), aliased(IdentifierVariant)
+    in_force = entries.lifted_at.is_(None)
+    ring = bindparam("s_ring", type_=String)
+    by_key = exists().where(entries.hmac.in_(bindparam("s_keys", expanding=True)), in_force)
+    erased = exists().where(people.id == subject_id, people.erased_at.is_not(None))
+    own = exists().where(held_ids.subject_id == subject_id, entries.hmac == held_ids.hmac, in_force)
+    variant = exists().where(
+        held_ids.subject_id == subject_id,
+        variants.identifier_hmac == held_ids.hmac,
+        variants.ring == ring,
+        entries.hmac == variants.key,
+        in_force,
+    )
+    unkeyed = exists().where(
+        held_ids.subject_id == subject_id,
+        held_ids.kind.in_(bindparam("s_kinds", expanding=True)),
+        ~exists().where(variants.identifier_hmac == held_ids.hmac, variants.ring == ring),
+    )
+    return or_(by_key, erased, own, variant).label("held"), unkeyed.label("unkeyed")
+
+
+def params(rules: Rules, ident: Identifier | None) -> dict[str, Any]:
+    """The parameters `columns` reads: `ident`'s keys (none without one) and the ring."""
+    keys = list(keys_of(rules, ident)) if ident is not None else []
+    return {"s_keys": keys, "s_ring": ring_of(rules), "s_kinds": _KIND_LIST}
+
+
+def answer(
+    session: Session, rules: Rules, subject_id: str | None, *, held: bool, unkeyed: bool
+) -> bool:
+    """`is_suppressed` from what `columns` read for `subject_id`: held, or else, when an
+    identifier of the subject has no variants stored under this ring, keyed in Python."""
+    if held:
         return True
-    return subject_id is not None and bool(suppressed_subjects(session, rules, [subject_id]))
+    return bool(unkeyed) and bool(suppressed_subjects(session, rules, [str(subject_id)]))
+
+
+def ring_of(rules: Rules) -> str:
+    """A name for the ring of identifier keys (none of them can be learnt from it)."""
+    return ring_name(rules.identifier_keys)
+
+
+@functools.cache
+def ring_name(secrets: tuple[bytes, ...]) -> str:
+    """`ring_of` a ring of keys (`Rules.identifier_keys`)."""
+    names = [identifier_hmac(secret, "ring", "identifier-variants") for secret in secrets]
+    return identifier_hmac(b"ring", "ring", " ".join(names))[:16]
+
+
+def store_variants(session: Session, rules: Rules, rows: Iterable[tuple[str, str, str]]) -> None:
+    """Store the variant keys of identifiers (hmac, kind, value) being made, in the caller's
+    transaction, so that `is_suppressed` reads them in its one statement."""
+    ring = ring_of(rules)
+    entries = {
+        (hmac_, ring, key)
+        for hmac_, kind, value in rows
+        if kind in _KINDS
+        for key in keys_of(rules, Identifier(IdentifierKind(kind), value))
+    }
+    if not entries:
+        return
+    wanted = {hmac_ for hmac_, _, _ in entries}
+    have = set(
+        session.execute(
+            select(
+                IdentifierVariant.identifier_hmac, IdentifierVariant.ring, IdentifierVariant.key
+            ).where(IdentifierVariant.identifier_hmac.in_(wanted), IdentifierVariant.ring == ring)
+        )
+    )
+    session.add_all(
+        IdentifierVariant(identifier_hmac=h, ring=r, key=k) for h, r, k in entries - have
+    )
+
+
+@dataclass(frozen=True)
+class Filled:
+    identifiers: int
+
+
+def fill_variants(session: Session, rules: Rules, *, batch: int = 1000) -> Filled:
+    """Store the variants of every identifier that has none under this ring (those made
+    before migration 0012, or before the ring changed), and drop those of other rings."""
+    ring = ring_of(rules)
+    filled = 0
+    while True:
+        rows = [
+            (row.hmac, row.kind, row.value)
+            for row in session.execute(
+                select(SubjectIdentifier.hmac, SubjectIdentifier.kind, SubjectIdentifier.value)
+                .where(SubjectIdentifier.kind.in_(_KIND_LIST), _unkeyed(SubjectIdentifier, ring))
+                .limit(batch)
+            )
+        ]
+        if not rows:
+            break
+        store_variants(session, rules, rows)
+        session.flush()
+        filled += len(rows)
+    session.execute(delete(IdentifierVariant).where(IdentifierVariant.ring != ring))
+    session.commit()
+    return Filled(filled)
+
+
+def _unkeyed(identifiers: Any, ring: Any) -> Any:
+    return ~exists().where(
+        IdentifierVariant.identifier_hmac == identifiers.hmac, IdentifierVariant.ring == ring
+    )
 
 
 def suppressed_subjects(session: Session, rules: Rules, subject_ids: Collection[str]) -> set[str]:
@@ -98,6 +233,10 @@ def _stored_keys(rules: Rules, row: SubjectIdentifier) -> tuple[str, ...]:
 
 
 _KINDS = frozenset(IdentifierKind)
+_KIND_LIST = sorted(_KINDS)
+
+
+_ONE_READ = select(*columns(bindparam("subject_id", type_=String)))
 
 
 def held_back_in_batch(

@@ -16,7 +16,7 @@ from app.domain.identity import Held, parse
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action
 from app.models import ChainHead, Subject, SubjectIdentifier, utcnow
-from app.services.consent import ledger, subjects
+from app.services.consent import ledger, subjects, suppression
 
 
 def held_by(session: Session, subject_id: str) -> list[SubjectIdentifier]:
@@ -94,6 +94,7 @@ def resolve(
             session.add(
                 SubjectIdentifier(**new_row(subject.id, ident, key, now=now, source=source))
             )
+            suppression.store_variants(session, rules, [(key, str(ident.kind), ident.value)])
             found[key] = subject.id
     return subject, is_new
 
@@ -142,13 +143,14 @@ def link(
         raise conflict([existing.subject_id, subject.id])
     row = existing
     if row is None:
-        row = attach(session, head, subject.id, ident, key, act, now=now)
+        row = attach(session, rules, head, subject.id, ident, key, act, now=now)
     session.commit()
     return row, existing is None
 
 
 def attach(
     session: Session,
+    rules: Rules,
     head: ChainHead,
     subject_id: str,
     ident: Identifier,
@@ -161,6 +163,7 @@ def attach(
     transaction (`head` from `ledger.lock`)."""
     row = SubjectIdentifier(**new_row(subject_id, ident, key, now=now, source=act.source))
     session.add(row)
+    suppression.store_variants(session, rules, [(key, str(ident.kind), ident.value)])
     details = {"identifier_id": row.id, "kind": str(ident.kind)}
     drafts = [ledger.Draft(Action.LINK, subject_id=subject_id, details=details)]
     ledger.append(session, head, act, drafts, now=now)

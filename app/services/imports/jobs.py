@@ -340,6 +340,9 @@ class _Applier:
         contacts = self.held.values()
         new_contacts = [c.row | {"confirmed_at": c.confirmed_at} for c in contacts if c.row]
         insert_many(session, _IDENTIFIERS, new_contacts)
+        suppression.store_variants(
+            session, self.rules, [(c["hmac"], c["kind"], c["value"]) for c in new_contacts]
+        )
         confirmed = [
             {"b_hmac": key, "confirmed_at": c.confirmed_at}
             for key, c in self.held.items()

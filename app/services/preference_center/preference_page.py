@@ -308,7 +308,7 @@ def add_contact(
         if kind is IdentifierKind.EMAIL:
             _tell_owner(session, rules, mailer, held, locale, now)
     else:
-        row = held or identifiers.attach(session, head, subject.id, ident, key, act, now=now)
+        row = held or identifiers.attach(session, rules, head, subject.id, ident, key, act, now=now)
         if row.confirmed_at is None and rules.needs_double_opt_in(channel, subject.country):
             chosen = _chosen(session, rules, subject.id, channel, now)
             is_mailed = kind is IdentifierKind.EMAIL
