@@ -39,36 +39,21 @@ def preferences_body(subject_id: str, view: PreferencesView) -> dict[str, Any]:
     return {
         "subject_id": subject_id,
         "unsubscribed_all": _flag(data["unsubscribed_all"]),
-        "channels": [
-            {
-                "channel": _text(c["channel"]),
-                "status": _text(c["status"]),
-                "updated_at": _time(c["updated_at"]),
-            }
-            for c in data["channels"]
-        ],
+        "channels": [{"channel": _text(c["channel"]), **_standing(c)} for c in data["channels"]],
         "categories": [
-            {
-                "channel": _text(p["channel"]),
-                "category": _text(p["category"]),
-                "status": _text(p["status"]),
-                "updated_at": _time(p["updated_at"]),
-                "allowed": _flag(p["allowed"]),
-                "reason": _text(p["reason"]),
-            }
+            {"channel": _text(p["channel"]), "category": _text(p["category"]), **_decided(p)}
             for p in data["categories"]
         ],
-        "purposes": [
-            {
-                "purpose": _text(p["purpose"]),
-                "status": _text(p["status"]),
-                "updated_at": _time(p["updated_at"]),
-                "allowed": _flag(p["allowed"]),
-                "reason": _text(p["reason"]),
-            }
-            for p in data["purposes"]
-        ],
+        "purposes": [{"purpose": _text(p["purpose"]), **_decided(p)} for p in data["purposes"]],
     }
+
+
+def _standing(row: dict[str, Any]) -> dict[str, Any]:
+    return {"status": _text(row["status"]), "updated_at": _time(row["updated_at"])}
+
+
+def _decided(row: dict[str, Any]) -> dict[str, Any]:
+    return _standing(row) | {"allowed": _flag(row["allowed"]), "reason": _text(row["reason"])}
 
 
 def _text(value: Any) -> str | None:
