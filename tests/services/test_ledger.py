@@ -155,31 +155,50 @@ def test_a_change_holds_the_lock_for_five_statements_and_evidence(
     clean_db: Engine, rules: Rules, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Lock, then: subject and standings read at once, events inserted, state upserted (no
-    read of it first, no autoflush), the webhook receivers read, the head moved; the act's
-    evidence row is the sixth. The ORM append took 12 here."""
+    read of it first, no autoflush), the webhook deliveries, the head moved; the act's
+    evidence row is one more. The ORM append took 12 here.
+
+    SQLite runs them one by one (in process, no round trips). PostgreSQL sends the read
+    alone and every write after it in one pipeline (one round trip, psycopg's pipeline
+    mode), the deliveries as one INSERT … SELECT that reads the receivers itself."""
     with Session(clean_db) as session:
         subject_id = make_subscriber(session, rules)
-    statements: list[str] = []
-    locked = [False]
+    sent: list[tuple[str, bool]] = []  # (first word, queued in a pipeline)
     real_lock = ledger.lock
+    postgresql = clean_db.dialect.name == "postgresql"
 
     def lock(session: Session, chain_id: str = ledger.CHAIN_ID) -> ChainHead:
         head = real_lock(session, chain_id)
-        locked[0] = True
+        if postgresql:
+            import psycopg
+
+            class Recording(psycopg.Cursor[Any]):
+                def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+                    sent.append((str(query).split()[0], self.connection._pipeline is not None))
+                    return super().execute(query, *args, **kwargs)
+
+                def executemany(self, query: Any, *args: Any, **kwargs: Any) -> None:
+                    sent.append((str(query).split()[0], self.connection._pipeline is not None))
+                    super().executemany(query, *args, **kwargs)
+
+            driver = session.connection().connection.driver_connection
+            monkeypatch.setattr(driver, "cursor_factory", Recording)
+        else:
+            sa_event.listen(session.connection(), "before_cursor_execute", count)
         return head
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if locked[0]:
-            statements.append(statement.split()[0])
+        sent.append((statement.split()[0], False))
 
-    sa_event.listen(clean_db, "before_cursor_execute", count)
     monkeypatch.setattr(ledger, "lock", lock)
-    try:
-        with Session(clean_db) as session:
-            change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
-    finally:
-        sa_event.remove(clean_db, "before_cursor_execute", count)
-    assert statements == ["SELECT", "INSERT", "INSERT", "INSERT", "SELECT", "UPDATE"]
+    with Session(clean_db) as session:
+        change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
+    if postgresql:
+        assert sent == [("SELECT", False)] + [("INSERT", True)] * 4 + [("UPDATE", True)]
+    else:
+        assert [word for word, _ in sent] == [
+            *("SELECT", "INSERT", "INSERT", "INSERT", "SELECT", "UPDATE")
+        ]
     with Session(clean_db) as session:
         assert trail.verify(session).is_ok
         state = session.get(ConsentState, (subject_id, "email", "newsletter", ""))

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 from standardwebhooks import Webhook as Verifier
 
 from app.domain.changes import RETRY_DELAYS
 from app.domain.errors import InvalidWebhookError
 from app.domain.rules import Rules
-from app.domain.vocabulary import Action
+from app.domain.vocabulary import Action, Status
 from app.models import ConsentEvent, Webhook, WebhookDelivery, utcnow
 from app.services.audit import trail
 from app.services.changes import feed
 from app.services.consent import ledger
 from app.services.delivery import webhooks
-from tests.factories import make_act, make_subscriber
+from tests.factories import change_newsletter, make_act, make_subscriber
 from tests.receiver import Receiver, receiving
 
 LEASE = timedelta(seconds=30)
@@ -231,3 +232,28 @@ def test_a_name_resolving_to_loopback_is_refused_at_delivery(
 def test_registration_refuses_what_would_never_be_delivered(session: Session, url: str) -> None:
     with pytest.raises(InvalidWebhookError):
         webhooks.register(session, url, ["consent.changed"], actor="t", allow_private=False)
+
+
+def test_a_change_queues_one_delivery_per_receiver_that_wants_its_type(
+    session: Session, rules: Rules
+) -> None:
+    """What `enqueue` adds (SQLite) and the pipelined INSERT … SELECT (PostgreSQL) alike:
+    receivers in force that want the type, none other, ids `msg_` and 32 hex digits."""
+    with receiving() as receiver:
+        wants = _register(session, receiver).webhook.id
+        other = webhooks.register(
+            session, receiver.url, ["subject.erased"], actor="tests", allow_private=True
+        ).webhook.id
+        off = _register(session, receiver).webhook.id
+    session.execute(update(Webhook).where(Webhook.id == off).values(disabled_at=utcnow()))
+    session.commit()
+    subject_id = make_subscriber(session, rules)
+    change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
+    last = session.scalar(select(func.max(ConsentEvent.seq)))
+    rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.event_seq == last)).all()
+    assert [(r.webhook_id, r.event_type, r.status, r.attempts) for r in rows] == [
+        (wants, "consent.changed", "pending", 0)
+    ]
+    assert re.fullmatch("msg_[0-9a-f]{32}", rows[0].id)
+    assert rows[0].created_at == rows[0].next_attempt_at
+    assert other not in {r.webhook_id for r in session.scalars(select(WebhookDelivery))}

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert, or_, select, tuple_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import insert_many, upsert_insert
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
@@ -239,10 +240,47 @@ def append(
             if states is not None:
                 states[key] = Stored(draft.status, seq, occurred_at, draft.consented_at)
     planned.events.extend(records)
+    if batch is None and session.get_bind().dialect.name == "postgresql":
+        _pipelined(session, planned, occurred_at, head.chain_id, seq, prev_hash)
+        set_committed_value(head, "last_seq", seq)  # written just now, not by a flush
+        set_committed_value(head, "last_hash", prev_hash)
+        return records
     head.last_seq, head.last_hash = seq, prev_hash  # written once, by the commit's flush
     if batch is None:
         write(session, planned, occurred_at)
     return records
+
+
+def _pipelined(
+    session: Session, batch: Batch, now: datetime, chain_id: str, seq: int, last_hash: str
+) -> None:
+    """`write` and the head's move in one round trip on PostgreSQL: plain SQL queued in
+    psycopg's pipeline mode on the session's own connection, sent together and waited for
+    once when the block ends (which raises the first error among them). The ORM does not run
+    in pipeline mode: whatever the use case added before is flushed first."""
+    from app.services.delivery import webhooks  # which reads the feed, which reads the ledger
+
+    if session.new or session.deleted:
+        session.flush()
+    driver: Any = session.connection().connection.driver_connection  # a psycopg.Connection
+    with driver.cursor() as cursor, driver.pipeline():
+        if batch.evidence:
+            cursor.executemany(_insert_sql(_EVIDENCE, batch.evidence[0]), batch.evidence)
+        if batch.events:
+            cursor.executemany(_insert_sql(_EVENTS, batch.events[0]), batch.events)
+        if batch.states:
+            cursor.executemany(_STATE_UPSERT_SQL, list(batch.states.values()))
+        deliveries = webhooks.queued(batch.events, now)
+        if deliveries:
+            cursor.executemany(webhooks.QUEUE_SQL, deliveries)
+        cursor.execute(_MOVE_HEAD_SQL, {"seq": seq, "hash": last_hash, "chain_id": chain_id})
+    batch.events, batch.states, batch.evidence = [], {}, []
+
+
+def _insert_sql(table: Table, row: Mapping[str, Any]) -> str:
+    columns = ", ".join(f'"{name}"' for name in row)
+    values = ", ".join(f"%({name})s" for name in row)
+    return f'INSERT INTO "{table.name}" ({columns}) VALUES ({values})'
 
 
 def write(session: Session, batch: Batch, now: datetime) -> None:
@@ -284,6 +322,18 @@ _EVENTS = cast(Table, ConsentEvent.__table__)
 _STATES = cast(Table, ConsentState.__table__)
 _EVIDENCE = cast(Table, Evidence.__table__)
 _STATE_SET = ("status", "event_seq", "event_id", "occurred_at", "consented_at")
+_STATE_UPSERT_SQL = (
+    _insert_sql(
+        _STATES,
+        dict.fromkeys(("subject_id", "channel", "category", "purpose", *_STATE_SET)),
+    )
+    + " ON CONFLICT (subject_id, channel, category, purpose) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _STATE_SET)
+)
+_MOVE_HEAD_SQL = (
+    f'UPDATE "{cast(Table, ChainHead.__table__).name}"'
+    " SET last_seq = %(seq)s, last_hash = %(hash)s WHERE chain_id = %(chain_id)s"
+)
 
 
 def standings(

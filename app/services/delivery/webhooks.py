@@ -193,6 +193,28 @@ def enqueue(session: Session, events: Iterable[Mapping[str, Any]], now: datetime
         )
 
 
+# PostgreSQL: one change's deliveries in one statement that reads the receivers itself, for
+# `ledger`'s pipelined write (which sends it without waiting for an answer): the rows `enqueue`
+# adds, an id of the same form (`msg_` and a random UUID's hex).
+QUEUE_SQL = (
+    f"INSERT INTO {WebhookDelivery.__tablename__} (id, webhook_id, event_seq, event_type,"
+    " status, attempts, created_at, next_attempt_at)"
+    " SELECT 'msg_' || replace(gen_random_uuid()::text, '-', ''), id, %(seq)s, %(kind)s::text,"
+    f" '{PENDING}', 0, %(now)s, %(now)s FROM {Webhook.__tablename__}"
+    " WHERE disabled_at IS NULL AND %(kind)s::text = ANY(regexp_split_to_array(events, '\\s+'))"
+)
+
+
+def queued(events: Iterable[Mapping[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """`QUEUE_SQL`'s parameters for each change among `events` (as `ledger.append` returns
+    them)."""
+    return [
+        {"seq": event["seq"], "kind": str(event_type(event["action"])), "now": now}
+        for event in events
+        if is_change(event["action"])
+    ]
+
+
 # ---- sending ---------------------------------------------------------------------------
 
 
