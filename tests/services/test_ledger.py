@@ -235,3 +235,24 @@ def test_a_batch_is_planned_into_the_state_map_and_written_at_once(
     assert state is not None
     assert (state.status, state.event_seq) == ("withdrawn", head.last_seq)
     assert trail.verify(session).is_ok
+
+
+def test_a_failed_pipelined_write_is_the_database_error_sqlalchemy_would_raise(
+    session: Session, rules: Rules
+) -> None:
+    """On PostgreSQL the ledger sends its writes in psycopg's pipeline mode, beside SQLAlchemy:
+    an error there must still reach app/errors.py as SQLAlchemy's own (here IntegrityError)."""
+    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    if session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the pipelined write is PostgreSQL's")
+    subject_id = make_subscriber(session, rules)
+    head = ledger.lock(session)
+    set_committed_value(head, "last_seq", head.last_seq - 1)  # the next seq is taken already
+    draft = ledger.Draft(
+        Action.WITHDRAW, subject_id, Topic("email", "newsletter"), Status.WITHDRAWN
+    )
+    with pytest.raises(IntegrityError):
+        ledger.append(session, head, make_act(), [draft])
+    session.rollback()

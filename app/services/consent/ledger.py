@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, or_, select, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -262,18 +263,31 @@ def _pipelined(
 
     if session.new or session.deleted:
         session.flush()
+    import psycopg
+
     driver: Any = session.connection().connection.driver_connection  # a psycopg.Connection
-    with driver.cursor() as cursor, driver.pipeline():
-        if batch.evidence:
-            cursor.executemany(_insert_sql(_EVIDENCE, batch.evidence[0]), batch.evidence)
-        if batch.events:
-            cursor.executemany(_insert_sql(_EVENTS, batch.events[0]), batch.events)
-        if batch.states:
-            cursor.executemany(_STATE_UPSERT_SQL, list(batch.states.values()))
-        deliveries = webhooks.queued(batch.events, now)
-        if deliveries:
-            cursor.executemany(webhooks.QUEUE_SQL, deliveries)
-        cursor.execute(_MOVE_HEAD_SQL, {"seq": seq, "hash": last_hash, "chain_id": chain_id})
+    try:
+        with driver.cursor() as cursor, driver.pipeline():
+            if batch.evidence:
+                cursor.executemany(_insert_sql(_EVIDENCE, batch.evidence[0]), batch.evidence)
+            if batch.events:
+                cursor.executemany(_insert_sql(_EVENTS, batch.events[0]), batch.events)
+            if batch.states:
+                cursor.executemany(_STATE_UPSERT_SQL, list(batch.states.values()))
+            deliveries = webhooks.queued(batch.events, now)
+            if deliveries:
+                cursor.executemany(webhooks.QUEUE_SQL, deliveries)
+            cursor.execute(_MOVE_HEAD_SQL, {"seq": seq, "hash": last_hash, "chain_id": chain_id})
+    except psycopg.Error as error:
+        # The error as SQLAlchemy would have raised it (OperationalError, IntegrityError, ...),
+        # so that app/errors.py answers it as it answers every other database error.
+        raise DBAPIError.instance(
+            "ledger: pipelined write",
+            None,
+            error,
+            psycopg.Error,
+            dialect=session.get_bind().dialect,
+        ) from error
     batch.events, batch.states, batch.evidence = [], {}, []
 
 
