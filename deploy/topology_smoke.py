@@ -187,10 +187,7 @@ def main() -> int:
     with ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="topology-")))
         url = stack.enter_context(database())
-        inbox, smtp_port = Inbox(), free_port()
-        smtp = smtp_server(inbox, smtp_port)
-        smtp.start()
-        stack.callback(smtp.stop)
+        inbox, smtp_port = stack.enter_context(smtp_server(Inbox()))
         proxy_port, web_ports = free_port(), [free_port(), free_port()]
         key = folder / "keys" / "audit-signing-key.json"
         env = os.environ | {
