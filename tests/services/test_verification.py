@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from joserfc.jwk import ECKey
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from app.domain import proof
@@ -87,9 +87,11 @@ def test_a_changed_notice_text_with_its_hash_recomputed_is_named_at_the_citing_e
     assert result.finding.record == "notice"
     assert result.finding.notice is not None
     assert result.finding.notice["version"] == VERSION
+    # Every English text of that version was forged: the first that published one is named.
     published = session.scalar(
-        select(ConsentEvent.seq).where(
+        select(func.min(ConsentEvent.seq)).where(
             ConsentEvent.action == "notice_published",
+            ConsentEvent.details.contains(f'"version":"{VERSION}"'),
             ConsentEvent.details.contains('"locale":"en"'),
         )
     )
