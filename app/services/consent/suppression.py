@@ -11,9 +11,9 @@ import functools
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import String, bindparam, delete, exists, or_, select
+from sqlalchemy import String, Table, bindparam, delete, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.domain.identifiers import (
@@ -23,10 +23,13 @@ from app.domain.identifiers import (
     keyed_hmacs,
     mailbox,
 )
+from app.database import insert_many
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.models import IdentifierVariant, Subject, SubjectIdentifier, Suppression
 from app.services.consent import bulk_reads
+
+_VARIANTS = cast(Table, IdentifierVariant.__table__)
 
 
 def keys_of(rules: Rules, ident: Identifier) -> tuple[str, ...]:
@@ -152,26 +155,30 @@ def ring_name(secrets: tuple[bytes, ...]) -> str:
 def store_variants(session: Session, rules: Rules, rows: Iterable[tuple[str, str, str]]) -> None:
     """Store the variant keys of identifiers (hmac, kind, value) being made, in the caller's
     transaction, so that `is_suppressed` reads them in its one statement."""
+    store_keys(
+        session,
+        rules,
+        (
+            (hmac_, keys_of(rules, Identifier(IdentifierKind(kind), value)))
+            for hmac_, kind, value in rows
+            if kind in KINDS
+        ),
+    )
+
+
+def store_keys(session: Session, rules: Rules, keyed: Iterable[tuple[str, Sequence[str]]]) -> None:
+    """Store identifiers' variant keys (hmac, its `keys_of`), for identifiers of `KINDS` being
+    made. A new identifier has none stored (they go with it, `IdentifierVariant`), so they are
+    inserted in bulk, with no read first."""
     ring = ring_of(rules)
-    entries = {
-        (hmac_, ring, key)
-        for hmac_, kind, value in rows
-        if kind in _KINDS
-        for key in keys_of(rules, Identifier(IdentifierKind(kind), value))
-    }
-    if not entries:
-        return
-    wanted = {hmac_ for hmac_, _, _ in entries}
-    have = set(
-        session.execute(
-            select(
-                IdentifierVariant.identifier_hmac, IdentifierVariant.ring, IdentifierVariant.key
-            ).where(IdentifierVariant.identifier_hmac.in_(wanted), IdentifierVariant.ring == ring)
-        )
-    )
-    session.add_all(
-        IdentifierVariant(identifier_hmac=h, ring=r, key=k) for h, r, k in entries - have
-    )
+    entries = [
+        {"identifier_hmac": hmac_, "ring": ring, "key": key}
+        for hmac_, keys in keyed
+        for key in dict.fromkeys(keys)
+    ]
+    if entries:
+        session.flush()  # the identifiers they name, where the ORM holds them still
+        insert_many(session, _VARIANTS, entries)
 
 
 @dataclass(frozen=True)
@@ -227,13 +234,14 @@ def suppressed_subjects(session: Session, rules: Rules, subject_ids: Collection[
 
 
 def _stored_keys(rules: Rules, row: SubjectIdentifier) -> tuple[str, ...]:
-    if row.kind in _KINDS:
+    if row.kind in KINDS:
         return (row.hmac, *keys_of(rules, Identifier(IdentifierKind(row.kind), row.value)))
     return (row.hmac,)
 
 
-_KINDS = frozenset(IdentifierKind)
-_KIND_LIST = sorted(_KINDS)
+# The kinds with suppression variants stored (the catalog's own kinds are keyed by HMAC alone).
+KINDS = frozenset(IdentifierKind)
+_KIND_LIST = sorted(KINDS)
 
 
 _ONE_READ = select(*columns(bindparam("subject_id", type_=String)))
@@ -258,7 +266,7 @@ def held_back_in_batch(
     rows = list(bulk_reads.fetch(session, _IDENTIFIERS_OF, {"ids": list(subject_ids)}))
     unkeyed: dict[str, list[str]] = {}  # by kind: the values not keyed yet
     for _, _, kind, value in rows:
-        if kind in _KINDS and not (kind == IdentifierKind.EMAIL and value in keys_by_email):
+        if kind in KINDS and not (kind == IdentifierKind.EMAIL and value in keys_by_email):
             unkeyed.setdefault(kind, []).append(value)
     keyed = {
         (kind, value): keys
