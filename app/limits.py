@@ -36,7 +36,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from joserfc import jwt
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, Storage
+from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import Table, case, delete, event, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -187,6 +187,51 @@ class DatabaseStorage(Storage):
 _COUNTERS = cast(Table, RateLimitCounter.__table__)
 
 
+class CountingRedisStorage(RedisStorage):
+    """limits' Redis storage (the same keys, scripts and expiry), whose fixed-window questions
+    take one round trip each: `counted` is the hit and the window's end together (the fast
+    check's count and headers, where limits asks three times), and `get` reads the count and
+    the time left together, which the `get_expiry` limits asks for right after it answers."""
+
+    STORAGE_SCHEME = ["counting+redis", "counting+rediss", "counting+redis+unix"]  # noqa: RUF012
+    READ_FOR = 1.0  # seconds a window read by `get` answers `get_expiry` of its key
+    SCRIPT_COUNTED = b"""
+local current = redis.call("incrby", KEYS[1], ARGV[2])
+if tonumber(current) == tonumber(ARGV[2]) then
+  redis.call("expire", KEYS[1], ARGV[1])
+end
+return {current, redis.call("ttl", KEYS[1])}
+"""
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri.removeprefix("counting+"), **options)
+        self.last_read = threading.local()
+
+    def initialize_storage(self, uri: str) -> None:
+        super().initialize_storage(uri)
+        self.lua_counted = self.get_connection().register_script(self.SCRIPT_COUNTED)
+
+    def counted(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+        """`incr`, and the window's end, in one round trip."""
+        count, ttl = self.lua_counted([self.prefixed_key(key)], [expiry, amount])
+        return int(count), max(int(ttl), 0) + time.time()
+
+    def get(self, key: str) -> int:
+        client: Any = self.get_connection(True)  # a redis.Redis
+        pipe = client.pipeline(transaction=False)
+        pipe.get(self.prefixed_key(key))
+        pipe.ttl(self.prefixed_key(key))
+        count, ttl = pipe.execute()
+        self.last_read.value = (key, max(int(ttl), 0), time.monotonic())
+        return int(count or 0)
+
+    def get_expiry(self, key: str) -> float:
+        last, self.last_read.value = getattr(self.last_read, "value", None), None
+        if last is not None and last[0] == key and time.monotonic() - last[2] < self.READ_FOR:
+            return float(last[1] + time.time())
+        return float(super().get_expiry(key))
+
+
 def _no_commit_flush(dbapi_connection: Any, _record: Any) -> None:
     """A counter's commit does not wait for the WAL flush (PostgreSQL's synchronous_commit off):
     a crash may forget the last moment's hits, never corrupt anything, and a request no longer
@@ -208,12 +253,14 @@ def storage_description(configured: str) -> str:
 
 
 def storage_uri(configured: str, database_url: str = "") -> str:
-    """memory:// means the swept in-memory storage; database:// this service's database; any
-    other URI (redis://…) is used as given."""
+    """memory:// means the swept in-memory storage; database:// this service's database;
+    redis:// the counting Redis storage; any other URI (valkey://…) is used as given."""
     if configured.startswith("memory://"):
         return "swept-memory://"
     if configured.startswith("database"):
         return "database+" + database_url
+    if configured.startswith(("redis://", "rediss://", "redis+unix://")):
+        return "counting+" + configured
     return configured
 
 
@@ -389,8 +436,10 @@ def count_api_hit(rate: str, client_id: str) -> list[tuple[str, str]] | None:
     storage = strategy.storage
     items = _parsed(rate)
     try:
-        if isinstance(strategy, FixedWindowRateLimiter) and isinstance(storage, DatabaseStorage):
-            # The same upsert as its incr, which also returns the window's end.
+        if isinstance(strategy, FixedWindowRateLimiter) and isinstance(
+            storage, (DatabaseStorage, CountingRedisStorage)
+        ):
+            # The same count as its incr, which also returns the window's end.
             counts = [storage.counted(i.key_for(*args), i.get_expiry()) for i in items]
             if any(count > item.amount for (count, _), item in zip(counts, items, strict=True)):
                 return None

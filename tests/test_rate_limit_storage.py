@@ -1,24 +1,31 @@
 """The in-memory rate-limit storage: counts and expires like limits' own, with no timer thread;
-the database storage: the headers' two questions in one read, hits committed without a wait."""
+the database storage: the headers' two questions in one read, hits committed without a wait;
+the Redis storage: limits' own keys and counts, each question in one round trip."""
 
 from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
+import pytest
+import redis
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
-from limits.storage import storage_from_string
+from limits.storage import RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import Engine, event, text
 
-from app.limits import DatabaseStorage, SweptMemoryStorage, storage_uri
+from app.limits import CountingRedisStorage, DatabaseStorage, SweptMemoryStorage, storage_uri
 from tests.conftest import DATABASE_URL
 
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
-def test_memory_uris_map_to_the_swept_storage_and_others_pass_through() -> None:
+
+def test_memory_and_redis_uris_map_to_their_storages_and_others_pass_through() -> None:
     assert isinstance(storage_from_string(storage_uri("memory://")), SweptMemoryStorage)
-    assert storage_uri("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert isinstance(storage_from_string(storage_uri(REDIS_URL)), CountingRedisStorage)
+    assert storage_uri("valkey://127.0.0.1:6379/0") == "valkey://127.0.0.1:6379/0"
 
 
 def test_hits_are_counted_without_starting_threads() -> None:
@@ -83,3 +90,59 @@ def test_the_window_stats_read_the_database_once(clean_db: Engine) -> None:
     assert storage.get_expiry(limit.key_for("client-a")) == reset  # used once: read again
     assert len(seen) == 1
     storage.engine.dispose()
+
+
+def _redis_is_up() -> bool:
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.skipif(not _redis_is_up(), reason="no Redis on 127.0.0.1:6379")
+def test_redis_counts_as_limits_own_storage_in_one_round_trip_a_question() -> None:
+    prefix = f"cc-test-{uuid.uuid4().hex}"
+    counting = CountingRedisStorage(storage_uri(REDIS_URL), key_prefix=prefix)
+    plain = RedisStorage(REDIS_URL, key_prefix=prefix)
+    counting.counted("warm", 60)  # the script is loaded once, by the first call
+    sent: list[Any] = []
+    real = counting.storage.execute_command
+    pipelines = counting.storage.pipeline
+
+    def note(*args: Any, **options: Any) -> Any:
+        sent.append(args[0])
+        return real(*args, **options)
+
+    def noted_pipeline(*args: Any, **options: Any) -> Any:
+        sent.append("PIPELINE")
+        return pipelines(*args, **options)
+
+    counting.storage.execute_command = note
+    counting.storage.pipeline = noted_pipeline
+    try:
+        count, ends = counting.counted("k", 60)
+        assert count == 1
+        assert ends == pytest.approx(time.time() + 60, abs=1.5)
+        assert plain.incr("k", 60) == 2  # the same key, counted by either
+        assert counting.counted("k", 60)[0] == 3
+        assert len(sent) == 2  # one script call each
+
+        sent.clear()
+        limiter = FixedWindowRateLimiter(counting)
+        limit = RateLimitItemPerMinute(5)
+        assert limiter.hit(limit, "client-a")
+        sent.clear()
+        reset, remaining = limiter.get_window_stats(limit, "client-a")
+        assert sent == ["PIPELINE"]  # the count and the time left, read together
+        plain_reset, plain_remaining = FixedWindowRateLimiter(plain).get_window_stats(
+            limit, "client-a"
+        )
+        assert (remaining, plain_remaining) == (4, 4)
+        assert reset == pytest.approx(plain_reset, abs=1.5)
+        sent.clear()
+        counting.get_expiry(limit.key_for("client-a"))  # used once: asked again
+        assert len(sent) == 1
+    finally:
+        store = redis.Redis.from_url(REDIS_URL)
+        for key in store.scan_iter(f"{prefix}*"):
+            store.delete(key)

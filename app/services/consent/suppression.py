@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import String, Table, bindparam, delete, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from app.database import insert_many
 from app.domain.identifiers import (
     MAILBOX_KIND,
     Identifier,
@@ -23,7 +24,6 @@ from app.domain.identifiers import (
     keyed_hmacs,
     mailbox,
 )
-from app.database import insert_many
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind
 from app.models import IdentifierVariant, Subject, SubjectIdentifier, Suppression
