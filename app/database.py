@@ -8,14 +8,26 @@ an OperationalError, which app/errors answers as 503 with Retry-After instead of
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, insert
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Engine,
+    String,
+    Table,
+    any_,
+    create_engine,
+    event,
+    insert,
+    literal,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.pool import NullPool
 
 
@@ -131,3 +143,23 @@ def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     ):
         for row in rows:
             copy.write_row([row[name] for name in names])
+
+
+def one_of(
+    session: Session, column: ColumnElement[str] | InstrumentedAttribute[str], values: list[str]
+) -> ColumnElement[bool]:
+    """`column IN values` as the session's database reads it best: on PostgreSQL one array
+    parameter (`= ANY`), whose statement text (parsed by the driver, planned by the server) is
+    the same however many values; elsewhere IN with a parameter each (`in_parts` bounds them)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(values, ARRAY(String())))
+    return column.in_(values)
+
+
+def in_parts(session: Session, values: list[str], size: int = 1000) -> Iterator[list[str]]:
+    """`values` in lists for `one_of`: one on PostgreSQL, of `size` on SQLite (whose statements
+    hold a bounded number of parameters)."""
+    if session.get_bind().dialect.name == "postgresql":
+        size = max(len(values), 1)
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import String, Table, bindparam, delete, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.database import insert_many
+from app.database import insert_many, one_of
 from app.domain.identifiers import (
     MAILBOX_KIND,
     Identifier,
@@ -71,7 +71,7 @@ def suppressed_keys(session: Session, keys: Collection[str]) -> set[str]:
     return set(
         session.scalars(
             select(Suppression.hmac).where(
-                Suppression.hmac.in_(list(keys)), Suppression.lifted_at.is_(None)
+                one_of(session, Suppression.hmac, list(keys)), Suppression.lifted_at.is_(None)
             )
         )
     )

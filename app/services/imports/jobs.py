@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from app.database import insert_many
+from app.database import in_parts, insert_many, one_of
 from app.domain import imports as rows_
 from app.domain.consent import ALL_MARKETING, Topic, channel_topic, legal_basis, pair_topic
 from app.domain.errors import DomainError, NotFoundError
@@ -362,25 +362,27 @@ class _Applier:
         session = self.session
         keys = list({self._key(i) for i in idents})
         found = _IDENTIFIERS.c
-        for part in _parts(keys):
+        for part in in_parts(session, keys):
             self.held.update(
                 (hmac, _Contact(subject_id, confirmed_at))
                 for hmac, subject_id, confirmed_at in session.execute(
                     select(found.hmac, found.subject_id, found.confirmed_at).where(
-                        found.hmac.in_(part)
+                        one_of(session, found.hmac, part)
                     )
                 )
             )
         suppression_keys = list({k for i in idents for k in self._suppression_keys(i)})
-        for part in _parts(suppression_keys):
+        for part in in_parts(session, suppression_keys):
             self.suppressed |= suppression.suppressed_keys(session, part)
         owners = list({c.subject_id for c in self.held.values()})
         people, states = _SUBJECTS.c, _STATES.c
-        for part in _parts(owners):
+        for part in in_parts(session, owners):
             self.subjects.update(
                 (id_, _Person(id_, locale, country))
                 for id_, locale, country in session.execute(
-                    select(people.id, people.locale, people.country).where(people.id.in_(part))
+                    select(people.id, people.locale, people.country).where(
+                        one_of(session, people.id, part)
+                    )
                 )
             )
             self.states.update(
@@ -388,7 +390,9 @@ class _Applier:
                     (r.subject_id, r.channel, r.category, r.purpose),
                     ledger.Stored(Status(r.status), r.event_seq, r.occurred_at, r.consented_at),
                 )
-                for r in session.execute(select(_STATES).where(states.subject_id.in_(part)))
+                for r in session.execute(
+                    select(_STATES).where(one_of(session, states.subject_id, part))
+                )
             )
 
     def _key(self, ident: Identifier) -> str:
@@ -570,8 +574,3 @@ class _Applier:
 _SUBJECTS = cast(Table, Subject.__table__)
 _IDENTIFIERS = cast(Table, SubjectIdentifier.__table__)
 _STATES = cast(Table, ConsentState.__table__)
-
-
-def _parts(values: list[str], size: int = 1000) -> Iterator[list[str]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
