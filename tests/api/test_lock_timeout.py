@@ -63,7 +63,7 @@ def test_a_write_behind_a_held_chain_lock_is_a_503_with_retry_after(
 
 
 @pytest.mark.skipif(not DATABASE_URL.startswith("postgresql"), reason="PostgreSQL settings")
-def test_postgresql_sessions_carry_the_three_timeouts() -> None:
+def test_postgresql_sessions_carry_the_three_timeouts_and_no_jit() -> None:
     engine = make_engine(
         DATABASE_URL,
         timeouts=Timeouts(
@@ -75,9 +75,14 @@ def test_postgresql_sessions_carry_the_three_timeouts() -> None:
     with engine.connect() as connection:
         shown = [
             connection.scalar(text(f"SHOW {name}"))
-            for name in ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")
+            for name in (
+                "lock_timeout",
+                "statement_timeout",
+                "idle_in_transaction_session_timeout",
+                "jit",
+            )
         ]
-        assert shown == ["2s", "300ms", "400ms"]
+        assert shown == ["2s", "300ms", "400ms", "off"]
         with pytest.raises(OperationalError):
             connection.execute(text("SELECT pg_sleep(2)"))
         connection.rollback()

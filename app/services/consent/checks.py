@@ -294,35 +294,56 @@ def _batch_statement(topics: int) -> bulk_reads.Statement:
 
 
 def _batch_sql(topics: int, *, lateral: bool) -> str:
-    """On PostgreSQL each standing is a LATERAL subquery (as in `_joined`), so it is read
-    through the primary key per subject whatever the planner guesses about the topic filters
-    (a hash join over the whole table is cheap at 10k subjects, not at 1M)."""
-    columns = "status, event_seq, occurred_at"
-    joins = []
-    for n in range(topics):
-        t = f"t{n}." if not lateral else ""
-        match = (
-            f"{t}subject_id = i.subject_id AND {t}channel = :channel{n}"
-            f" AND {t}category = :category{n} AND {t}purpose = :purpose{n}"
+    """The standings of each key's subject on the asked topics, `t0.status`, `t0.event_seq`,
+    `t0.occurred_at`, `t1.…` for each topic.
+
+    SQLite: a join per topic. PostgreSQL: one LATERAL subquery per subject, which reads the
+    subject's few state rows in one range of the primary key and picks each topic's row out
+    of them (`FILTER`; a topic has at most one): read through the key whatever the planner
+    guesses about the topic filters (a hash join over the whole table is cheap at 10k
+    subjects, not at 1M), and one index descent per subject, not one per topic."""
+    names = ("status", "event_seq", "occurred_at")
+
+    def topic(n: int, alias: str = "") -> str:
+        return (
+            f"{alias}channel = :channel{n} AND {alias}category = :category{n}"
+            f" AND {alias}purpose = :purpose{n}"
         )
-        if lateral:  # OFFSET 0: a fence, PostgreSQL may not flatten it into a join
-            joins.append(
-                f"LEFT JOIN LATERAL (SELECT {columns} FROM consent_state WHERE {match}"
-                f" OFFSET 0) t{n} ON true"
-            )
-        else:
-            joins.append(f"LEFT JOIN consent_state t{n} ON {match}")
-    last = f"t{topics - 1}"
-    older = f"{last}.event_seq < t0.event_seq" if topics > 1 else "NULL"
-    statuses = ", ".join(f"t{n}.status" for n in range(topics))
-    seqs = ", ".join(f"t{n}.event_seq" for n in range(topics))
+
+    if lateral:
+        picked = ", ".join(
+            f"max({name}) FILTER (WHERE {topic(n)}) AS {name}{n}"
+            for n in range(topics)
+            for name in names
+        )
+        joins = (
+            f" LEFT JOIN LATERAL (SELECT {picked} FROM consent_state"
+            " WHERE subject_id = i.subject_id) t ON true"
+        )
+        column = "t.{name}{n}".format
+    else:
+        joins = " ".join(
+            f"LEFT JOIN consent_state t{n} ON t{n}.subject_id = i.subject_id"
+            f" AND {topic(n, f't{n}.')}"
+            for n in range(topics)
+        )
+        column = "t{n}.{name}".format
+    last = topics - 1
+    older = (
+        f"{column(name='event_seq', n=last)} < {column(name='event_seq', n=0)}"
+        if topics > 1
+        else "NULL"
+    )
+    statuses = ", ".join(column(name="status", n=n) for n in range(topics))
+    seqs = ", ".join(column(name="event_seq", n=n) for n in range(topics))
+    granted_at = column(name="occurred_at", n=last)
     return (
         f"SELECT w.value, i.subject_id, i.confirmed_at IS NOT NULL, s.erased_at IS NOT NULL,"
-        f" i.subject_id IS NOT NULL, {statuses}, {older}, {last}.occurred_at < :cutoff,"
-        f" {seqs}, {last}.occurred_at"
+        f" i.subject_id IS NOT NULL, {statuses}, {older}, {granted_at} < :cutoff,"
+        f" {seqs}, {granted_at}"
         f" FROM EACH(:keys) AS w"
         f" LEFT JOIN subject_identifiers i ON i.hmac = w.value"
-        f" LEFT JOIN subjects s ON s.id = i.subject_id " + " ".join(joins)
+        f" LEFT JOIN subjects s ON s.id = i.subject_id " + joins
     )
 
 
