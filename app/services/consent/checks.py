@@ -24,7 +24,7 @@ from app.domain.consent import (
     purpose_topic,
 )
 from app.domain.errors import InvalidIdentifierError
-from app.domain.identifiers import Identifier, normalize_email_fast, own_email_keys
+from app.domain.identifiers import Identifier, normalize_email, own_email_keys
 from app.domain.identity import CONTACT_KIND, Held, contact_for
 from app.domain.rules import Rules
 from app.domain.vocabulary import IdentifierKind, Reason, Status
@@ -242,7 +242,7 @@ def decide_emails(
     for raw in emails:
         if raw not in normal_form:
             try:
-                normal_form[raw] = normalize_email_fast(raw)
+                normal_form[raw] = normalize_email(raw)
             except InvalidIdentifierError:
                 normal_form[raw] = None
     normalized = [normal_form[raw] for raw in emails]
