@@ -8,7 +8,7 @@ an OperationalError, which app/errors answers as 503 with Retry-After instead of
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -147,6 +147,57 @@ def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     ):
         for row in rows:
             copy.write_row([row[name] for name in names])
+
+
+def upsert_many(
+    session: Session,
+    table: Table,
+    rows: list[dict[str, Any]],
+    *,
+    keys: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """Insert rows (dicts with the same keys), or where one with the same `keys` is there set
+    its `update` columns, in the session's transaction, in bulk.
+
+    PostgreSQL, with enough rows: `COPY` into a temporary table of the same shape, then one
+    `INSERT … SELECT … ON CONFLICT DO UPDATE` (an import chunk's 4,000 state rows were 4,000
+    pipelined statements, a third of its client time). Otherwise an executemany upsert.
+    """
+    if not rows:
+        return
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect != "postgresql" or len(rows) < COPY_FROM:
+        statement = upsert_insert(dialect)(table)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c[name] for name in keys],
+                set_={name: statement.excluded[name] for name in update},
+            ),
+            rows,
+        )
+        return
+    names = list(rows[0])
+    columns = ", ".join(f'"{name}"' for name in names)
+    staged = f'"_upserting_{table.name}"'
+    driver: Any = connection.connection.driver_connection  # a psycopg.Connection
+    with driver.cursor() as cursor:
+        # One per connection, emptied by each commit; emptied here too, for a second batch
+        # in one transaction.
+        cursor.execute(
+            f'CREATE TEMPORARY TABLE IF NOT EXISTS {staged} (LIKE "{table.name}")'
+            " ON COMMIT DELETE ROWS"
+        )
+        cursor.execute(f"TRUNCATE {staged}")
+        with cursor.copy(f"COPY {staged} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
+        cursor.execute(
+            f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM {staged}'
+            f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+            + ", ".join(f"{name} = EXCLUDED.{name}" for name in update)
+        )
 
 
 def one_of(

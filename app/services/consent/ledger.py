@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.database import insert_many, upsert_insert
+from app.database import insert_many, upsert_many
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
 from app.domain.consent import PreferencesView, Standing, Topic, preferences_view
 from app.domain.errors import UnpublishedNoticeError
@@ -299,8 +299,8 @@ def _insert_sql(table: Table, row: Mapping[str, Any]) -> str:
 
 def write(session: Session, batch: Batch, now: datetime) -> None:
     """A batch's evidence and events (`database.insert_many`: a COPY for a large batch on
-    PostgreSQL), its state in one executemany upsert (psycopg pipelines it), and the webhook
-    deliveries of its changes, in the caller's transaction.
+    PostgreSQL), its state (`database.upsert_many`: the same, through a staging table), and
+    the webhook deliveries of its changes, in the caller's transaction.
 
     Whatever the use case added before (a new subject, a deletion) is flushed first, once;
     nothing autoflushes while the statements run.
@@ -312,36 +312,25 @@ def write(session: Session, batch: Batch, now: datetime) -> None:
     with session.no_autoflush:
         insert_many(session, _EVIDENCE, batch.evidence)
         insert_many(session, _EVENTS, batch.events)
-        if batch.states:
-            session.execute(_upsert_state(session), list(batch.states.values()))
+        upsert_many(
+            session, _STATES, list(batch.states.values()), keys=_STATE_KEY, update=_STATE_SET
+        )
         # In this transaction: a change and its webhook deliveries commit together or not at all.
         webhooks.enqueue(session, batch.events, now)
     batch.events, batch.states, batch.evidence = [], {}, []
 
 
-def _upsert_state(session: Session) -> Any:
-    statement = upsert_insert(session.get_bind().dialect.name)(_STATES)
-    return statement.on_conflict_do_update(
-        index_elements=[
-            _STATES.c.subject_id,
-            _STATES.c.channel,
-            _STATES.c.category,
-            _STATES.c.purpose,
-        ],
-        set_={name: statement.excluded[name] for name in _STATE_SET},
-    )
-
-
 _EVENTS = cast(Table, ConsentEvent.__table__)
 _STATES = cast(Table, ConsentState.__table__)
 _EVIDENCE = cast(Table, Evidence.__table__)
+_STATE_KEY = ("subject_id", "channel", "category", "purpose")
 _STATE_SET = ("status", "event_seq", "event_id", "occurred_at", "consented_at")
 _STATE_UPSERT_SQL = (
     _insert_sql(
         _STATES,
-        dict.fromkeys(("subject_id", "channel", "category", "purpose", *_STATE_SET)),
+        dict.fromkeys((*_STATE_KEY, *_STATE_SET)),
     )
-    + " ON CONFLICT (subject_id, channel, category, purpose) DO UPDATE SET "
+    + f" ON CONFLICT ({', '.join(_STATE_KEY)}) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _STATE_SET)
 )
 _MOVE_HEAD_SQL = (
