@@ -20,7 +20,9 @@ def _rows(keys: range, count: int) -> list[dict[str, Any]]:
 
 
 def _stored(session: Session) -> dict[str, tuple[int, float]]:
-    return {r.key: (r.count, r.expires_at) for r in session.execute(select(COUNTERS))}
+    columns = COUNTERS.c
+    rows = session.execute(select(columns.key, columns.count, columns.expires_at))
+    return {key: (count, expires_at) for key, count, expires_at in rows}
 
 
 @pytest.mark.parametrize("size", [3, COPY_FROM * 2])
