@@ -338,23 +338,11 @@ def retention() -> None:
 @retention.command("run")
 def retention_run() -> None:
     """Remove expired requests, evidence and proof by the configured periods; logs the run."""
-    from app.services.audit import retention as retention_service
+    from app.worker import retention
 
     settings = Settings.from_env()
-    periods = retention_service.Periods(
-        pending=settings.pending_retention,
-        evidence=settings.evidence_retention,
-        proof=settings.proof_retention,
-        access_log=settings.access_log_retention,
-        mail=settings.mail_retention,
-    )
     with db_session(settings) as session:
-        report = retention_service.run(
-            session,
-            periods,
-            key=components(settings).signing_keys.current,
-            mail_files=None if settings.smtp_host else settings.outbox_dir,
-        )
+        report = retention(session, settings, components(settings).signing_keys.current)
     click.echo(json.dumps(report.as_dict()))
 
 

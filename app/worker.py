@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from joserfc.jwk import ECKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -108,15 +109,24 @@ class Job:
     run: Callable[[Session, Components], dict[str, object]]
 
 
-def _retention(session: Session, parts: Components) -> dict[str, object]:
-    settings = parts.settings
+def retention(
+    session: Session, settings: Settings, key: ECKey | None
+) -> retention_service.RunReport:
+    """One retention run by the configured periods: the scheduled job's and
+    `consent-center retention run`'s."""
     periods = retention_service.Periods(
         pending=settings.pending_retention,
         evidence=settings.evidence_retention,
         proof=settings.proof_retention,
+        access_log=settings.access_log_retention,
+        mail=settings.mail_retention,
     )
-    report = retention_service.run(session, periods, key=parts.signing_keys.current)
-    return report.as_dict()
+    mail_files = None if settings.smtp_host else settings.outbox_dir  # the development outbox
+    return retention_service.run(session, periods, key=key, mail_files=mail_files)
+
+
+def _retention(session: Session, parts: Components) -> dict[str, object]:
+    return retention(session, parts.settings, parts.signing_keys.current).as_dict()
 
 
 def _checkpoint(session: Session, parts: Components) -> dict[str, object]:

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app import components, worker
 from app.config import Settings
 from app.domain.vocabulary import Action
-from app.models import ConsentEvent
+from app.models import AccessLog, ConsentEvent
 from app.services import jobs
 from tests.concurrency import at_once
 from tests.conftest import DATABASE_URL
@@ -90,3 +90,39 @@ def test_two_worker_processes_run_each_job_once(
     ran = sorted(e["message"].split()[1] for e in logged if e["message"].startswith("job "))
     assert ran == ALL_JOBS
     assert retention_runs(clean_db) == 1
+
+
+def test_the_scheduled_retention_keeps_the_configured_periods(
+    clean_db: Engine, settings: Settings
+) -> None:
+    """The worker's run removes what the CLI's run removes: the access log and the development
+    outbox's mail files after their configured periods, not the defaults."""
+    configured = settings.with_overrides(
+        access_log_retention=timedelta(days=2), mail_retention=timedelta(days=1)
+    )
+    now = datetime.now(UTC)
+    with Session(clean_db) as session:
+        session.add_all(
+            AccessLog(subject_id="s", occurred_at=now - timedelta(days=age), page="preferences")
+            for age in (1, 3)  # kept, and past the two days (within the default 30)
+        )
+        session.commit()
+    outbox = configured.outbox_dir
+    outbox.mkdir(parents=True, exist_ok=True)
+    (old := outbox / "old.eml").write_text("To: a@example.org\n")
+    two_days_ago = (now - timedelta(days=2)).timestamp()
+    os.utime(old, (two_days_ago, two_days_ago))
+    (outbox / "new.eml").write_text("To: b@example.org\n")
+
+    assert "retention" in worker.run_due_jobs(clean_db, components.build(configured), worker="w")
+
+    with Session(clean_db) as session:
+        ages = [now - t for t in session.scalars(select(AccessLog.occurred_at))]
+        logged = session.scalar(
+            select(ConsentEvent.details).where(ConsentEvent.action == str(Action.RETENTION_RUN))
+        )
+        outcome = json.loads(logged or "{}")  # the run's own event names its periods
+    assert [age.days for age in ages] == [1]
+    assert sorted(p.name for p in outbox.glob("*.eml")) == ["new.eml"]
+    assert outcome["periods_days"]["access_log"] == 2
+    assert outcome["periods_days"]["mail"] == 1
