@@ -97,9 +97,9 @@ def page(session: Session, after: int, limit: int) -> tuple[list[dict[str, Any]]
 
 
 def items_for(session: Session, seqs: Sequence[int]) -> dict[int, dict[str, Any]]:
-    """The changes items of the given events, by seq (for webhook deliveries)."""
+    """The changes items of the given events, by seq in seq order (for webhook deliveries)."""
     if not seqs:
         return {}
-    events = _events().where(EVENTS.c.seq.in_(list(seqs)))
+    events = _events().where(EVENTS.c.seq.in_(list(seqs))).order_by(EVENTS.c.seq)
     items = _items(session, events, _of_subjects(events), {})
     return {int(item["cursor"]): item for item in items}
