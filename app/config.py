@@ -315,6 +315,13 @@ class Settings:
         " in OUTBOX_DIR go after it too.",
         timedelta(days=7),
     )
+    webhook_log_retention: timedelta = setting(
+        "WEBHOOK_LOG_RETENTION_DAYS",
+        DAYS,
+        "A delivered webhook delivery leaves the delivery log after this (the changes feed"
+        " keeps the change); pending and failed ones stay.",
+        timedelta(days=30),
+    )
     evidence_retention: timedelta = setting(
         "EVIDENCE_RETENTION_DAYS",
         DAYS,

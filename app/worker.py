@@ -120,6 +120,7 @@ def retention(
         proof=settings.proof_retention,
         access_log=settings.access_log_retention,
         mail=settings.mail_retention,
+        webhook_log=settings.webhook_log_retention,
     )
     mail_files = None if settings.smtp_host else settings.outbox_dir  # the development outbox
     return retention_service.run(session, periods, key=key, mail_files=mail_files)

@@ -98,7 +98,9 @@ def test_the_scheduled_retention_keeps_the_configured_periods(
     """The worker's run removes what the CLI's run removes: the access log and the development
     outbox's mail files after their configured periods, not the defaults."""
     configured = settings.with_overrides(
-        access_log_retention=timedelta(days=2), mail_retention=timedelta(days=1)
+        access_log_retention=timedelta(days=2),
+        mail_retention=timedelta(days=1),
+        webhook_log_retention=timedelta(days=3),
     )
     now = datetime.now(UTC)
     with Session(clean_db) as session:
@@ -126,3 +128,4 @@ def test_the_scheduled_retention_keeps_the_configured_periods(
     assert sorted(p.name for p in outbox.glob("*.eml")) == ["new.eml"]
     assert outcome["periods_days"]["access_log"] == 2
     assert outcome["periods_days"]["mail"] == 1
+    assert outcome["periods_days"]["webhook_log"] == 3

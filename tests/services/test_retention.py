@@ -22,6 +22,8 @@ from app.models import (
     OutboxMessage,
     SubjectIdentifier,
     SubscriptionRequest,
+    Webhook,
+    WebhookDelivery,
 )
 from app.services.audit import retention, trail
 from app.services.consent import ledger, subjects
@@ -82,6 +84,7 @@ def test_each_run_is_logged_as_an_event_with_its_counts(session: Session, rules:
         "proof": 1095,
         "access_log": 30,
         "mail": 7,
+        "webhook_log": 30,
     }
     assert details["identifiers_removed"] == 1
 
@@ -253,3 +256,43 @@ def test_an_erasure_removes_the_eml_files_sent_to_the_person(
     subjects.erase(session, rules, subject_id, make_act(), mail_files=tmp_path)
     [kept] = tmp_path.glob("*.eml")
     assert "grace@example.org" in kept.read_text()
+
+
+def test_the_webhook_delivery_log_forgets_delivered_changes_after_its_period(
+    session: Session,
+) -> None:
+    """The feed keeps every change; the log of what was delivered keeps `webhook_log`. What is
+    still pending or failed stays whatever its age: it is work or a failure to look into."""
+    session.add(
+        Webhook(
+            id="hook",
+            url="https://receiver.example/hook",
+            events="consent.changed",
+            secret="whsec_x",
+            created_at=T0,
+            created_by="client:test",
+        )
+    )
+    for n, (status, days) in enumerate(
+        [("delivered", 0), ("delivered", 25), ("pending", 0), ("failed", 0)], start=1
+    ):
+        at = T0 + timedelta(days=days)
+        session.add(
+            WebhookDelivery(
+                id=f"msg_{n}",
+                webhook_id="hook",
+                event_seq=n,
+                event_type="consent.changed",
+                status=status,
+                attempts=1,
+                created_at=at,
+                next_attempt_at=at,
+                last_attempt_at=at,
+                delivered_at=at if status == "delivered" else None,
+            )
+        )
+    session.commit()
+    report = retention.run(session, PERIODS, now=T0 + timedelta(days=31))
+    assert report.webhook_log_removed == 1
+    kept = session.scalars(select(WebhookDelivery.id).order_by(WebhookDelivery.id)).all()
+    assert kept == ["msg_2", "msg_3", "msg_4"]

@@ -4,7 +4,9 @@ Periods (Settings): unconfirmed double opt-in requests go after `pending_retenti
 session evidence and the address known only from them, and the topics they left pending are
 closed with a `withdraw` event (reason `confirmation_expired`); the page-access log goes after
 `access_log_retention`; mail undelivered after `mail_retention` is given up and cleared, and
-the development outbox's .eml files go after it too; session evidence no event or request
+the development outbox's .eml files go after it too; the webhook delivery log forgets a
+delivered change after `webhook_log_retention` (the changes feed keeps it); session evidence no
+event or request
 names any more, or older than `evidence_retention` for a subject with nothing granted, goes;
 and proof goes `proof_retention` after processing ended. Events can only leave from the front
 of the chain, so the chain's base moves forward to the last removed event, and the run records
@@ -36,11 +38,12 @@ from app.models import (
     OutboxMessage,
     SubjectIdentifier,
     SubscriptionRequest,
+    WebhookDelivery,
     utcnow,
 )
 from app.services.audit import checkpoints
 from app.services.consent import ledger
-from app.services.delivery import mail
+from app.services.delivery import mail, webhooks
 
 RETENTION_ACT = ledger.Act(actor="system:retention", method=Method.SYSTEM)
 EVENTS = ConsentEvent.__table__
@@ -57,6 +60,8 @@ class Periods:
     # Mail not delivered after this is given up (address and text cleared); the development
     # outbox's .eml files (no SMTP_HOST), which hold address and text, go after it too.
     mail: timedelta = timedelta(days=7)
+    # The webhook delivery log forgets a delivered change after this (the feed keeps it).
+    webhook_log: timedelta = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class RunReport:
     access_log_removed: int = 0
     mail_given_up: int = 0
     mail_files_removed: int = 0
+    webhook_log_removed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -99,6 +105,13 @@ def run(
     mail_files_removed = (
         mail.remove_files(mail_files, before=now - periods.mail) if mail_files else 0
     )
+    webhook_log_removed = _deleted(
+        session,
+        delete(WebhookDelivery).where(
+            WebhookDelivery.status == webhooks.DELIVERED,
+            WebhookDelivery.delivered_at < now - periods.webhook_log,
+        ),
+    )
     events_removed = _remove_old_proof(session, head, now - periods.proof)
     evidence_removed = request_evidence + _remove_evidence(
         session, orphaned_before=now - periods.pending, expired_before=now - periods.evidence
@@ -112,6 +125,7 @@ def run(
         "access_log_removed": access_log_removed,
         "mail_given_up": mail_given_up,
         "mail_files_removed": mail_files_removed,
+        "webhook_log_removed": webhook_log_removed,
         "base_seq": head.base_seq,
         "base_hash": head.base_hash,
         "periods_days": {
@@ -120,6 +134,7 @@ def run(
             "proof": periods.proof.days,
             "access_log": periods.access_log.days,
             "mail": periods.mail.days,
+            "webhook_log": periods.webhook_log.days,
         },
     }
     (event,) = ledger.append(
@@ -140,6 +155,7 @@ def run(
         access_log_removed,
         mail_given_up,
         mail_files_removed,
+        webhook_log_removed,
     )
 
 
