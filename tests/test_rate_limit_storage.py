@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from typing import Any
 
 import pytest
-import redis
 from limits import RateLimitItemPerMinute, RateLimitItemPerSecond
 from limits.storage import RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -18,8 +16,7 @@ from sqlalchemy import Engine, event, text
 
 from app.limits import CountingRedisStorage, DatabaseStorage, SweptMemoryStorage, storage_uri
 from tests.conftest import DATABASE_URL
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.redis_store import REDIS_URL, key_prefix, needs_redis
 
 
 def test_memory_and_redis_uris_map_to_their_storages_and_others_pass_through() -> None:
@@ -92,34 +89,26 @@ def test_the_window_stats_read_the_database_once(clean_db: Engine) -> None:
     storage.engine.dispose()
 
 
-def _redis_is_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.mark.skipif(not _redis_is_up(), reason="no Redis on 127.0.0.1:6379")
+@needs_redis
 def test_redis_counts_as_limits_own_storage_in_one_round_trip_a_question() -> None:
-    prefix = f"cc-test-{uuid.uuid4().hex}"
-    counting = CountingRedisStorage(storage_uri(REDIS_URL), key_prefix=prefix)
-    plain = RedisStorage(REDIS_URL, key_prefix=prefix)
-    counting.counted("warm", 60)  # the script is loaded once, by the first call
-    sent: list[Any] = []
-    real = counting.storage.execute_command
-    pipelines = counting.storage.pipeline
+    with key_prefix() as prefix:
+        counting = CountingRedisStorage(storage_uri(REDIS_URL), key_prefix=prefix)
+        plain = RedisStorage(REDIS_URL, key_prefix=prefix)
+        counting.counted("warm", 60)  # the script is loaded once, by the first call
+        sent: list[Any] = []
+        real = counting.storage.execute_command
+        pipelines = counting.storage.pipeline
 
-    def note(*args: Any, **options: Any) -> Any:
-        sent.append(args[0])
-        return real(*args, **options)
+        def note(*args: Any, **options: Any) -> Any:
+            sent.append(args[0])
+            return real(*args, **options)
 
-    def noted_pipeline(*args: Any, **options: Any) -> Any:
-        sent.append("PIPELINE")
-        return pipelines(*args, **options)
+        def noted_pipeline(*args: Any, **options: Any) -> Any:
+            sent.append("PIPELINE")
+            return pipelines(*args, **options)
 
-    counting.storage.execute_command = note
-    counting.storage.pipeline = noted_pipeline
-    try:
+        counting.storage.execute_command = note
+        counting.storage.pipeline = noted_pipeline
         count, ends = counting.counted("k", 60)
         assert count == 1
         assert ends == pytest.approx(time.time() + 60, abs=1.5)
@@ -142,7 +131,3 @@ def test_redis_counts_as_limits_own_storage_in_one_round_trip_a_question() -> No
         sent.clear()
         counting.get_expiry(limit.key_for("client-a"))  # used once: asked again
         assert len(sent) == 1
-    finally:
-        store = redis.Redis.from_url(REDIS_URL)
-        for key in store.scan_iter(f"{prefix}*"):
-            store.delete(key)

@@ -16,12 +16,12 @@ from app.config import ConfigError
 from app.extensions import csrf
 from app.limits import public_form_limit
 from app.services import clients
+from tests.redis_store import REDIS_URL, key_prefix, needs_redis
 
 # Every check these tests make is answered by both paths and compared (tests/check_parity.py).
 pytestmark = pytest.mark.usefixtures("check_parity")
 
 CHECK = "/v1/consent/check?email=a@example.org&channel=email&category=newsletter"
-REDIS_URL = "redis://127.0.0.1:6379"
 
 
 def _token(http: FlaskClient, clean_db: Engine, ip: str = "198.51.100.1") -> str:
@@ -175,36 +175,24 @@ def test_a_malformed_limit_is_refused_at_start(make_app: Callable[..., Flask]) -
         make_app(api_rate_limit="lots")
 
 
-def _redis_is_up() -> bool:
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.mark.skipif(not _redis_is_up(), reason="no Redis on 127.0.0.1:6379")
+@needs_redis
 def test_redis_storage_shares_the_count_between_instances(
     make_app: Callable[..., Flask], clean_db: Engine
 ) -> None:
-    prefix = f"cc-test-{uuid.uuid4().hex}"
-    overrides = {
-        "ratelimit_storage_url": REDIS_URL,
-        "ratelimit_key_prefix": prefix,
-        "api_rate_limit": "3/minute",
-    }
-    first = _limited_app(make_app, **overrides).test_client()
-    headers = {"Authorization": f"Bearer {_token(first, clean_db)}"}
-    try:
+    with key_prefix() as prefix:
+        overrides = {
+            "ratelimit_storage_url": REDIS_URL,
+            "ratelimit_key_prefix": prefix,
+            "api_rate_limit": "3/minute",
+        }
+        first = _limited_app(make_app, **overrides).test_client()
+        headers = {"Authorization": f"Bearer {_token(first, clean_db)}"}
         assert [first.get(CHECK, headers=headers).status_code for _ in range(2)] == [200, 200]
         # A second instance (a new app, as another process would build) sees the same count.
         second = _limited_app(make_app, **overrides).test_client()
         assert [second.get(CHECK, headers=headers).status_code for _ in range(2)] == [200, 429]
         keys = redis.Redis.from_url(REDIS_URL).keys(f"{prefix}*")
         assert keys
-    finally:
-        store = redis.Redis.from_url(REDIS_URL)
-        for key in store.scan_iter(f"{prefix}*"):
-            store.delete(key)
 
 
 def test_an_unreachable_limit_store_does_not_stop_the_api(
