@@ -340,11 +340,17 @@ class _Applier:
         contacts = self.held.values()
         new_contacts = [c.row | {"confirmed_at": c.confirmed_at} for c in contacts if c.row]
         insert_many(session, _IDENTIFIERS, new_contacts)
-        keys = {found[0]: found for found in self.hmacs.values()}  # each made once, by _key
         suppression.store_keys(
             session,
             self.rules,
-            [(c["hmac"], keys[c["hmac"]]) for c in new_contacts if c["kind"] in suppression.KINDS],
+            [
+                (
+                    c["hmac"],
+                    self._suppression_keys(Identifier(IdentifierKind(c["kind"]), c["value"])),
+                )
+                for c in new_contacts
+                if c["kind"] in suppression.KINDS
+            ],
         )
         confirmed = [
             {"b_hmac": key, "confirmed_at": c.confirmed_at}
