@@ -338,7 +338,8 @@ class Settings:
         "RATELIMIT_STORAGE_URL",
         TEXT,
         "Where limits count: database:// (this service's database, shared by every worker and"
-        " instance), redis://… (shared), or memory:// (this process only).",
+        " instance; on SQLite a file beside it, <file>-ratelimits), redis://… (shared), or"
+        " memory:// (this process only).",
         "database://",
     )
     ratelimit_enabled: bool = setting("RATELIMIT_ENABLED", BOOLEAN, "Apply rate limits.", True)

@@ -26,6 +26,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import os
 import threading
 import time
 from datetime import timedelta
@@ -38,8 +39,22 @@ from joserfc import jwt
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import Table, case, delete, event, select
+from sqlalchemy import (
+    ClauseElement,
+    Engine,
+    Float,
+    Integer,
+    Table,
+    bindparam,
+    case,
+    delete,
+    event,
+    make_url,
+    select,
+)
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateTable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.config import ConfigError, Settings
 from app.database import Timeouts, make_engine, upsert_insert
@@ -107,6 +122,10 @@ class DatabaseStorage(Storage):
         )
         if self.engine.dialect.name == "postgresql":
             event.listen(self.engine, "connect", _no_commit_flush)
+        if str(self.engine.url.database).endswith(COUNTERS_FILE_SUFFIX):
+            with self.engine.begin() as connection:  # the SQLite counters' own file
+                connection.execute(CreateTable(_COUNTERS, if_not_exists=True))
+        self._counting = _KeptStatement(self.engine, _counted_statement(self.engine.dialect.name))
         self.hits = 0
         # The window's count and its end, read together by `get` for the `get_expiry` that
         # limits asks for right after it (the rate-limit headers): one read, not two. Used
@@ -115,35 +134,26 @@ class DatabaseStorage(Storage):
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
-        return SQLAlchemyError
+        return (SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         return self.counted(key, expiry, amount)[0]
 
     def counted(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
         """`incr`, and the window's end: what a fixed window's count and headers need, in one
-        round trip (Flask-Limiter reads them back with two more)."""
+        statement (Flask-Limiter reads them back with two more).
+
+        Every /v1 request counts here, so it runs on a connection this thread keeps, as SQL
+        compiled once: no pool checkout, no explicit BEGIN, no statement built per hit (an
+        upsert through `engine.begin()` cost 400 µs; this 25 µs on SQLite). A connection
+        that fails is dropped and the error raised; the next hit takes a fresh one."""
         now = time.time()
-        table = _COUNTERS
-        insert = upsert_insert(self.engine.dialect.name)
-        is_over = table.c.expires_at <= now
-        statement = (
-            insert(table)
-            .values(key=key, count=amount, expires_at=now + expiry)
-            .on_conflict_do_update(
-                index_elements=[table.c.key],
-                set_={
-                    "count": case((is_over, amount), else_=table.c.count + amount),
-                    "expires_at": case((is_over, now + expiry), else_=table.c.expires_at),
-                },
-            )
-            .returning(table.c.count, table.c.expires_at)
-        )
-        with self.engine.begin() as connection:
-            count, expires_at = connection.execute(statement).one()
-            self.hits += 1
-            if self.hits % self.PURGE_EVERY == 0:
-                connection.execute(delete(table).where(table.c.expires_at < now - 60))
+        params = {"key": key, "amount": amount, "now": now, "ends": now + expiry}
+        count, expires_at = self._counting.fetch_one(params)
+        self.hits += 1
+        if self.hits % self.PURGE_EVERY == 0:
+            with self.engine.begin() as connection:
+                connection.execute(delete(_COUNTERS).where(_COUNTERS.c.expires_at < now - 60))
         return int(count), float(expires_at)
 
     def get(self, key: str) -> int:
@@ -185,6 +195,58 @@ class DatabaseStorage(Storage):
 
 
 _COUNTERS = cast(Table, RateLimitCounter.__table__)
+
+
+def _counted_statement(dialect: str) -> ClauseElement:
+    """One hit: the window's count and end, a new window once the last one is over."""
+    table = _COUNTERS
+    now = bindparam("now", type_=Float())
+    amount = bindparam("amount", type_=Integer())
+    ends = bindparam("ends", type_=Float())
+    is_over = table.c.expires_at <= now
+    statement: ClauseElement = (
+        upsert_insert(dialect)(table)
+        .values(key=bindparam("key"), count=amount, expires_at=ends)
+        .on_conflict_do_update(
+            index_elements=[table.c.key],
+            set_={
+                "count": case((is_over, amount), else_=table.c.count + amount),
+                "expires_at": case((is_over, ends), else_=table.c.expires_at),
+            },
+        )
+        .returning(table.c.count, table.c.expires_at)
+    )
+    return statement
+
+
+class _KeptStatement:
+    """A statement compiled once, run in autocommit on a DBAPI connection each thread keeps."""
+
+    def __init__(self, engine: Engine, statement: ClauseElement) -> None:
+        self.engine = engine
+        compiled = cast(SQLCompiler, statement.compile(dialect=engine.dialect))
+        self.sql = compiled.string
+        self.order = compiled.positiontup  # None where the driver takes names (psycopg)
+        self._local = threading.local()
+
+    def fetch_one(self, params: dict[str, Any]) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None or self._local.pid != os.getpid():  # never a parent's, after fork
+            connection = self.engine.raw_connection()
+            if self.engine.dialect.name == "postgresql":
+                connection.driver_connection.autocommit = True  # type: ignore[union-attr]
+            self._local.connection, self._local.pid = connection, os.getpid()
+        given = params if self.order is None else tuple(params[name] for name in self.order)
+        try:
+            cursor = connection.cursor()
+            cursor.execute(self.sql, given)
+            row = cursor.fetchone()
+            cursor.close()
+        except Exception:
+            self._local.connection = None
+            connection.invalidate()
+            raise
+        return row
 
 
 class CountingRedisStorage(RedisStorage):
@@ -252,12 +314,24 @@ def storage_description(configured: str) -> str:
     )
 
 
+COUNTERS_FILE_SUFFIX = "-ratelimits"
+
+
 def storage_uri(configured: str, database_url: str = "") -> str:
     """memory:// means the swept in-memory storage; database:// this service's database;
-    redis:// the counting Redis storage; any other URI (valkey://…) is used as given."""
+    redis:// the counting Redis storage; any other URI (valkey://…) is used as given.
+
+    On SQLite, database:// counts in a file beside the database (`<file>-ratelimits`), as the
+    -wal and -shm files sit beside it: every write to a SQLite file makes each connection
+    to it drop its page cache, so a hit counted in the data's own file made every check's
+    read start cold (a check cost 855 µs in process against 450 µs)."""
     if configured.startswith("memory://"):
         return "swept-memory://"
     if configured.startswith("database"):
+        url = make_url(database_url)
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            beside = url.set(database=f"{url.database}{COUNTERS_FILE_SUFFIX}")
+            return "database+" + beside.render_as_string(hide_password=False)
         return "database+" + database_url
     if configured.startswith(("redis://", "rediss://", "redis+unix://")):
         return "counting+" + configured

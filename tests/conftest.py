@@ -7,8 +7,10 @@ empty tables (the app under test opens its own connections, so rollback isolatio
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from app.domain.catalog import Catalog, load_catalog
 from app.domain.chain import GENESIS_HASH
 from app.domain.rules import Rules
 from app.domain.vocabulary import ALL_SCOPES
+from app.limits import COUNTERS_FILE_SUFFIX
 from app.migrate import upgrade
 from app.models import Base
 from app.services import clients
@@ -76,6 +79,10 @@ def _empty_tables(engine: Engine) -> None:
             ),
             {"h": GENESIS_HASH},
         )
+    counters = Path(f"{engine.url.database}{COUNTERS_FILE_SUFFIX}")
+    if engine.dialect.name == "sqlite" and counters.exists():  # the rate limits' own file
+        with closing(sqlite3.connect(counters)) as counts, counts:
+            counts.execute("DELETE FROM rate_limit_counters")
 
 
 @pytest.fixture

@@ -14,7 +14,13 @@ from limits.storage import RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import Engine, event, text
 
-from app.limits import CountingRedisStorage, DatabaseStorage, SweptMemoryStorage, storage_uri
+from app.limits import (
+    COUNTERS_FILE_SUFFIX,
+    CountingRedisStorage,
+    DatabaseStorage,
+    SweptMemoryStorage,
+    storage_uri,
+)
 from tests.conftest import DATABASE_URL
 from tests.redis_store import REDIS_URL, key_prefix, needs_redis
 
@@ -55,6 +61,45 @@ def test_database_counters_are_counted_in_one_trip_and_do_not_wait_for_a_flush(
         if clean_db.dialect.name == "postgresql":
             with storage.engine.connect() as connection:
                 assert connection.execute(text("SHOW synchronous_commit")).scalar() == "off"
+    finally:
+        storage.engine.dispose()
+
+
+def test_on_sqlite_the_counters_live_beside_the_database_and_leave_its_file_alone(
+    clean_db: Engine,
+) -> None:
+    """A write to a SQLite file empties every other connection's page cache: hits counted in
+    the data's own file made each check's read start cold."""
+    if clean_db.dialect.name != "sqlite":
+        assert storage_uri("database://", DATABASE_URL) == f"database+{DATABASE_URL}"
+        return
+    assert storage_uri("database://", "sqlite:///:memory:") == "database+sqlite:///:memory:"
+    uri = storage_uri("database://", DATABASE_URL)
+    assert uri == f"database+{DATABASE_URL}{COUNTERS_FILE_SUFFIX}"
+    one, other = DatabaseStorage(uri), DatabaseStorage(uri)  # two workers
+    with clean_db.connect() as data:
+        version = data.exec_driver_sql("PRAGMA data_version").scalar()
+        assert [one.counted("k", 60)[0], other.counted("k", 60)[0], one.counted("k", 60)[0]] == [
+            1,
+            2,
+            3,
+        ]
+        assert data.exec_driver_sql("PRAGMA data_version").scalar() == version
+        assert data.exec_driver_sql("SELECT count(*) FROM rate_limit_counters").scalar() == 0
+    for storage in (one, other):
+        storage.engine.dispose()
+
+
+def test_a_hit_on_a_broken_connection_fails_once_and_the_next_counts_on_a_fresh_one(
+    clean_db: Engine,
+) -> None:
+    storage = DatabaseStorage(storage_uri("database://", DATABASE_URL))
+    try:
+        assert storage.counted("k", 60)[0] == 1
+        storage._counting._local.connection.driver_connection.close()  # the database dropped it
+        with pytest.raises(storage.base_exceptions):
+            storage.counted("k", 60)
+        assert storage.counted("k", 60)[0] == 2
     finally:
         storage.engine.dispose()
 
