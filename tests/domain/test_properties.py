@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app.domain.consent import (
@@ -24,7 +24,9 @@ from app.domain.identifiers import (
 from app.domain.vocabulary import IdentifierKind, Reason, Status
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-E164 = re.compile(r"\+[1-9]\d{6,14}")
+# E.164: a country code and at most 15 digits in all. No minimum: phonenumbers' metadata calls
+# some short national numbers valid (Germany's +491640, found by this test's draw).
+E164 = re.compile(r"\+[1-9]\d{3,14}")
 
 standings = st.builds(
     Standing,
@@ -179,6 +181,7 @@ phones = st.text(alphabet="0123456789 +-()./x", max_size=25) | st.text(max_size=
 
 @settings(max_examples=200, deadline=None)
 @given(phones, st.sampled_from([None, "DE", "US", "GB", "FR", "de", "ZZ"]))
+@example("1640", "DE")
 def test_phone_normalisation_gives_e164_or_a_clean_error(raw: str, region: str | None) -> None:
     try:
         number = normalize_phone(raw, region)
