@@ -114,7 +114,8 @@ def make_replica_engine(url: str, *, timeouts: Timeouts = Timeouts()) -> Engine:
 
 
 def _sqlite_on_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN")
 
 
 def upsert_insert(dialect: str) -> Any:

@@ -84,11 +84,8 @@ class Reader:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _connect(self) -> Connection:
-        connection = self.engine.connect()
-        if self.engine.dialect.name == "postgresql":
-            # One statement is consistent on its own: no BEGIN and ROLLBACK round trips.
-            return connection.execution_options(isolation_level="AUTOCOMMIT")
-        return connection
+        # One statement is consistent on its own: no BEGIN and ROLLBACK (on SQLite 100 µs).
+        return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def reader_engine(url: str, settings: Settings) -> Engine:
