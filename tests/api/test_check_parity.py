@@ -18,9 +18,10 @@ import pytest
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from app.api.fastcheck import FastCheck
 from app.services.consent import notices
 from tests.api.test_rate_limits import _token
 from tests.check_parity import Tally
@@ -133,6 +134,36 @@ def test_a_head_and_a_token_without_the_scope_go_to_flask(
         assert refused.mimetype == "application/problem+json"
     # Only the first GET: once Flask had cached its token, the fast path was asked again.
     assert check_parity.compared == 1
+
+
+def test_the_fast_read_is_its_one_statement_with_no_transaction_around_it(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"/v1/consent/check?email=ada@example.org&{NEWSLETTER}"
+    _subject(api, "ada@example.org")
+    api.get(url)  # caches the token
+    served: list[bool] = []
+    serve = FastCheck.serve
+
+    def noted(self: FastCheck, environ: Any) -> Any:
+        answer = serve(self, environ)
+        served.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(FastCheck, "serve", noted)
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement.split()[0].upper())
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        response = api.get(url)
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    assert response.status_code == 200
+    assert served == [True]
+    assert sent == ["SELECT"]
 
 
 def test_limits_are_counted_once_per_request_and_shared_between_apps(
