@@ -8,7 +8,8 @@ an OperationalError, which app/errors answers as 503 with Retry-After instead of
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import namedtuple
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Engine,
+    Select,
     String,
     Table,
     any_,
@@ -27,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.pool import NullPool
 
@@ -199,6 +202,86 @@ def upsert_many(
             f" ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
             + ", ".join(f"{name} = EXCLUDED.{name}" for name in update)
         )
+
+
+class PreparedSelect:
+    """A Core SELECT run on every request of a hot path, as SQLAlchemy would run it but with
+    its per-call work done once: compiled once per dialect and once per length of each list
+    (IN) parameter (`construct_expanded_state`), sent by `exec_driver_sql` (so SQLAlchemy
+    still wraps driver errors, sees the statement and invalidates a dropped connection), its
+    rows typed by the columns' own result processors. The check's read on SQLite: 50 µs
+    against 148 µs through `Connection.execute`, which computes the cache key, expands the IN
+    lists and builds an execution context on each call. `tests/test_prepared_select.py`
+    compares the rows with SQLAlchemy's. For statements whose lists are short: each length
+    met is a form kept (at most FORMS; more start the store anew)."""
+
+    FORMS = 256
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self.row: Any = namedtuple("Row", statement.selected_columns.keys())  # type: ignore[misc]
+        self._processors: dict[str, list[Any]] = {}
+        self._forms: dict[tuple[Any, ...], _Form] = {}
+
+    def rows(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
+        """The statement's rows for `params`, in the session's transaction."""
+        connection = session.connection()
+        dialect = connection.dialect
+        shape = (dialect.name, *((k, len(v)) for k, v in params.items() if isinstance(v, list)))
+        form = self._forms.get(shape) or self._form(shape, dialect, params)
+        values = []
+        for _, name, index, convert, constant in form.picks:
+            value = constant if name is None else params[name]
+            value = value if index is None else value[index]
+            values.append(value if convert is None else convert(value))
+        given: Any = tuple(values)
+        if form.is_named:
+            given = dict(zip((pick[0] for pick in form.picks), values, strict=True))
+        processors, make = self._processors[dialect.name], self.row
+        return [
+            make(*(v if p is None else p(v) for p, v in zip(processors, raw, strict=True)))
+            for raw in connection.exec_driver_sql(form.sql, given).fetchall()
+        ]
+
+    def _form(self, shape: tuple[Any, ...], dialect: Dialect, params: Mapping[str, Any]) -> _Form:
+        if dialect.name not in self._processors:
+            self._processors[dialect.name] = [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in self.statement.selected_columns
+            ]
+        compiled = self.statement.compile(dialect=dialect)
+        expanded = compiled.construct_expanded_state(dict(params))
+        source = {
+            name: (original, index)
+            for original, names in expanded.parameter_expansion.items()
+            for index, name in enumerate(names)
+        }
+        order = expanded.positiontup or list(expanded.parameters)
+        picks: list[tuple[str, str | None, int | None, Any, Any]] = []
+        for name in order:
+            original, index = source.get(name, (name, None))
+            convert = expanded.processors.get(name)
+            if original in params:
+                picks.append((name, original, index, convert, None))
+            else:  # a value the statement holds (a LIMIT, an OFFSET)
+                picks.append((name, None, None, convert, expanded.parameters[name]))
+        if len(self._forms) >= self.FORMS:
+            self._forms.clear()
+        form = self._forms[shape] = _Form(
+            expanded.statement, picks, is_named=expanded.positiontup is None
+        )
+        return form
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A statement's text for one shape of its parameters: for each parameter the driver
+    takes, its name there, the caller's parameter (None: the statement's own `constant`) and
+    the index in it (None: not a list), its bind processor and that constant."""
+
+    sql: str
+    picks: list[tuple[str, str | None, int | None, Any, Any]]
+    is_named: bool
 
 
 def one_of(

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, String, and_, bindparam, exists, select, true
 from sqlalchemy.orm import Session
 
+from app.database import PreparedSelect
 from app.domain.consent import (
     ALL_MARKETING,
     INVALID_IDENTIFIER,
@@ -434,9 +435,9 @@ def _by_key(
 ) -> tuple[str | None, dict[Key, Standing], bool, HeldRead]:
     """Subject and the asked standings of one identifier HMAC, and suppression's columns
     for `ident` and that subject: one indexed read."""
-    statement = _CHECK_BY_KEY[_dialect(session)]
+    read = _CHECK_BY_KEY[_dialect(session)]
     params = {"key": key, **_params(question), **suppression.params(rules, ident)}
-    rows = session.execute(statement, params).all()
+    rows = read.rows(session, params)
     held = HeldRead(bool(rows[0].held), bool(rows[0].unkeyed))
     return rows[0].subject_id, _collect(rows), bool(rows[0].is_confirmed), held
 
@@ -521,11 +522,11 @@ def _person_by_key(
     session: Session, rules: Rules, ident: Identifier, question: Question, contact_kind: str
 ) -> tuple[str | None, dict[Key, Standing], list[_Contact], HeldRead]:
     """As `_by_key`, with the subject's identifiers of `contact_kind` in the same read."""
-    statement = _PERSON_BY_KEY[_dialect(session)]
+    read = _PERSON_BY_KEY[_dialect(session)]
     key = ident.key(rules.identifier_key)
     params = {"key": key, "contact_kind": contact_kind, **_params(question)}
     params |= suppression.params(rules, ident)
-    rows = session.execute(statement, params).all()
+    rows = read.rows(session, params)
     contacts = {
         row.c_hmac: _Contact(
             row.c_hmac, contact_kind, row.c_value, row.c_confirmed_at, row.c_created_at, row.country
@@ -565,14 +566,14 @@ def _one_key() -> Any:
     return select(bindparam("key", type_=String(64)).label("hmac")).subquery("wanted")
 
 
-# Built once at import, not per request; the driver then prepares them on the server.
+# Built and compiled once, not per request; the driver then prepares them on the server.
 _CHECK_BY_KEY = {
-    "postgresql": _joined(_one_key(), lateral=True),
-    "sqlite": _joined(_one_key(), lateral=False),
+    "postgresql": PreparedSelect(_joined(_one_key(), lateral=True)),
+    "sqlite": PreparedSelect(_joined(_one_key(), lateral=False)),
 }
 _PERSON_BY_KEY = {
-    "postgresql": _person(_one_key(), lateral=True),
-    "sqlite": _person(_one_key(), lateral=False),
+    "postgresql": PreparedSelect(_person(_one_key(), lateral=True)),
+    "sqlite": PreparedSelect(_person(_one_key(), lateral=False)),
 }
 
 

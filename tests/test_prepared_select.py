@@ -1,0 +1,142 @@
+"""`database.PreparedSelect` gives the rows SQLAlchemy gives, for every length of its lists,
+and raises the errors SQLAlchemy raises."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import bindparam, column, exc, insert, select, table
+from sqlalchemy.orm import Session
+
+from app.database import PreparedSelect
+from app.models import ConsentState, Subject, SubjectIdentifier
+from app.services.consent import checks
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+CHANNELS = ["*", "email", "sms"]
+CATEGORIES = ["", "newsletter", "offers"]
+
+
+@pytest.fixture
+def people(session: Session) -> Session:
+    """Three subjects, two identifiers each (one confirmed), standings on several topics."""
+    for n in range(3):
+        subject_id = f"00000000-0000-4000-8000-00000000000{n}"
+        session.execute(
+            insert(Subject), [{"id": subject_id, "created_at": T0, "country": "DE" if n else None}]
+        )
+        session.execute(
+            insert(SubjectIdentifier),
+            [
+                {
+                    "hmac": f"{n}{kind}".ljust(64, "0"),
+                    "id": f"00000000-0000-4000-9000-0000000000{n}{i}",
+                    "subject_id": subject_id,
+                    "kind": kind,
+                    "value": f"p{n}@example.org" if kind == "email" else f"crm-{n}",
+                    "created_at": T0,
+                    "confirmed_at": T0 + timedelta(days=n) if i == 0 else None,
+                }
+                for i, kind in enumerate(("email", "external_id"))
+            ],
+        )
+        session.execute(
+            insert(ConsentState),
+            [
+                {
+                    "subject_id": subject_id,
+                    "channel": channel,
+                    "category": category,
+                    "purpose": "",
+                    "status": ("granted", "withdrawn")[(n + i) % 2],
+                    "event_seq": 10 * n + i,
+                    "event_id": f"00000000-0000-4000-a000-0000000000{n}{i}",
+                    "occurred_at": T0 + timedelta(hours=i),
+                    "consented_at": None,
+                }
+                for i, (channel, category) in enumerate(
+                    [("*", ""), ("email", ""), ("email", "newsletter")][: n + 1]
+                )
+            ],
+        )
+    session.commit()
+    return session
+
+
+def _keys() -> list[str]:
+    return [f"{n}{kind}".ljust(64, "0") for n in range(3) for kind in ("email", "external_id")]
+
+
+params = st.fixed_dictionaries(
+    {
+        "key": st.sampled_from([*_keys(), "f" * 64]),
+        "contact_kind": st.sampled_from(["email", "phone"]),
+        "channels": st.lists(st.sampled_from(CHANNELS), min_size=1, max_size=3, unique=True),
+        "categories": st.lists(st.sampled_from(CATEGORIES), min_size=1, max_size=3, unique=True),
+        "purposes": st.just([""]),
+        "s_keys": st.lists(st.sampled_from(_keys()), max_size=4, unique=True),
+        "s_ring": st.just("ring"),
+        "s_kinds": st.just(["email", "phone"]),
+    }
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(given_params=params)
+def test_the_checks_reads_give_sqlalchemys_rows_for_every_shape_of_their_lists(
+    people: Session, given_params: dict[str, Any]
+) -> None:
+    dialect = checks._dialect(people)
+    for prepared in (checks._CHECK_BY_KEY[dialect], checks._PERSON_BY_KEY[dialect]):
+        wanted = {
+            name: given_params[name]
+            for name in prepared.statement.compile().params
+            if name in given_params
+        }
+        expected = people.execute(prepared.statement, wanted).all()
+        got = prepared.rows(people, wanted)
+        assert [tuple(row) for row in got] == [tuple(row) for row in expected]
+        assert all(row._fields == tuple(expected[0]._fields) for row in got)
+        assert {type(value) for row in got for value in row} <= {
+            type(value) for row in expected for value in row
+        }
+    people.rollback()
+
+
+def test_a_found_row_is_typed_as_sqlalchemy_types_it(people: Session) -> None:
+    """Times are aware datetimes, the computed flags booleans (SQLite stores neither)."""
+    dialect = checks._dialect(people)
+    prepared = checks._CHECK_BY_KEY[dialect]
+    row = prepared.rows(
+        people,
+        {
+            "key": _keys()[4],
+            "channels": ["*", "email"],
+            "categories": ["", "newsletter"],
+            "purposes": [""],
+            "s_keys": [],
+            "s_ring": "ring",
+            "s_kinds": ["email"],
+        },
+    )[0]
+    assert row.occurred_at == T0
+    assert row.occurred_at.tzinfo is not None
+    assert row.is_confirmed is True
+    assert row.held is False
+    assert row.subject_id.endswith("2")
+
+
+def test_a_failing_statement_raises_sqlalchemys_error_not_the_drivers(session: Session) -> None:
+    missing = PreparedSelect(
+        select(column("x"))
+        .select_from(table("no_such_table"))
+        .where(column("x").in_(bindparam("xs", expanding=True)))
+    )
+    with pytest.raises(exc.DBAPIError):
+        missing.rows(session, {"xs": ["a", "b"]})
