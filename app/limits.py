@@ -29,6 +29,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, cast
 
@@ -125,7 +126,13 @@ class DatabaseStorage(Storage):
         if str(self.engine.url.database).endswith(COUNTERS_FILE_SUFFIX):
             with self.engine.begin() as connection:  # the SQLite counters' own file
                 connection.execute(CreateTable(_COUNTERS, if_not_exists=True))
-        self._counting = _KeptStatement(self.engine, _counted_statement(self.engine.dialect.name))
+        self.kept = _KeptConnection(self.engine)
+        self._counted = self.kept.compile(_counted_statement(self.engine.dialect.name))
+        self._read = self.kept.compile(
+            select(_COUNTERS.c.count, _COUNTERS.c.expires_at).where(
+                _COUNTERS.c.key == bindparam("key")
+            )
+        )
         self.hits = 0
         # The window's count and its end, read together by `get` for the `get_expiry` that
         # limits asks for right after it (the rate-limit headers): one read, not two. Used
@@ -149,7 +156,7 @@ class DatabaseStorage(Storage):
         that fails is dropped and the error raised; the next hit takes a fresh one."""
         now = time.time()
         params = {"key": key, "amount": amount, "now": now, "ends": now + expiry}
-        count, expires_at = self._counting.fetch_one(params)
+        count, expires_at = self.kept.fetch_one(self._counted, params)
         self.hits += 1
         if self.hits % self.PURGE_EVERY == 0:
             with self.engine.begin() as connection:
@@ -158,10 +165,9 @@ class DatabaseStorage(Storage):
 
     def get(self, key: str) -> int:
         now = time.time()
-        with self.engine.begin() as connection:
-            row = connection.execute(
-                select(_COUNTERS.c.count, _COUNTERS.c.expires_at).where(_COUNTERS.c.key == key)
-            ).first()
+        row = self.kept.fetch_one(
+            self._read, {"key": key}
+        )  # the headers' count, on every /v1 answer
         count, expires_at = row if row is not None else (0, None)
         self.last_read.value = (key, expires_at, time.monotonic())
         return int(count) if expires_at is not None and expires_at > now else 0
@@ -219,27 +225,32 @@ def _counted_statement(dialect: str) -> ClauseElement:
     return statement
 
 
-class _KeptStatement:
-    """A statement compiled once, run in autocommit on a DBAPI connection each thread keeps."""
+class _KeptConnection:
+    """Statements compiled once, run in autocommit on a DBAPI connection each thread keeps
+    (and never a parent's, after a fork). A connection that fails is dropped and the error
+    raised; the next statement takes a fresh one."""
 
-    def __init__(self, engine: Engine, statement: ClauseElement) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        compiled = cast(SQLCompiler, statement.compile(dialect=engine.dialect))
-        self.sql = compiled.string
-        self.order = compiled.positiontup  # None where the driver takes names (psycopg)
         self._local = threading.local()
 
-    def fetch_one(self, params: dict[str, Any]) -> Any:
+    def compile(self, statement: ClauseElement) -> tuple[str, Sequence[str] | None]:
+        """The statement's SQL and, where the driver takes positions, its parameters' order."""
+        compiled = cast(SQLCompiler, statement.compile(dialect=self.engine.dialect))
+        return compiled.string, compiled.positiontup
+
+    def fetch_one(self, compiled: tuple[str, Sequence[str] | None], params: dict[str, Any]) -> Any:
+        sql, order = compiled
         connection = getattr(self._local, "connection", None)
-        if connection is None or self._local.pid != os.getpid():  # never a parent's, after fork
+        if connection is None or self._local.pid != os.getpid():
             connection = self.engine.raw_connection()
             if self.engine.dialect.name == "postgresql":
                 connection.driver_connection.autocommit = True  # type: ignore[union-attr]
             self._local.connection, self._local.pid = connection, os.getpid()
-        given = params if self.order is None else tuple(params[name] for name in self.order)
+        given = params if order is None else tuple(params[name] for name in order)
         try:
             cursor = connection.cursor()
-            cursor.execute(self.sql, given)
+            cursor.execute(sql, given)
             row = cursor.fetchone()
             cursor.close()
         except Exception:

@@ -96,7 +96,7 @@ def test_a_hit_on_a_broken_connection_fails_once_and_the_next_counts_on_a_fresh_
     storage = DatabaseStorage(storage_uri("database://", DATABASE_URL))
     try:
         assert storage.counted("k", 60)[0] == 1
-        storage._counting._local.connection.driver_connection.close()  # the database dropped it
+        storage.kept._local.connection.driver_connection.close()  # the database dropped it
         with pytest.raises(storage.base_exceptions):
             storage.counted("k", 60)
         assert storage.counted("k", 60)[0] == 2
@@ -104,15 +104,23 @@ def test_a_hit_on_a_broken_connection_fails_once_and_the_next_counts_on_a_fresh_
         storage.engine.dispose()
 
 
-def _reads(engine: Engine) -> list[str]:
-    """The counter reads that `engine` sends from now on."""
+def _reads(storage: DatabaseStorage) -> list[str]:
+    """The counter reads that `storage` sends from now on, through its engine or the
+    connection it keeps."""
     seen: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         if "FROM rate_limit_counters" in statement:
             seen.append(statement)
 
-    event.listen(engine, "before_cursor_execute", note)
+    event.listen(storage.engine, "before_cursor_execute", note)
+    fetch_one = storage.kept.fetch_one
+
+    def noted(compiled: tuple[str, Any], params: dict[str, Any]) -> Any:
+        note(None, None, compiled[0])
+        return fetch_one(compiled, params)
+
+    storage.kept.fetch_one = noted  # type: ignore[method-assign]
     return seen
 
 
@@ -121,7 +129,7 @@ def test_the_window_stats_read_the_database_once(clean_db: Engine) -> None:
     limiter = FixedWindowRateLimiter(storage)
     limit = RateLimitItemPerMinute(5)
     assert [limiter.hit(limit, "client-a") for _ in range(2)] == [True, True]
-    seen = _reads(storage.engine)
+    seen = _reads(storage)
 
     reset, remaining = limiter.get_window_stats(limit, "client-a")
 
