@@ -13,8 +13,8 @@ from sqlalchemy import bindparam, column, exc, insert, select, table
 from sqlalchemy.orm import Session
 
 from app.database import PreparedSelect
-from app.models import ConsentState, Subject, SubjectIdentifier
-from app.services.consent import checks
+from app.models import ConsentState, Subject, SubjectIdentifier, Suppression
+from app.services.consent import checks, suppression
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
 CHANNELS = ["*", "email", "sms"]
@@ -63,6 +63,10 @@ def people(session: Session) -> Session:
                 )
             ],
         )
+    # The second subject's address is under suppression (by its own HMAC).
+    session.execute(
+        insert(Suppression), [{"hmac": "1email".ljust(64, "0"), "kind": "email", "created_at": T0}]
+    )
     session.commit()
     return session
 
@@ -107,6 +111,18 @@ def test_the_checks_reads_give_sqlalchemys_rows_for_every_shape_of_their_lists(
             type(value) for row in expected for value in row
         }
     people.rollback()
+
+
+@pytest.mark.parametrize("keys", [[], ["0email".ljust(64, "0")], _keys()])
+@pytest.mark.parametrize("subject_id", [None, "00000000-0000-4000-8000-000000000001", "nobody"])
+def test_the_suppression_read_gives_sqlalchemys_row(
+    people: Session, keys: list[str], subject_id: str | None
+) -> None:
+    wanted = {"s_keys": keys, "s_ring": "ring", "s_kinds": ["email"], "subject_id": subject_id}
+    prepared = suppression._ONE_READ
+    got = prepared.rows(people, wanted)
+    assert got == [tuple(row) for row in people.execute(prepared.statement, wanted).all()]
+    assert got[0].held is (len(keys) > 1 or subject_id == "00000000-0000-4000-8000-000000000001")
 
 
 def test_a_found_row_is_typed_as_sqlalchemy_types_it(people: Session) -> None:

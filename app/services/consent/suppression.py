@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import String, Table, bindparam, delete, exists, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from app.database import insert_many, one_of
+from app.database import PreparedSelect, insert_many, one_of
 from app.domain.identifiers import (
     MAILBOX_KIND,
     Identifier,
@@ -93,7 +93,7 @@ def is_suppressed(
     identifiers read and keyed in Python (`suppressed_subjects`): the same answer either way.
     The single check asks the same `columns` inside its own read.
     """
-    row = session.execute(_ONE_READ, params(rules, ident) | {"subject_id": subject_id}).one()
+    (row,) = _ONE_READ.rows(session, params(rules, ident) | {"subject_id": subject_id})
     return answer(session, rules, subject_id, held=row.held, unkeyed=row.unkeyed)
 
 
@@ -244,7 +244,7 @@ KINDS = frozenset(IdentifierKind)
 _KIND_LIST = sorted(KINDS)
 
 
-_ONE_READ = select(*columns(bindparam("subject_id", type_=String)))
+_ONE_READ = PreparedSelect(select(*columns(bindparam("subject_id", type_=String))))
 
 
 def held_back_in_batch(
