@@ -108,6 +108,14 @@ def make_engine(url: str, *, timeouts: Timeouts = Timeouts(), **options: Any) ->
     )
 
 
+def make_unpooled_engine(url: str, *, timeouts: Timeouts = Timeouts()) -> Engine:
+    """An engine for connections a caller keeps itself (one per thread): no pool, no pre-ping."""
+    options = engine_options(url, timeouts)
+    for pooling in ("pool_pre_ping", "pool_size", "max_overflow"):
+        options.pop(pooling, None)
+    return configure_engine(create_engine(url, poolclass=NullPool, **options), timeouts)
+
+
 def make_replica_engine(url: str, *, timeouts: Timeouts = Timeouts()) -> Engine:
     """The read replica: reads only, each statement on its own (autocommit on PostgreSQL)."""
     engine = make_engine(url, timeouts=timeouts)

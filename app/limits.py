@@ -58,7 +58,7 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from app.config import ConfigError, Settings
-from app.database import Timeouts, make_engine, upsert_insert
+from app.database import Timeouts, make_engine, make_unpooled_engine, upsert_insert
 from app.domain.errors import InvalidIdentifierError
 from app.domain.identifiers import mailbox, normalize_email
 from app.extensions import limiter
@@ -117,16 +117,21 @@ class DatabaseStorage(Storage):
         super().__init__(uri, wrap_exceptions=wrap_exceptions)
         # A short lock wait: a busy database makes the limiter count in memory for a moment
         # (RATELIMIT_IN_MEMORY_FALLBACK), never slows the request it guards.
-        self.engine = make_engine(
+        url, timeouts = (
             str(uri).removeprefix("database+"),
-            timeouts=Timeouts(lock=timedelta(milliseconds=500)),
+            Timeouts(lock=timedelta(milliseconds=500)),
         )
-        if self.engine.dialect.name == "postgresql":
-            event.listen(self.engine, "connect", _no_commit_flush)
+        self.engine = make_engine(url, timeouts=timeouts)
+        # The connections each thread keeps for the hits come from no pool: however many
+        # threads a worker runs, they never take the pool's connections from the rest.
+        kept_engine = make_unpooled_engine(url, timeouts=timeouts)
+        for engine in (self.engine, kept_engine):
+            if engine.dialect.name == "postgresql":
+                event.listen(engine, "connect", _no_commit_flush)
         if str(self.engine.url.database).endswith(COUNTERS_FILE_SUFFIX):
             with self.engine.begin() as connection:  # the SQLite counters' own file
                 connection.execute(CreateTable(_COUNTERS, if_not_exists=True))
-        self.kept = _KeptConnection(self.engine)
+        self.kept = _KeptConnection(kept_engine)
         self._counted = self.kept.compile(_counted_statement(self.engine.dialect.name))
         self._read = self.kept.compile(
             select(_COUNTERS.c.count, _COUNTERS.c.expires_at).where(
@@ -165,9 +170,8 @@ class DatabaseStorage(Storage):
 
     def get(self, key: str) -> int:
         now = time.time()
-        row = self.kept.fetch_one(
-            self._read, {"key": key}
-        )  # the headers' count, on every /v1 answer
+        # The headers' count, on every /v1 answer.
+        row = self.kept.fetch_one(self._read, {"key": key})
         count, expires_at = row if row is not None else (0, None)
         self.last_read.value = (key, expires_at, time.monotonic())
         return int(count) if expires_at is not None and expires_at > now else 0

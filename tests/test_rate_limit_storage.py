@@ -104,6 +104,32 @@ def test_a_hit_on_a_broken_connection_fails_once_and_the_next_counts_on_a_fresh_
         storage.engine.dispose()
 
 
+def test_the_connections_threads_keep_for_hits_are_not_the_pools(clean_db: Engine) -> None:
+    """However many threads a worker runs, the pool's connections stay free for the rest."""
+    storage = DatabaseStorage(storage_uri("database://", DATABASE_URL))
+    threads = 6
+    counted: list[int] = []
+    all_counted, checked = threading.Barrier(threads + 1), threading.Barrier(threads + 1)
+
+    def hit() -> None:
+        counted.append(storage.counted("k", 60)[0])
+        all_counted.wait()
+        checked.wait()  # the thread, and the connection it keeps, live until checked
+
+    workers = [threading.Thread(target=hit) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    all_counted.wait()
+    try:
+        assert sorted(counted) == list(range(1, threads + 1))
+        assert storage.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    finally:
+        checked.wait()
+        for worker in workers:
+            worker.join()
+        storage.engine.dispose()
+
+
 def _reads(storage: DatabaseStorage) -> list[str]:
     """The counter reads that `storage` sends from now on, through its engine or the
     connection it keeps."""

@@ -31,14 +31,13 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl
 
 from marshmallow import ValidationError
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from app.api import consent
 from app.api.schemas import CheckQuerySchema
-from app.database import configure_engine, engine_options
+from app.database import make_unpooled_engine
 from app.domain.errors import DomainError
 from app.domain.vocabulary import Scope
 from app.limits import can_count_lean, count_api_hit
@@ -88,14 +87,6 @@ class Reader:
         return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
-def reader_engine(url: str, settings: Settings) -> Engine:
-    """An engine whose connections the Reader keeps: no pool, no pre-ping."""
-    options = engine_options(url, settings.timeouts)
-    for pooling in ("pool_pre_ping", "pool_size", "max_overflow"):
-        options.pop(pooling, None)
-    return configure_engine(create_engine(url, poolclass=NullPool, **options), settings.timeouts)
-
-
 class FastCheck:
     """WSGI middleware: serves the common check, hands everything else to `flask_app`."""
 
@@ -114,7 +105,7 @@ class FastCheck:
     def reader(self) -> Reader:
         if self._reader is None:  # made in the worker, after gunicorn forked
             url = self.settings.database_read_url or self.settings.database_url
-            self._reader = Reader(reader_engine(url, self.settings))
+            self._reader = Reader(make_unpooled_engine(url, timeouts=self.settings.timeouts))
         return self._reader
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
