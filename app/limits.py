@@ -117,16 +117,14 @@ class DatabaseStorage(Storage):
         super().__init__(uri, wrap_exceptions=wrap_exceptions)
         # A short lock wait: a busy database makes the limiter count in memory for a moment
         # (RATELIMIT_IN_MEMORY_FALLBACK), never slows the request it guards.
-        url, timeouts = (
-            str(uri).removeprefix("database+"),
-            Timeouts(lock=timedelta(milliseconds=500)),
-        )
+        url = str(uri).removeprefix("database+")
+        timeouts = Timeouts(lock=timedelta(milliseconds=500))
         self.engine = make_engine(url, timeouts=timeouts)
         # The connections each thread keeps for the hits come from no pool: however many
         # threads a worker runs, they never take the pool's connections from the rest.
         kept_engine = make_unpooled_engine(url, timeouts=timeouts)
-        for engine in (self.engine, kept_engine):
-            if engine.dialect.name == "postgresql":
+        if self.engine.dialect.name == "postgresql":
+            for engine in (self.engine, kept_engine):
                 event.listen(engine, "connect", _no_commit_flush)
         if str(self.engine.url.database).endswith(COUNTERS_FILE_SUFFIX):
             with self.engine.begin() as connection:  # the SQLite counters' own file
