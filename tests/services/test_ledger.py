@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.domain.consent import Topic
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, Reason, Status
-from app.models import ChainHead, ConsentEvent, ConsentState
+from app.models import ChainHead, ConsentEvent, ConsentState, Subject
 from app.services.audit import trail
 from app.services.consent import checks, ledger
 from tests.concurrency import at_once
@@ -160,7 +160,8 @@ def test_a_change_holds_the_lock_for_five_statements_and_evidence(
 
     SQLite runs them one by one (in process, no round trips). PostgreSQL sends the read
     alone and every write after it in one pipeline (one round trip, psycopg's pipeline
-    mode), the deliveries as one INSERT … SELECT that reads the receivers itself."""
+    mode), the deliveries as one INSERT … SELECT that reads the receivers itself, and the
+    COMMIT with them."""
     with Session(clean_db) as session:
         subject_id = make_subscriber(session, rules)
     sent: list[tuple[str, bool]] = []  # (first word, queued in a pipeline)
@@ -237,11 +238,13 @@ def test_a_batch_is_planned_into_the_state_map_and_written_at_once(
     assert trail.verify(session).is_ok
 
 
+@pytest.mark.parametrize("last", [False, True], ids=["in-transaction", "commit-in-pipeline"])
 def test_a_failed_pipelined_write_is_the_database_error_sqlalchemy_would_raise(
-    session: Session, rules: Rules
+    session: Session, rules: Rules, clean_db: Engine, last: bool
 ) -> None:
     """On PostgreSQL the ledger sends its writes in psycopg's pipeline mode, beside SQLAlchemy:
-    an error there must still reach app/errors.py as SQLAlchemy's own (here IntegrityError)."""
+    an error there must still reach app/errors.py as SQLAlchemy's own (here IntegrityError),
+    and with the COMMIT queued after the writes (`last=True`) nothing of it may commit."""
     from sqlalchemy.exc import IntegrityError
     from sqlalchemy.orm.attributes import set_committed_value
 
@@ -254,5 +257,46 @@ def test_a_failed_pipelined_write_is_the_database_error_sqlalchemy_would_raise(
         Action.WITHDRAW, subject_id, Topic("email", "newsletter"), Status.WITHDRAWN
     )
     with pytest.raises(IntegrityError):
-        ledger.append(session, head, make_act(), [draft])
+        ledger.append(session, head, make_act(), [draft], last=last)
     session.rollback()
+    with clean_db.connect() as other:
+        assert other.scalar(select(func.count()).select_from(ConsentEvent)) == head.last_seq
+        assert other.scalar(select(ChainHead.last_seq)) == head.last_seq
+    assert trail.verify(session).is_ok
+
+
+def test_an_append_that_ends_the_use_case_commits_with_what_the_use_case_changed(
+    session: Session, rules: Rules, clean_db: Engine
+) -> None:
+    """`append(last=True)`: on PostgreSQL the COMMIT rides with the writes. An ORM change made
+    before it (a dirty row) must be in that same commit, not left for a transaction after."""
+    subject_id = make_subscriber(session, rules)
+    head = ledger.lock(session)
+    subject = session.get(Subject, subject_id)
+    assert subject is not None
+    assert subject.locale != "de"
+    was = subject.locale
+    subject.locale = "de"  # dirty: flushed before the pipelined COMMIT
+    draft = ledger.Draft(
+        Action.WITHDRAW, subject_id, Topic("email", "newsletter"), Status.WITHDRAWN
+    )
+    (event,) = ledger.append(session, head, make_act(), [draft], last=True)
+    with clean_db.connect() as other:  # the head and the subject's row: both or neither yet
+        seen = other.execute(
+            select(
+                select(ChainHead.last_seq).scalar_subquery(),
+                select(Subject.locale).where(Subject.id == subject_id).scalar_subquery(),
+            )
+        ).one()
+        assert tuple(seen) in {(event["seq"], "de"), (event["seq"] - 1, was)}
+    session.commit()
+    with clean_db.connect() as other:
+        assert other.scalar(select(ChainHead.last_seq)) == event["seq"]
+        assert other.scalar(select(Subject.locale).where(Subject.id == subject_id)) == "de"
+        state = other.execute(
+            select(ConsentState.status, ConsentState.event_seq).where(
+                ConsentState.subject_id == subject_id, ConsentState.category == "newsletter"
+            )
+        ).one()
+        assert tuple(state) == ("withdrawn", event["seq"])
+    assert trail.verify(session).is_ok

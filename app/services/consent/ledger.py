@@ -173,6 +173,7 @@ def append(
     evidence_hash: str | None = None,
     batch: Batch | None = None,
     states: dict[StateKey, Stored] | None = None,
+    last: bool = False,
 ) -> list[dict[str, Any]]:
     """Append one event per draft to the locked chain and set the current state with it.
 
@@ -184,6 +185,10 @@ def append(
     A bulk writer (an import) passes a `batch`, which `write` later writes for many appends
     at once, and `states`, its map of the state rows in hand, which each append updates so
     that a later row sees an earlier one's effect.
+
+    `last=True` says the append ends the use case, whose `session.commit()` follows: on
+    PostgreSQL the COMMIT then travels in the writes' round trip, so the chain lock is held
+    one round trip less (and the session's commit finds nothing left to send).
     """
     occurred_at = now or utcnow()
     act = cited(session, act)
@@ -242,7 +247,7 @@ def append(
                 states[key] = Stored(draft.status, seq, occurred_at, draft.consented_at)
     planned.events.extend(records)
     if batch is None and session.get_bind().dialect.name == "postgresql":
-        _pipelined(session, planned, occurred_at, head.chain_id, seq, prev_hash)
+        _pipelined(session, planned, occurred_at, head.chain_id, seq, prev_hash, commit=last)
         set_committed_value(head, "last_seq", seq)  # written just now, not by a flush
         set_committed_value(head, "last_hash", prev_hash)
         return records
@@ -253,15 +258,24 @@ def append(
 
 
 def _pipelined(
-    session: Session, batch: Batch, now: datetime, chain_id: str, seq: int, last_hash: str
+    session: Session,
+    batch: Batch,
+    now: datetime,
+    chain_id: str,
+    seq: int,
+    last_hash: str,
+    *,
+    commit: bool = False,
 ) -> None:
     """`write` and the head's move in one round trip on PostgreSQL: plain SQL queued in
     psycopg's pipeline mode on the session's own connection, sent together and waited for
-    once when the block ends (which raises the first error among them). The ORM does not run
-    in pipeline mode: whatever the use case added before is flushed first."""
+    once when the block ends (which raises the first error among them). With `commit`, the
+    COMMIT is queued last: after an error the pipeline skips it and the transaction stays
+    open to be rolled back. The ORM does not run in pipeline mode: whatever the use case
+    added or changed before is flushed first."""
     from app.services.delivery import webhooks  # which reads the feed, which reads the ledger
 
-    if session.new or session.deleted:
+    if session.new or session.deleted or (commit and session.dirty):
         session.flush()
     import psycopg
 
@@ -278,6 +292,8 @@ def _pipelined(
             if deliveries:
                 cursor.executemany(webhooks.QUEUE_SQL, deliveries)
             cursor.execute(_MOVE_HEAD_SQL, {"seq": seq, "hash": last_hash, "chain_id": chain_id})
+            if commit:
+                driver.commit()
     except psycopg.Error as error:
         # The error as SQLAlchemy would have raised it (OperationalError, IntegrityError, ...),
         # so that app/errors.py answers it as it answers every other database error.

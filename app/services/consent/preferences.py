@@ -81,14 +81,17 @@ def change(
     subject, current = subjects.standings(session, subject_id)
     awaiting = awaiting_confirmation(session, rules, subject, current)
     drafts = plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
-    events = ledger.append(session, head, act, drafts, now=now) if drafts else []
+    events = ledger.append(session, head, act, drafts, now=now, last=True) if drafts else []
     session.commit()
     # The answer is built from what was read and written, after the lock is released.
     return ledger.view_of(rules, ledger.after(current, events), now, is_suppressed=is_suppressed)
 
 
 def awaiting_confirmation(
-    session: Session, rules: Rules, subject: Subject, current: Mapping[Topic, Standing]
+    session: Session,
+    rules: Rules,
+    subject: Subject | subjects.Held,
+    current: Mapping[Topic, Standing],
 ) -> frozenset[str]:
     """The channels whose grants stay pending until the address's own confirmation.
 

@@ -10,9 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, String, Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app.database import PreparedSelect
 from app.domain.consent import Standing, Topic
 from app.domain.errors import NotFoundError, SubjectErasedError
 from app.domain.identifiers import Identifier, identifier, identifier_hmac
@@ -71,35 +72,52 @@ def merged_ids(session: Session, subject_id: str) -> list[str]:
     return found
 
 
-def standings(session: Session, subject_id: str) -> tuple[Subject, dict[Topic, Standing]]:
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What a write use case needs of the subject it changes (`preferences.awaiting_confirmation`
+    asks its country)."""
+
+    id: str
+    country: str | None
+
+
+_STATE = cast(Table, ConsentState.__table__).c
+_STANDINGS = PreparedSelect(
+    select(
+        Subject.id,
+        Subject.country,
+        Subject.merged_into,
+        Subject.erased_at,
+        _STATE.channel,
+        _STATE.category,
+        _STATE.purpose,
+        _STATE.status,
+        _STATE.event_seq,
+        _STATE.occurred_at,
+        _STATE.event_id,
+    )
+    .outerjoin(ConsentState, _STATE.subject_id == Subject.id)
+    .where(Subject.id == bindparam("subject_id", type_=String))
+)
+
+
+def standings(session: Session, subject_id: str) -> tuple[Held, dict[Topic, Standing]]:
     """`get` (merges followed) and the subject's current standings, for a write use case that
-    reads both while it holds the chain lock: one statement, unless the id was merged away."""
-    state = ConsentState.__table__.c
-    rows = session.execute(
-        select(
-            Subject,
-            state.channel,
-            state.category,
-            state.purpose,
-            state.status,
-            state.event_seq,
-            state.occurred_at,
-            state.event_id,
-        )
-        .outerjoin(ConsentState, state.subject_id == Subject.id)
-        .where(Subject.id == subject_id)
-        .execution_options(populate_existing=True)
-    ).all()
-    if not rows or rows[0][0].merged_into is not None:
+    reads both while it holds the chain lock: one prepared statement, no ORM object, unless
+    the id was merged away."""
+    rows = _STANDINGS.rows(session, {"subject_id": subject_id})
+    if not rows or rows[0].merged_into is not None:
         subject = get(session, subject_id)  # not found, or the survivor of a merge
-        return subject, ledger.standings(session, subject.id)
-    subject = rows[0][0]
-    if subject.erased_at is not None:
+        return Held(subject.id, subject.country), ledger.standings(session, subject.id)
+    first = rows[0]
+    if first.erased_at is not None:
         raise SubjectErasedError(f"Subject {subject_id} was erased.")
-    return subject, {
-        Topic(channel, category, purpose): Standing(Status(status), seq, occurred_at, event_id)
-        for _, channel, category, purpose, status, seq, occurred_at, event_id in rows
-        if status is not None
+    return Held(first.id, first.country), {
+        Topic(row.channel, row.category, row.purpose): Standing(
+            Status(row.status), row.event_seq, row.occurred_at, row.event_id
+        )
+        for row in rows
+        if row.status is not None
     }
 
 
