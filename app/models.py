@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import uuid_utils
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -63,6 +64,15 @@ class Base(DeclarativeBase):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A new row's id: a UUIDv7 (RFC 9562), whose leading milliseconds put the newest keys
+    next to each other in an index, so that inserts touch its last pages instead of any page
+    (an import of 1M rows spent a quarter of its time on pages a random UUIDv4 sent it to).
+    The millisecond it was made can be read from it; ids are no secret, and every event and
+    row carries its time anyway."""
+    return str(uuid_utils.uuid7())
 
 
 class Subject(Base):

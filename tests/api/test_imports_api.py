@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from app.domain.rules import Rules
-from app.models import ConsentEvent, ImportChunk
+from app.models import ConsentEvent, ImportChunk, Subject
 from app.services.imports import jobs
 from tests.api.identity_helpers import import_report, run_imports, upload
 from tests.conftest import ApiClient
@@ -298,3 +299,12 @@ def test_a_chunk_of_many_rows_is_written_in_bulk_and_later_rows_see_earlier_ones
     assert check(api, f"external_id=crm-59&{NEWSLETTER}")["contact"] == "p59@example.org"
     verified = api.get("/v1/audit/verify").get_json()
     assert verified["ok"] is True, verified
+    with Session(clean_db) as session:
+        # Time-ordered ids (UUIDv7): the chunk's events and people sort as they were made,
+        # so their index entries land together instead of on random pages.
+        ids = session.scalars(select(ConsentEvent.id).order_by(ConsentEvent.seq)).all()
+        assert len(ids) > 60
+        assert list(ids) == sorted(ids)
+        assert {uuid.UUID(i).version for i in ids} == {7}
+        people = session.scalars(select(Subject.id)).all()
+        assert {uuid.UUID(i).version for i in people} == {7}

@@ -7,14 +7,13 @@ subject and is never overwritten or shadowed by an estimate.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.domain.geolocation import estimate_country
-from app.models import DerivedDatum, Subject
+from app.models import DerivedDatum, Subject, new_id
 
 ESTIMATED_COUNTRY = "estimated_country"
 
@@ -37,7 +36,7 @@ def note_country(
         )
     )
     row = DerivedDatum(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         subject_id=subject.id,
         key=ESTIMATED_COUNTRY,
         value=estimate.country,

@@ -10,7 +10,6 @@ writes one event.
 from __future__ import annotations
 
 import secrets
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -28,7 +27,7 @@ from app.domain.errors import UnpublishedNoticeError
 from app.domain.records import evidence_digest
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, LegalBasis, Method, Status
-from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, utcnow
+from app.models import ChainHead, ConsentEvent, ConsentState, Evidence, new_id, utcnow
 from app.services.consent import suppression
 
 EVIDENCE_HASHED = ("nonce", "ip", "user_agent", "country", "details", "created_at")
@@ -208,7 +207,7 @@ def append(
         record: dict[str, Any] = {
             "chain_id": head.chain_id,
             "seq": seq,
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "occurred_at": occurred_at,
             "subject_id": draft.subject_id,
             "channel": (topic.channel or None) if topic else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +32,7 @@ from app.models import (
     SubjectIdentifier,
     SubscriptionRequest,
     Suppression,
+    new_id,
     utcnow,
 )
 from app.services.audit import trail
@@ -211,13 +211,13 @@ def find_or_create(
         if country and not subject.country:
             subject.country = country
         return subject, False
-    subject = Subject(id=str(uuid.uuid4()), created_at=now, locale=locale, country=country)
+    subject = Subject(id=new_id(), created_at=now, locale=locale, country=country)
     session.add(subject)
     session.flush()
     session.add(
         SubjectIdentifier(
             hmac=key,
-            id=str(uuid.uuid4()),
+            id=new_id(),
             subject_id=subject.id,
             kind=str(ident.kind),
             value=ident.value,

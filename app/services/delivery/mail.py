@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.domain.catalog import DEFAULT_LOCALE, LOCALES
-from app.models import OutboxMessage, utcnow
+from app.models import OutboxMessage, new_id, utcnow
 
 MAX_BACKOFF = timedelta(hours=1)
 
@@ -100,7 +100,7 @@ def enqueue(
     now = now or utcnow()
     domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
     message = OutboxMessage(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         subject_id=subject_id,
         # Not email.utils.make_msgid: it draws from the global `random`, which anything may
         # seed (hypothesis does), and two mails in one 10 ms tick then share an id.

@@ -36,7 +36,7 @@ from app.domain.changes import (
 )
 from app.domain.errors import InvalidWebhookError, NotFoundError
 from app.domain.vocabulary import Action, Method
-from app.models import Webhook, WebhookDelivery, utcnow
+from app.models import Webhook, WebhookDelivery, new_id, utcnow
 from app.services.changes import feed
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -87,7 +87,7 @@ def register(
     _refuse_literal(url, allow_private=allow_private)
     secret = new_secret()
     webhook = Webhook(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         url=url,
         events=_event_types(events),
         secret=secret,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -15,7 +14,7 @@ from app.domain.identifiers import Identifier
 from app.domain.identity import Held, parse
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action
-from app.models import ChainHead, Subject, SubjectIdentifier, utcnow
+from app.models import ChainHead, Subject, SubjectIdentifier, new_id, utcnow
 from app.services.consent import ledger, subjects, suppression
 
 
@@ -84,7 +83,7 @@ def resolve(
             subject.country = country
         is_new = False
     else:
-        subject = Subject(id=str(uuid.uuid4()), created_at=now, locale=locale, country=country)
+        subject = Subject(id=new_id(), created_at=now, locale=locale, country=country)
         session.add(subject)
         session.flush()
         is_new = True
@@ -111,7 +110,7 @@ def new_row(
     writes a chunk's rows at once)."""
     return {
         "hmac": key,
-        "id": str(uuid.uuid4()),
+        "id": new_id(),
         "subject_id": subject_id,
         "kind": str(ident.kind),
         "value": ident.value,

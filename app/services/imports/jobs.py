@@ -7,7 +7,6 @@ and rolls it back, keeping only the counts.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +32,7 @@ from app.models import (
     ImportRejection,
     Subject,
     SubjectIdentifier,
+    new_id,
     utcnow,
 )
 from app.services.consent import ledger, notices, suppression
@@ -66,7 +66,7 @@ def create(
     """Store the file's lines in chunks as they stream in (never the whole file in memory)."""
     now = now or utcnow()
     job = ImportJob(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         state=str(State.QUEUED),
         is_dry_run=is_dry_run,
         actor=actor,
@@ -425,7 +425,7 @@ class _Applier:
             if row.country and not subject.country:
                 subject.country, subject.is_changed = row.country, True
         else:
-            subject = _Person(str(uuid.uuid4()), row.locale, row.country, is_new=True)
+            subject = _Person(new_id(), row.locale, row.country, is_new=True)
             self.subjects[subject.id] = subject
         for ident, key in zip(idents, keys, strict=True):
             if key not in self.held:

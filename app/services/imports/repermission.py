@@ -8,7 +8,6 @@ window, however often the run is repeated.
 from __future__ import annotations
 
 import json
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from app.models import (
     ConsentState,
     SubjectIdentifier,
     SubscriptionRequest,
+    new_id,
     utcnow,
 )
 from app.services.consent import ledger
@@ -105,7 +105,7 @@ def _mail(
     drafts = []
     for key, address in addresses.items():
         pending = SubscriptionRequest(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             subject_id=address.subject_id,
             identifier_hmac=key,
             channel="email",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from app.domain.consent import channel_topic, legal_basis, pair_topic
 from app.domain.errors import ExpiredTokenError, InvalidTokenError, NotFoundError
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, Method, Status
-from app.models import SubjectIdentifier, SubscriptionRequest, utcnow
+from app.models import SubjectIdentifier, SubscriptionRequest, new_id, utcnow
 from app.services.consent import ledger, subjects, suppression
 from app.services.delivery import mail
 from app.services.tokens import Purpose, Tokens, token_hash
@@ -155,7 +154,7 @@ def ask(
     False) gets the request only: its confirmation comes from elsewhere.
     """
     pending = SubscriptionRequest(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         subject_id=address.subject_id,
         identifier_hmac=address.hmac,
         channel=channel,

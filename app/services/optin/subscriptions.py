@@ -8,7 +8,6 @@ person confirms lives in `confirmation`.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +19,7 @@ from app.domain.errors import UnknownTopicError
 from app.domain.identifiers import Identifier
 from app.domain.rules import Rules
 from app.domain.vocabulary import Action, IdentifierKind, Status
-from app.models import NoticeVersion, SubjectIdentifier, SubscriptionRequest, utcnow
+from app.models import NoticeVersion, SubjectIdentifier, SubscriptionRequest, new_id, utcnow
 from app.services.consent import derived, ledger, notices, subjects, suppression
 from app.services.delivery import mail
 from app.services.identity import identifiers
@@ -254,7 +253,7 @@ def _record(
     pending = None
     if needs_confirmation and (wanted or is_unconfirmed_address):
         pending = SubscriptionRequest(
-            id=str(uuid.uuid4()),
+            id=new_id(),
             subject_id=subject.id,
             identifier_hmac=key,
             channel=channel,

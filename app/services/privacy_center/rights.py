@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import calendar
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +10,7 @@ from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
 from app.domain.errors import ConflictError, NotFoundError
-from app.models import RightsRequest, utcnow
+from app.models import RightsRequest, new_id, utcnow
 
 KINDS = ("access", "download", "erasure")
 
@@ -42,7 +41,7 @@ def add(
 ) -> RightsRequest:
     """A request row in the caller's transaction (erasure and export log theirs this way)."""
     row = RightsRequest(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         subject_id=subject_id,
         kind=kind,
         received_at=received_at,
