@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
+
 FORMAT_VERSION = 1
 GENESIS_HASH = "0" * 64
 
@@ -76,7 +78,41 @@ def format_utc(moment: datetime) -> str:
 
 
 def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Keys sorted, no spaces, UTF-8 as is: the one serialisation that is hashed or signed."""
+    return canonical_utf8(value).decode("utf-8")
+
+
+def canonical_utf8(value: Any) -> bytes:
+    """`canonical_json`'s UTF-8 bytes. Strings, integers, booleans, nulls, lists and objects
+    with string keys go through orjson, whose bytes for them are json's (a test compares
+    every character and generated documents); anything else (a float, an integer beyond 64
+    bits, a lone surrogate) through json, as every hash before orjson was made."""
+    if _is_plain(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # orjson.JSONEncodeError: beyond 64 bits, or not UTF-8
+            pass
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+_KEYS = frozenset({str})
+
+
+def _is_plain(value: Any) -> bool:
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        if not _KEYS.issuperset(map(type, value)):
+            return False
+        items = value.values()
+    elif kind is list or kind is tuple:
+        items = value
+    else:
+        return False
+    return _SCALARS.issuperset(map(type, items)) or all(map(_is_plain, items))
 
 
 def canonical_bytes(record: Mapping[str, Any]) -> bytes:
@@ -84,7 +120,7 @@ def canonical_bytes(record: Mapping[str, Any]) -> bytes:
     for name in HASHED_FIELDS:
         value = record.get(name)
         body[name] = format_time(value) if isinstance(value, datetime) else value
-    return canonical_json(body).encode("utf-8")
+    return canonical_utf8(body)
 
 
 def event_hash(record: Mapping[str, Any]) -> str:

@@ -37,7 +37,7 @@ RETENTION_ACTION = "retention_run"
 def sign(claims: Mapping[str, Any], key: ECKey) -> str:
     """A compact JWS (ES256) over the claims' canonical JSON."""
     header = {"alg": ALGORITHM, "kid": key.kid, "typ": "JWT"}
-    return jws.serialize_compact(header, chain.canonical_json(dict(claims)).encode(), key)
+    return jws.serialize_compact(header, chain.canonical_utf8(dict(claims)), key)
 
 
 def open_signed(token: str, keys: KeySet) -> dict[str, Any] | None:
@@ -116,7 +116,7 @@ def record_digests() -> dict[str, Any]:
 
 def add_record(digests: Mapping[str, Any], record: Mapping[str, Any]) -> None:
     """Fold a record into its type's digest: sha256 over each record's canonical JSON line."""
-    digests[str(record["type"])].update(chain.canonical_json(dict(record)).encode() + b"\n")
+    digests[str(record["type"])].update(chain.canonical_utf8(dict(record)) + b"\n")
 
 
 class Digest:

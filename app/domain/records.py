@@ -87,7 +87,7 @@ def evidence_digest(row: Mapping[str, Any]) -> str:
         "details": row.get("details"),
         "created_at": evidence_time(created_at) if created_at else created_at,
     }
-    return hashlib.sha256(chain.canonical_json(body).encode()).hexdigest()
+    return hashlib.sha256(chain.canonical_utf8(body)).hexdigest()
 
 
 def check_evidence(seq: int, named: str, row: Mapping[str, Any]) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.domain.chain import (
     FIELDS,
     GENESIS_HASH,
     HASHED_FIELDS,
     canonical_bytes,
+    canonical_json,
+    canonical_utf8,
     event_hash,
     format_time,
     format_utc,
@@ -118,6 +125,48 @@ def test_the_hash_format_is_byte_for_byte_what_existing_chains_hold() -> None:
     }
     # Computed before the fields were declared in one place; a chain written then still verifies.
     assert event_hash(record) == "c89b315e383f40563a994ec7b9df492349aa597827a60bbf79e4ce256051d36a"
+
+
+def json_bytes(value: Any) -> bytes:
+    """The canonical form as every hash before orjson was made."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def test_every_character_is_spelled_as_json_spells_it() -> None:
+    characters = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for start in range(0, len(characters), 4096):
+        part = characters[start : start + 4096]
+        for text in part:
+            document = {"k": text, text: [text, None, True, 7]}
+            assert canonical_utf8(document) == json_bytes(document), hex(ord(text))
+        joined = {"text": "".join(part)}
+        assert canonical_utf8(joined) == json_bytes(joined)
+
+
+documents = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()  # beyond 64 bits too, which orjson refuses
+    | st.floats(allow_nan=False)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(documents)
+def test_the_canonical_form_of_any_document_is_what_json_gave(document: Any) -> None:
+    assert canonical_utf8(document) == json_bytes(document)
+    assert canonical_json(document) == json_bytes(document).decode()
+
+
+def test_a_lone_surrogate_is_refused_as_before() -> None:
+    with pytest.raises(UnicodeEncodeError):
+        canonical_utf8({"k": "\ud800"})
 
 
 def test_the_event_table_stores_exactly_the_declared_fields() -> None:
