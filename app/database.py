@@ -26,6 +26,7 @@ from sqlalchemy import (
     event,
     insert,
     literal,
+    text,
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -159,6 +160,20 @@ def insert_many(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     ):
         for row in rows:
             copy.write_row([row[name] for name in names])
+
+
+def analyze(session: Session, tables: Sequence[Table]) -> None:
+    """Bring the planner's statistics of `tables` up to date, in the caller's transaction
+    (after a bulk write). PostgreSQL's autovacuum may be off, as on this project's machine,
+    or minutes behind: right after a 1M-row import into empty tables a check by external id
+    was planned from an empty table's numbers (a parallel scan, 50 ms) and took 0.3 ms once
+    analysed. SQLite's ANALYZE is sampled the same way (`analysis_limit`)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("PRAGMA analysis_limit=1000"))
+        for table in tables:
+            session.execute(text(f'ANALYZE "{table.name}"'))
+    else:
+        session.execute(text("ANALYZE " + ", ".join(f'"{table.name}"' for table in tables)))
 
 
 def upsert_many(

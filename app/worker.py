@@ -70,17 +70,23 @@ def run_import(
     progress: Callable[[ImportJob], None] | None = None,
 ) -> ImportJob:
     """Apply every chunk left of one import, a transaction each (the CLI, in the foreground)."""
-    while imports.apply_next_chunk(session, rules, import_id):
-        if progress is not None:
-            progress(imports.report(session, import_id).job)
+    with imports.Ahead() as ahead:
+        while imports.apply_next_chunk(session, rules, import_id, ahead=ahead):
+            if progress is not None:
+                progress(imports.report(session, import_id).job)
+    imports.analyze_written(session, import_id)
     job = imports.report(session, import_id).job
     if progress is not None:
         progress(job)
     return job
 
 
-def import_once(engine: Engine, rules: Rules, *, max_chunks: int = 5) -> int:
+def import_once(
+    engine: Engine, rules: Rules, *, max_chunks: int = 5, ahead: imports.Ahead | None = None
+) -> int:
     """Apply up to `max_chunks` chunks of the oldest unfinished import; returns how many.
+    With `ahead` (which the worker keeps between passes), each chunk's successor is parsed
+    while the chunk is written.
 
     A chunk that fails for a reason other than its rows marks the import failed, so one bad
     upload cannot stall the queue.
@@ -90,7 +96,7 @@ def import_once(engine: Engine, rules: Rules, *, max_chunks: int = 5) -> int:
         import_id = imports.next_due(session)
         while import_id is not None and done < max_chunks:
             try:
-                more = imports.apply_next_chunk(session, rules, import_id)
+                more = imports.apply_next_chunk(session, rules, import_id, ahead=ahead)
             except Exception as error:
                 session.rollback()
                 log.exception("import %s failed", import_id)
@@ -98,6 +104,7 @@ def import_once(engine: Engine, rules: Rules, *, max_chunks: int = 5) -> int:
                 break
             done += 1
             if not more:
+                imports.analyze_written(session, import_id)
                 break
     return done
 
@@ -189,6 +196,7 @@ def run(
     sent = 0
     pause = min(max(interval, 0.1), MAX_INTERVAL)
     outgoing = sender(settings)
+    ahead = imports.Ahead()
     try:
         while not stop.is_set():
             done = 0
@@ -204,13 +212,14 @@ def run(
             import_rules = parts.rules if parts is not None else rules
             if import_rules is not None:
                 try:
-                    busy = import_once(engine, import_rules) > 0 or busy
+                    busy = import_once(engine, import_rules, ahead=ahead) > 0 or busy
                 except Exception:  # as above: the import resumes at its next chunk
                     log.exception("import failed; retrying")
             if not busy:
                 stop.wait(pause)
     finally:
         outgoing.close()
+        ahead.close()
     return sent
 
 

@@ -7,8 +7,10 @@ and rolls it back, keeping only the counts.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, cast
@@ -16,7 +18,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
-from app.database import in_parts, insert_many, one_of
+from app.database import analyze, in_parts, insert_many, one_of
 from app.domain import imports as rows_
 from app.domain.consent import ALL_MARKETING, Topic, channel_topic, legal_basis, pair_topic
 from app.domain.errors import DomainError, NotFoundError
@@ -27,6 +29,8 @@ from app.models import (
     ChainHead,
     ConsentEvent,
     ConsentState,
+    Evidence,
+    IdentifierVariant,
     ImportChunk,
     ImportJob,
     ImportRejection,
@@ -40,6 +44,7 @@ from app.services.identity import identifiers
 
 CHUNK_LINES = 2_000
 MAX_ERRORS_SHOWN = 1_000
+ANALYZE_AFTER = 10_000  # rows applied by an import, after which its tables are analysed
 
 
 class State(StrEnum):
@@ -169,23 +174,53 @@ def next_due(session: Session) -> str | None:
 
 
 def apply_next_chunk(
-    session: Session, rules: Rules, import_id: str, *, now: datetime | None = None
+    session: Session,
+    rules: Rules,
+    import_id: str,
+    *,
+    now: datetime | None = None,
+    ahead: Ahead | None = None,
 ) -> bool:
-    """Apply the import's next chunk in one transaction; False once nothing is left."""
+    """Apply the import's next chunk in one transaction; False once nothing is left.
+
+    With `ahead`, the chunk after this one is parsed on a thread while this one is written
+    (the caller keeps it for the import's next call)."""
     now = now or utcnow()
     head = ledger.lock(session)
     job = session.get(ImportJob, import_id, populate_existing=True)
     if job is None:
         raise NotFoundError(f"No import {import_id}.")
     if job.state in (State.QUEUED, State.RUNNING):
-        _apply_chunk(session, rules, head, job, now)
+        _apply_chunk(session, rules, head, job, now, ahead)
     is_more = job.state == State.RUNNING
     session.commit()
     return is_more
 
 
+def analyze_written(session: Session, import_id: str) -> bool:
+    """After an import that wrote `ANALYZE_AFTER` rows or more, bring the planner's statistics
+    of the tables it wrote up to date, so that the checks after it are planned from the
+    numbers of now (`database.analyze`); True if it did."""
+    job = session.get(ImportJob, import_id)
+    is_large = (
+        job is not None
+        and job.state == State.DONE
+        and not job.is_dry_run
+        and job.applied >= ANALYZE_AFTER
+    )
+    if is_large:
+        analyze(session, _WRITTEN)
+    session.commit()
+    return is_large
+
+
 def _apply_chunk(
-    session: Session, rules: Rules, head: ChainHead, job: ImportJob, now: datetime
+    session: Session,
+    rules: Rules,
+    head: ChainHead,
+    job: ImportJob,
+    now: datetime,
+    ahead: Ahead | None,
 ) -> None:
     if job.started_at is None:
         job.state, job.started_at = str(State.RUNNING), now
@@ -193,15 +228,23 @@ def _apply_chunk(
     if chunk is None:
         job.state, job.finished_at = str(State.DONE), now
         return
+    parsed = (
+        ahead.take(rules, job.id, chunk) if ahead is not None else _parse(rules, _Lines.of(chunk))
+    )
     applier = _Applier(session, rules, head, job, now)
     savepoint = session.begin_nested() if job.is_dry_run else None
-    counts = applier.chunk(chunk)
+    counts = applier.decide(parsed)
+    if ahead is not None:
+        upcoming = session.get(ImportChunk, (job.id, job.chunks_done + 1))
+        if upcoming is not None:
+            ahead.start(rules, job.id, upcoming)
+    applier.write()
     if savepoint is not None:
         savepoint.rollback()  # a dry run keeps the counts only
         session.refresh(job)
         chunk = session.get(ImportChunk, (job.id, job.chunks_done))
         assert chunk is not None
-    for line, detail in applier.rejections:
+    for line, detail in sorted(applier.rejections):
         session.add(ImportRejection(import_id=job.id, line=line, detail=detail))
     job.rows += counts.rows
     job.applied += counts.applied
@@ -211,6 +254,97 @@ def _apply_chunk(
     session.delete(chunk)  # the lines hold personal data: gone once applied
     if job.chunks_done >= job.chunks:
         job.state, job.finished_at = str(State.DONE), now
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """A chunk's lines as plain values, which a thread may read."""
+
+    first_line: int
+    header: str | None
+    body: str
+
+    @classmethod
+    def of(cls, chunk: ImportChunk) -> _Lines:
+        return cls(chunk.first_line, chunk.header, chunk.body)
+
+
+@dataclass
+class _Parsed:
+    """A chunk's rows with everything that needs no database: parsed, checked against the
+    catalog, their identifiers normalised and keyed (`suppression.keys_of`, made once)."""
+
+    rows: list[tuple[int, rows_.Row, Topic, list[Identifier]]] = field(default_factory=list)
+    rejections: list[tuple[int, str]] = field(default_factory=list)
+    keys: dict[Identifier, tuple[str, ...]] = field(default_factory=dict)
+    lines: int = 0
+
+
+def _parse(rules: Rules, lines: _Lines) -> _Parsed:
+    parsed = _Parsed()
+    header = rows_.csv_header(lines.header) if lines.header is not None else None
+    for offset, text in enumerate(lines.body.split("\n")):
+        if not text.strip():
+            continue
+        if offset % 64 == 0:
+            time.sleep(0)  # on a thread: hand the GIL to a writer whose answer has come
+        line = lines.first_line + offset
+        parsed.lines += 1
+        try:
+            row = rows_.from_csv(header, text) if header is not None else rows_.from_ndjson(text)
+            topic = _topic(rules, row)
+            idents = [identifier(kind, raw, region=row.country) for kind, raw in row.identifiers]
+        except (rows_.RowError, DomainError) as error:
+            parsed.rejections.append((line, str(error)))
+            continue
+        for ident in idents:
+            if ident not in parsed.keys:
+                parsed.keys[ident] = suppression.keys_of(rules, ident)
+        parsed.rows.append((line, row, topic, idents))
+    return parsed
+
+
+def _topic(rules: Rules, row: rows_.Row) -> Topic:
+    catalog = rules.catalog
+    if row.purpose:
+        catalog.require_purpose(row.purpose)
+        return Topic(purpose=row.purpose)
+    if not row.category:
+        catalog.require_channel(row.channel)
+        return channel_topic(row.channel)
+    if catalog.require_pair(row.channel, row.category).is_transactional:
+        raise rows_.RowError(f"category: {row.category!r} is transactional: no consent to import.")
+    return pair_topic(row.channel, row.category)
+
+
+class Ahead:
+    """Parses an import's next chunk on a thread while the chunk before it is written.
+
+    The parse (JSON or CSV, normalising, HMACs) needs no database and the write mostly waits
+    for one; psycopg lets go of the GIL while it waits, so the two overlap. A parse is used
+    only for the chunk it was made from (a chunk's lines never change)."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-ahead")
+        self._next: tuple[tuple[str, int], Future[_Parsed]] | None = None
+
+    def start(self, rules: Rules, import_id: str, chunk: ImportChunk) -> None:
+        self._next = (import_id, chunk.number), self._pool.submit(_parse, rules, _Lines.of(chunk))
+
+    def take(self, rules: Rules, import_id: str, chunk: ImportChunk) -> _Parsed:
+        made, self._next = self._next, None
+        if made is not None and made[0] == (import_id, chunk.number):
+            return made[1].result()
+        return _parse(rules, _Lines.of(chunk))
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> Ahead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def fail(session: Session, import_id: str, error: str, *, now: datetime | None = None) -> None:
@@ -282,24 +416,17 @@ class _Applier:
             *(Topic(purpose=p) for p in catalog.purposes),
         ]
 
-    def chunk(self, chunk: ImportChunk) -> Counts:
-        counts = Counts()
-        header = rows_.csv_header(chunk.header) if chunk.header is not None else None
-        prepared: list[tuple[int, rows_.Row, Topic, str | None, list[Identifier]]] = []
-        for offset, text in enumerate(chunk.body.split("\n")):
-            if not text.strip():
-                continue
-            line = chunk.first_line + offset
-            counts.rows += 1
+    def decide(self, parsed: _Parsed) -> Counts:
+        """Decide every row of the chunk against what is stored and what the rows before it
+        did; the events, state and rows to write are planned, not yet written."""
+        counts = Counts(rows=parsed.lines, rejected=len(parsed.rejections))
+        self.rejections.extend(parsed.rejections)
+        self.hmacs.update(parsed.keys)
+        prepared = []
+        for line, row, topic, idents in parsed.rows:
             try:
-                row = (
-                    rows_.from_csv(header, text) if header is not None else rows_.from_ndjson(text)
-                )
-                topic, notice_sha256 = self._topic(row), self._notice(row)
-                idents = [
-                    identifier(kind, raw, region=row.country) for kind, raw in row.identifiers
-                ]
-            except (rows_.RowError, DomainError) as error:
+                notice_sha256 = self._notice(row)
+            except rows_.RowError as error:
                 counts.rejected += 1
                 self.rejections.append((line, str(error)))
                 continue
@@ -317,10 +444,9 @@ class _Applier:
                     counts.unchanged += 1
                 else:
                     counts.applied += 1
-        self._write()
         return counts
 
-    def _write(self) -> None:
+    def write(self) -> None:
         """The chunk's rows: a handful of executemany statements, whatever its length."""
         session = self.session
         people = list(self.subjects.values())
@@ -524,20 +650,6 @@ class _Applier:
         )
         return outcome
 
-    def _topic(self, row: rows_.Row) -> Topic:
-        catalog = self.rules.catalog
-        if row.purpose:
-            catalog.require_purpose(row.purpose)
-            return Topic(purpose=row.purpose)
-        if not row.category:
-            catalog.require_channel(row.channel)
-            return channel_topic(row.channel)
-        if catalog.require_pair(row.channel, row.category).is_transactional:
-            raise rows_.RowError(
-                f"category: {row.category!r} is transactional: no consent to import."
-            )
-        return pair_topic(row.channel, row.category)
-
     def _notice(self, row: rows_.Row) -> str | None:
         if row.notice_version is None:
             return None
@@ -580,3 +692,11 @@ class _Applier:
 _SUBJECTS = cast(Table, Subject.__table__)
 _IDENTIFIERS = cast(Table, SubjectIdentifier.__table__)
 _STATES = cast(Table, ConsentState.__table__)
+_WRITTEN = [
+    _SUBJECTS,
+    _IDENTIFIERS,
+    cast(Table, IdentifierVariant.__table__),
+    cast(Table, Evidence.__table__),
+    cast(Table, ConsentEvent.__table__),
+    _STATES,
+]
