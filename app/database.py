@@ -249,7 +249,11 @@ class PreparedSelect:
     def rows(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
         """The statement's rows for `params`, in the session's transaction."""
         connection = session.connection()
-        dialect = connection.dialect
+        sql, given = self.bound(connection.dialect, params)
+        return self.typed(connection.dialect, connection.exec_driver_sql(sql, given).fetchall())
+
+    def bound(self, dialect: Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
+        """The driver's SQL and parameters for `params` (for a caller that sends them itself)."""
         shape = (dialect.name, *((k, len(v)) for k, v in params.items() if isinstance(v, list)))
         form = self._forms.get(shape) or self._form(shape, dialect, params)
         values = []
@@ -257,13 +261,16 @@ class PreparedSelect:
             value = constant if name is None else params[name]
             value = value if index is None else value[index]
             values.append(value if convert is None else convert(value))
-        given: Any = tuple(values)
         if form.is_named:
-            given = dict(zip((pick[0] for pick in form.picks), values, strict=True))
+            return form.sql, dict(zip((pick[0] for pick in form.picks), values, strict=True))
+        return form.sql, tuple(values)
+
+    def typed(self, dialect: Dialect, raw_rows: Sequence[Sequence[Any]]) -> list[Any]:
+        """The driver's rows as the statement's typed rows."""
         processors, make = self._processors[dialect.name], self.row
         return [
             make(*(v if p is None else p(v) for p, v in zip(processors, raw, strict=True)))
-            for raw in connection.exec_driver_sql(form.sql, given).fetchall()
+            for raw in raw_rows
         ]
 
     def _form(self, shape: tuple[Any, ...], dialect: Dialect, params: Mapping[str, Any]) -> _Form:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -16,7 +18,7 @@ from app.domain.rules import Rules
 from app.domain.vocabulary import Action, Reason, Status
 from app.models import ChainHead, ConsentEvent, ConsentState, Subject
 from app.services.audit import trail
-from app.services.consent import checks, ledger
+from app.services.consent import checks, ledger, subjects
 from tests.concurrency import at_once
 from tests.factories import change_newsletter, make_act, make_subscriber
 
@@ -113,6 +115,50 @@ def test_the_same_change_sent_twice_at_once_writes_one_event(
     assert answer.decision.reason is Reason.WITHDRAWN
 
 
+def test_a_read_sent_with_the_lock_sees_what_the_holder_committed(
+    clean_db: Engine, rules: Rules
+) -> None:
+    """`lock_and_read` sends the lock and the read at once (PostgreSQL): the read must still
+    run after the lock is granted, so a writer that waited sees the change the holder
+    committed meanwhile, and the head it moved."""
+    with Session(clean_db) as session:
+        subject_id = make_subscriber(session, rules)
+    newsletter = Topic("email", "newsletter")
+    with Session(clean_db) as holder:
+        head = ledger.lock(holder)
+        draft = ledger.Draft(
+            Action.WITHDRAW, subject_id=subject_id, topic=newsletter, status=Status.WITHDRAWN
+        )
+        ledger.append(holder, head, make_act(), [draft])
+        seq_after = head.last_seq
+
+        def waiter() -> tuple[int, Status]:
+            with Session(clean_db) as session:
+                waited, _, current = subjects.locked_standings(session, subject_id)
+                session.rollback()
+                return waited.last_seq, current[newsletter].status
+
+        with ThreadPoolExecutor(1) as pool:
+            waited = pool.submit(waiter)
+            _wait_for_a_lock_wait(clean_db)
+            assert not waited.done()  # it waits for the holder
+            holder.commit()
+            assert waited.result(timeout=30) == (seq_after, Status.WITHDRAWN)
+
+
+def _wait_for_a_lock_wait(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        time.sleep(0.5)  # SQLite: the waiter sits in its busy timeout
+        return
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+    with engine.connect() as connection:
+        for _ in range(200):
+            if connection.execute(query).scalar():
+                return
+            time.sleep(0.05)
+    raise AssertionError("nobody waited for the chain lock")
+
+
 def test_editing_a_row_by_hand_breaks_verification_at_that_event(
     session: Session, rules: Rules
 ) -> None:
@@ -158,18 +204,17 @@ def test_a_change_holds_the_lock_for_five_statements_and_evidence(
     read of it first, no autoflush), the webhook deliveries, the head moved; the act's
     evidence row is one more. The ORM append took 12 here.
 
-    SQLite runs them one by one (in process, no round trips). PostgreSQL sends the read
-    alone and every write after it in one pipeline (one round trip, psycopg's pipeline
-    mode), the deliveries as one INSERT … SELECT that reads the receivers itself, and the
-    COMMIT with them."""
+    SQLite runs them one by one (in process, no round trips). PostgreSQL sends the lock
+    and the read in one pipeline (one round trip, psycopg's pipeline mode), and every write
+    after them in another, the deliveries as one INSERT … SELECT that reads the receivers
+    itself, and the COMMIT with them."""
     with Session(clean_db) as session:
         subject_id = make_subscriber(session, rules)
     sent: list[tuple[str, bool]] = []  # (first word, queued in a pipeline)
-    real_lock = ledger.lock
+    real_lock, real_lock_and_read = ledger.lock, ledger.lock_and_read
     postgresql = clean_db.dialect.name == "postgresql"
 
-    def lock(session: Session, chain_id: str = ledger.CHAIN_ID) -> ChainHead:
-        head = real_lock(session, chain_id)
+    def lock_and_read(session: Session, *args: Any) -> Any:
         if postgresql:
             import psycopg
 
@@ -184,7 +229,11 @@ def test_a_change_holds_the_lock_for_five_statements_and_evidence(
 
             driver = session.connection().connection.driver_connection
             monkeypatch.setattr(driver, "cursor_factory", Recording)
-        else:
+        return real_lock_and_read(session, *args)
+
+    def lock(session: Session, chain_id: str = ledger.CHAIN_ID) -> ChainHead:
+        head = real_lock(session, chain_id)  # SQLite's way: the lock, then the read
+        if not postgresql:
             sa_event.listen(session.connection(), "before_cursor_execute", count)
         return head
 
@@ -192,10 +241,11 @@ def test_a_change_holds_the_lock_for_five_statements_and_evidence(
         sent.append((statement.split()[0], False))
 
     monkeypatch.setattr(ledger, "lock", lock)
+    monkeypatch.setattr(ledger, "lock_and_read", lock_and_read)
     with Session(clean_db) as session:
         change_newsletter(session, rules, subject_id, Status.WITHDRAWN)
     if postgresql:
-        assert sent == [("SELECT", False)] + [("INSERT", True)] * 4 + [("UPDATE", True)]
+        assert sent == [("SELECT", True)] * 2 + [("INSERT", True)] * 4 + [("UPDATE", True)]
     else:
         assert [word for word, _ in sent] == [
             *("SELECT", "INSERT", "INSERT", "INSERT", "SELECT", "UPDATE")

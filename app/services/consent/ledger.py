@@ -10,7 +10,8 @@ writes one event.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
@@ -20,7 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from app.database import insert_many, upsert_many
+from app.database import PreparedSelect, insert_many, upsert_many
 from app.domain.chain import GENESIS_HASH, canonical_json, event_hash
 from app.domain.consent import PreferencesView, Standing, Topic, preferences_view
 from app.domain.errors import UnpublishedNoticeError
@@ -95,6 +96,62 @@ def lock(session: Session, chain_id: str = CHAIN_ID) -> ChainHead:
         session.add(head)
         session.flush()
     return head
+
+
+def lock_and_read(
+    session: Session, read: PreparedSelect, params: Mapping[str, Any], chain_id: str = CHAIN_ID
+) -> tuple[ChainHead, list[Any]]:
+    """`lock`, then `read`'s rows as they stand once the lock is held.
+
+    On PostgreSQL both statements travel in one round trip (psycopg's pipeline mode): the
+    server runs the read after the lock is granted, as a statement of its own with its own
+    snapshot, so it sees every write committed before the lock, as a read sent after `lock`
+    returns would; the chain lock is held one round trip less. The head comes back as a
+    plain `ChainHead` outside the session, which `append` moves itself (`last=True` or not,
+    never with a `batch`). Elsewhere: `lock`, then the read."""
+    if session.get_bind().dialect.name != "postgresql":
+        head = lock(session, chain_id)
+        return head, read.rows(session, params)
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("ledger.lock_and_read() must come before any write of the use case")
+    connection = session.connection()
+    sql, given = read.bound(connection.dialect, params)
+    driver: Any = connection.connection.driver_connection  # a psycopg.Connection
+    with (
+        _as_sqlalchemy_errors(session, "ledger: lock and read"),
+        driver.cursor() as locking,
+        driver.cursor() as reading,
+    ):
+        with driver.pipeline():
+            locking.execute(_LOCK_SQL, {"chain_id": chain_id})
+            reading.execute(sql, given)
+        found, raw = locking.fetchone(), reading.fetchall()
+    if found is None:  # a chain's first write: `lock` makes its head
+        head = lock(session, chain_id)
+        return head, read.rows(session, params)
+    last_seq, last_hash, base_seq, base_hash = found
+    head = ChainHead(
+        chain_id=chain_id,
+        last_seq=last_seq,
+        last_hash=last_hash,
+        base_seq=base_seq,
+        base_hash=base_hash,
+    )
+    return head, read.typed(connection.dialect, raw)
+
+
+@contextmanager
+def _as_sqlalchemy_errors(session: Session, what: str) -> Iterator[None]:
+    """A psycopg error raised as SQLAlchemy would have raised it (OperationalError,
+    IntegrityError, ...), so that app/errors.py answers it as every other database error."""
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as error:
+        raise DBAPIError.instance(
+            what, None, error, psycopg.Error, dialect=session.get_bind().dialect
+        ) from error
 
 
 def cited(session: Session, act: Act) -> Act:
@@ -276,33 +333,24 @@ def _pipelined(
 
     if session.new or session.deleted or (commit and session.dirty):
         session.flush()
-    import psycopg
-
     driver: Any = session.connection().connection.driver_connection  # a psycopg.Connection
-    try:
-        with driver.cursor() as cursor, driver.pipeline():
-            if batch.evidence:
-                cursor.executemany(_insert_sql(_EVIDENCE, batch.evidence[0]), batch.evidence)
-            if batch.events:
-                cursor.executemany(_insert_sql(_EVENTS, batch.events[0]), batch.events)
-            if batch.states:
-                cursor.executemany(_STATE_UPSERT_SQL, list(batch.states.values()))
-            deliveries = webhooks.queued(batch.events, now)
-            if deliveries:
-                cursor.executemany(webhooks.QUEUE_SQL, deliveries)
-            cursor.execute(_MOVE_HEAD_SQL, {"seq": seq, "hash": last_hash, "chain_id": chain_id})
-            if commit:
-                driver.commit()
-    except psycopg.Error as error:
-        # The error as SQLAlchemy would have raised it (OperationalError, IntegrityError, ...),
-        # so that app/errors.py answers it as it answers every other database error.
-        raise DBAPIError.instance(
-            "ledger: pipelined write",
-            None,
-            error,
-            psycopg.Error,
-            dialect=session.get_bind().dialect,
-        ) from error
+    with (
+        _as_sqlalchemy_errors(session, "ledger: pipelined write"),
+        driver.cursor() as cursor,
+        driver.pipeline(),
+    ):
+        if batch.evidence:
+            cursor.executemany(_insert_sql(_EVIDENCE, batch.evidence[0]), batch.evidence)
+        if batch.events:
+            cursor.executemany(_insert_sql(_EVENTS, batch.events[0]), batch.events)
+        if batch.states:
+            cursor.executemany(_STATE_UPSERT_SQL, list(batch.states.values()))
+        deliveries = webhooks.queued(batch.events, now)
+        if deliveries:
+            cursor.executemany(webhooks.QUEUE_SQL, deliveries)
+        cursor.execute(_MOVE_HEAD_SQL, {"seq": seq, "hash": last_hash, "chain_id": chain_id})
+        if commit:
+            driver.commit()
     batch.events, batch.states, batch.evidence = [], {}, []
 
 
@@ -347,6 +395,10 @@ _STATE_UPSERT_SQL = (
     )
     + f" ON CONFLICT ({', '.join(_STATE_KEY)}) DO UPDATE SET "
     + ", ".join(f"{name} = EXCLUDED.{name}" for name in _STATE_SET)
+)
+_LOCK_SQL = (
+    "SELECT last_seq, last_hash, base_seq, base_hash"
+    f' FROM "{cast(Table, ChainHead.__table__).name}" WHERE chain_id = %(chain_id)s FOR UPDATE'
 )
 _MOVE_HEAD_SQL = (
     f'UPDATE "{cast(Table, ChainHead.__table__).name}"'

@@ -77,8 +77,7 @@ def change(
     act = ledger.cited(session, act)
     # Read before the lock: the answer's flag, not a decision of the write.
     is_suppressed = suppression.is_suppressed(session, rules, subject_id=subject_id)
-    head = ledger.lock(session)
-    subject, current = subjects.standings(session, subject_id)
+    head, subject, current = subjects.locked_standings(session, subject_id)
     awaiting = awaiting_confirmation(session, rules, subject, current)
     drafts = plan_changes(rules, subject_id, changes, current, awaiting=awaiting)
     events = ledger.append(session, head, act, drafts, now=now, last=True) if drafts else []

@@ -21,6 +21,7 @@ from app.domain.vocabulary import Action, IdentifierKind, Status
 from app.models import (
     AccessLog,
     AccessSession,
+    ChainHead,
     ConsentEvent,
     ConsentState,
     DerivedDatum,
@@ -101,11 +102,25 @@ _STANDINGS = PreparedSelect(
 )
 
 
+def locked_standings(
+    session: Session, subject_id: str
+) -> tuple[ChainHead, Held, dict[Topic, Standing]]:
+    """Take the chain lock and read `standings` under it, in one round trip on PostgreSQL
+    (`ledger.lock_and_read`)."""
+    head, rows = ledger.lock_and_read(session, _STANDINGS, {"subject_id": subject_id})
+    return (head, *_standings_of(session, subject_id, rows))
+
+
 def standings(session: Session, subject_id: str) -> tuple[Held, dict[Topic, Standing]]:
     """`get` (merges followed) and the subject's current standings, for a write use case that
     reads both while it holds the chain lock: one prepared statement, no ORM object, unless
     the id was merged away."""
-    rows = _STANDINGS.rows(session, {"subject_id": subject_id})
+    return _standings_of(session, subject_id, _STANDINGS.rows(session, {"subject_id": subject_id}))
+
+
+def _standings_of(
+    session: Session, subject_id: str, rows: list[Any]
+) -> tuple[Held, dict[Topic, Standing]]:
     if not rows or rows[0].merged_into is not None:
         subject = get(session, subject_id)  # not found, or the survivor of a merge
         return Held(subject.id, subject.country), ledger.standings(session, subject.id)
