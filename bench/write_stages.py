@@ -8,9 +8,11 @@ subject's newsletter so that every call writes an event:
     python -m bench.write_stages URL --profile      # and the cProfile's top functions
 
 Printed: statements (cursor executes) and commits with the chain lock held and outside it, the
-lock's hold (from `ledger.lock` returning to the commit), CPU per PATCH (time.process_time),
-and the part of it spent inside `preferences.change` (the use case) and outside (auth, limits,
-the schema, the answer's JSON, Flask).
+lock's hold (from `ledger.lock` or `lock_and_read` returning to the commit), CPU per PATCH
+(time.process_time), and the part of it spent inside `preferences.change` (the use case) and
+outside (auth, limits, the schema, the answer's JSON, Flask). Statements sent in a psycopg
+pipeline (the lock with its read, the writes) do not pass the engine's events: the lock's two
+are counted by hand, the writes not.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def _environ(path: str, body: bytes, token: str) -> dict[str, Any]:
 
 class Meter:
     """Counts statements and commits inside and outside the lock, and times the lock and the
-    use case, by wrapping `ledger.lock` and `preferences.change` and listening on the engine."""
+    use case, by wrapping `ledger.lock`, `ledger.lock_and_read` and `preferences.change` and
+    listening on the engine."""
 
     def __init__(self, app: Flask) -> None:
         self.locked = False
@@ -60,6 +63,7 @@ class Meter:
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(engine, "commit", self._commit)
         real_lock, real_change = ledger.lock, preferences.change
+        real_lock_and_read = ledger.lock_and_read
 
         def lock(*args: Any, **kwargs: Any) -> Any:
             head = real_lock(*args, **kwargs)
@@ -67,6 +71,13 @@ class Meter:
             self.inside += 1  # the lock's own statement, sent before this returns
             self.outside -= 1
             return head
+
+        def lock_and_read(*args: Any, **kwargs: Any) -> Any:
+            found = real_lock_and_read(*args, **kwargs)
+            if not self.locked:  # PostgreSQL: one pipeline, which the engine's events miss
+                self.locked, self._locked_at = True, time.perf_counter()
+                self.inside += 2
+            return found
 
         def change(*args: Any, **kwargs: Any) -> Any:
             started = time.process_time()
@@ -76,6 +87,7 @@ class Meter:
                 self.use_case_cpu.append(time.process_time() - started)
 
         ledger.lock, preferences.change = lock, change  # type: ignore[assignment]
+        ledger.lock_and_read = lock_and_read
 
     def _statement(self, *_args: Any) -> None:
         if self.locked:
