@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from app import worker
@@ -424,3 +425,26 @@ def test_a_parse_made_ahead_serves_only_the_chunk_it_was_made_from(rules: Rules)
         assert [parsed_row.identifiers for _, parsed_row, *_ in made.rows] == [
             (("email", "ada@example.org"),)
         ]
+
+
+def test_a_chunk_parsed_ahead_is_read_from_the_database_once(
+    api: ApiClient, clean_db: Engine, rules: Rules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse ahead reads the next chunk's lines; applying that chunk then reads its key
+    columns only (it read the lines a second time before)."""
+    monkeypatch.setattr(jobs, "CHUNK_LINES", 2)
+    import_id = upload(api, ndjson(*(row(email=f"p{n}@example.org") for n in range(8))))
+    lines_read: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "import_chunks.body" in statement:
+            lines_read.append(statement)
+
+    sa_event.listen(clean_db, "before_cursor_execute", note)
+    try:
+        run_imports(clean_db, rules)
+    finally:
+        sa_event.remove(clean_db, "before_cursor_execute", note)
+    assert import_report(api, import_id)["applied"] == 8
+    # Chunk 0 on its own, chunks 1-3 ahead, and the look for a chunk 4 that is not there.
+    assert len(lines_read) == 5

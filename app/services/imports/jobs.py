@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from app.database import analyze, in_parts, insert_many, one_of
 from app.domain import imports as rows_
@@ -224,7 +224,8 @@ def _apply_chunk(
 ) -> None:
     if job.started_at is None:
         job.state, job.started_at = str(State.RUNNING), now
-    chunk = session.get(ImportChunk, (job.id, job.chunks_done))
+    # The lines only if not parsed ahead already (then read when `_Lines.of` asks for them).
+    chunk = session.get(ImportChunk, (job.id, job.chunks_done), options=[defer(ImportChunk.body)])
     if chunk is None:
         job.state, job.finished_at = str(State.DONE), now
         return
