@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    Connection,
     Engine,
     Select,
     String,
@@ -31,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.pool import NullPool
 
@@ -247,7 +249,11 @@ class PreparedSelect:
         self._forms: dict[tuple[Any, ...], _Form] = {}
 
     def rows(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
-        """The statement's rows for `params`, in the session's transaction."""
+        """The statement's rows for `params`, in the session's transaction, or straight on
+        the driver's connection when the session carries a `Direct` one."""
+        direct: Direct | None = session.info.get(DIRECT)
+        if direct is not None:
+            return self.typed(direct.dialect, direct.fetchall(*self.bound(direct.dialect, params)))
         connection = session.connection()
         sql, given = self.bound(connection.dialect, params)
         return self.typed(connection.dialect, connection.exec_driver_sql(sql, given).fetchall())
@@ -301,6 +307,46 @@ class PreparedSelect:
             expanded.statement, picks, is_named=expanded.positiontup is None
         )
         return form
+
+
+DIRECT = "direct"  # the `Session.info` key under which a session carries a Direct connection
+
+
+class Direct:
+    """A kept connection in autocommit whose `PreparedSelect` reads go straight to its driver
+    connection: without the session's transaction bookkeeping and SQLAlchemy's result set-up,
+    the fast check's read on SQLite took 71 µs against 151 µs. As `exec_driver_sql` would,
+    it tells the connection's `before_cursor_execute` and `after_cursor_execute` listeners of
+    each statement, wraps driver errors as SQLAlchemy's (`connection_invalidated` when the
+    database dropped the connection) and invalidates a dropped connection. Reads only: each
+    statement is consistent on its own."""
+
+    def __init__(self, connection: Connection) -> None:
+        assert connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        self.connection = connection
+        self.dialect = connection.dialect
+        self.driver: Any = connection.connection.dbapi_connection
+
+    def fetchall(self, sql: str, params: Any) -> list[Any]:
+        dispatch = self.connection.dispatch
+        cursor = self.driver.cursor()
+        try:
+            for listener in dispatch.before_cursor_execute:
+                listener(self.connection, cursor, sql, params, None, False)
+            cursor.execute(sql, params)
+            rows: list[Any] = cursor.fetchall()
+            for listener in dispatch.after_cursor_execute:
+                listener(self.connection, cursor, sql, params, None, False)
+            return rows
+        except self.dialect.loaded_dbapi.Error as error:
+            dropped = self.dialect.is_disconnect(error, self.driver, cursor)
+            if dropped:
+                self.connection.invalidate(error)
+            raise DBAPIError.instance(
+                sql, params, error, self.dialect.loaded_dbapi.Error, connection_invalidated=dropped
+            ) from error
+        finally:
+            cursor.close()
 
 
 @dataclass(frozen=True)

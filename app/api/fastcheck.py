@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl
@@ -37,11 +36,11 @@ from sqlalchemy.orm import Session
 
 from app.api import consent
 from app.api.schemas import CheckQuerySchema
-from app.database import make_unpooled_engine
+from app.database import DIRECT, Direct, make_unpooled_engine
 from app.domain.errors import DomainError
 from app.domain.vocabulary import Scope
 from app.limits import can_count_lean, count_api_hit
-from app.observability import REQUEST_ID, REQUEST_SECONDS, SANE_ID, count_decisions
+from app.observability import REQUEST_ID, REQUEST_SECONDS, count_decisions, sane_request_id
 from app.security import ALWAYS, HSTS
 from app.services.consent import checks
 
@@ -60,8 +59,9 @@ _schema = CheckQuerySchema()
 
 class Reader:
     """One connection per thread of this worker, kept between requests: no pool checkout and
-    no pre-ping per read. A connection the database dropped is replaced once, and the read
-    run again (it only reads)."""
+    no pre-ping per read, its prepared reads sent straight to the driver (`database.Direct`).
+    A connection the database dropped is replaced once, and the read run again (it only
+    reads)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -72,8 +72,9 @@ class Reader:
             connection: Connection | None = getattr(self._local, "connection", None)
             if connection is None or connection.closed or connection.invalidated:
                 connection = self._local.connection = self._connect()
+                self._local.direct = Direct(connection)
             try:
-                with Session(bind=connection) as session:
+                with Session(bind=connection, info={DIRECT: self._local.direct}) as session:
                     return use(session)
             except DBAPIError as error:
                 self._local.connection = None
@@ -169,8 +170,7 @@ class FastCheck:
             headers.append(("Strict-Transport-Security", HSTS))
         headers.append(("Cache-Control", "no-store"))
         headers.extend(limit_headers)
-        given_id = environ.get("HTTP_X_REQUEST_ID", "")
-        headers.append((REQUEST_ID, given_id if SANE_ID.fullmatch(given_id) else uuid.uuid4().hex))
+        headers.append((REQUEST_ID, sane_request_id(environ.get("HTTP_X_REQUEST_ID", ""))))
         REQUEST_SECONDS.labels(route=ROUTE, method="GET", status="200").observe(
             time.perf_counter() - started
         )
