@@ -98,6 +98,25 @@ class SweptMemoryStorage(MemoryStorage):
             self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
+class _Remembered:
+    """What this thread last learnt of one key (a hit's count, a window's end), taken once
+    and only within `within` seconds: the question Flask-Limiter asks right after a hit or
+    a read is then answered without another trip to the storage."""
+
+    def __init__(self, within: float) -> None:
+        self.within = within
+        self._local = threading.local()
+
+    def keep(self, key: str, *values: Any) -> None:
+        self._local.value = (key, time.monotonic(), values)
+
+    def take(self, key: str) -> tuple[Any, ...] | None:
+        kept, self._local.value = getattr(self._local, "value", None), None
+        if kept is None or kept[0] != key or time.monotonic() - kept[1] >= self.within:
+            return None
+        return kept[2]  # type: ignore[no-any-return]
+
+
 class DatabaseStorage(Storage):
     """Fixed-window counters in this service's own database (table rate_limit_counters): one
     atomic upsert per hit, so every worker and instance counts together with no Redis."""
@@ -109,7 +128,7 @@ class DatabaseStorage(Storage):
         "database+postgresql+psycopg",
     ]
     PURGE_EVERY = 1000
-    READ_FOR = 1.0  # seconds a window read by `get` answers `get_expiry` of its key
+    READ_FOR = 1.0  # seconds a hit answers `get`, and a `get` answers `get_expiry`, of its key
 
     def __init__(
         self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any
@@ -137,10 +156,9 @@ class DatabaseStorage(Storage):
             )
         )
         self.hits = 0
-        # The window's count and its end, read together by `get` for the `get_expiry` that
-        # limits asks for right after it (the rate-limit headers): one read, not two. Used
-        # once, and only within READ_FOR.
-        self.last_read = threading.local()
+        # The rate-limit headers ask `get` and `get_expiry` right after the request's hit:
+        # the hit's count and window end answer `get`, and `get`'s window end `get_expiry`.
+        self.last_hit, self.last_read = _Remembered(self.READ_FOR), _Remembered(self.READ_FOR)
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -160,6 +178,7 @@ class DatabaseStorage(Storage):
         now = time.time()
         params = {"key": key, "amount": amount, "now": now, "ends": now + expiry}
         count, expires_at = self.kept.fetch_one(self._counted, params)
+        self.last_hit.keep(key, count, expires_at)
         self.hits += 1
         if self.hits % self.PURGE_EVERY == 0:
             with self.engine.begin() as connection:
@@ -167,17 +186,18 @@ class DatabaseStorage(Storage):
         return int(count), float(expires_at)
 
     def get(self, key: str) -> int:
+        """The window's count: as this thread's hit on `key` just left it (the headers of
+        every /v1 answer, as the fast check's), else read."""
         now = time.time()
-        # The headers' count, on every /v1 answer.
-        row = self.kept.fetch_one(self._read, {"key": key})
+        row = self.last_hit.take(key) or self.kept.fetch_one(self._read, {"key": key})
         count, expires_at = row if row is not None else (0, None)
-        self.last_read.value = (key, expires_at, time.monotonic())
+        self.last_read.keep(key, expires_at)
         return int(count) if expires_at is not None and expires_at > now else 0
 
     def get_expiry(self, key: str) -> float:
-        last, self.last_read.value = getattr(self.last_read, "value", None), None
-        if last is not None and last[0] == key and time.monotonic() - last[2] < self.READ_FOR:
-            expires_at = last[1]
+        last = self.last_read.take(key)
+        if last is not None:
+            (expires_at,) = last
         else:
             with self.engine.begin() as connection:
                 expires_at = connection.scalar(
@@ -269,7 +289,7 @@ class CountingRedisStorage(RedisStorage):
     the time left together, which the `get_expiry` limits asks for right after it answers."""
 
     STORAGE_SCHEME = ["counting+redis", "counting+rediss", "counting+redis+unix"]  # noqa: RUF012
-    READ_FOR = 1.0  # seconds a window read by `get` answers `get_expiry` of its key
+    READ_FOR = 1.0  # seconds a hit answers `get`, and a `get` answers `get_expiry`, of its key
     SCRIPT_COUNTED = b"""
 local current = redis.call("incrby", KEYS[1], ARGV[2])
 if tonumber(current) == tonumber(ARGV[2]) then
@@ -280,7 +300,7 @@ return {current, redis.call("ttl", KEYS[1])}
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri.removeprefix("counting+"), **options)
-        self.last_read = threading.local()
+        self.last_hit, self.last_read = _Remembered(self.READ_FOR), _Remembered(self.READ_FOR)
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
@@ -289,21 +309,30 @@ return {current, redis.call("ttl", KEYS[1])}
     def counted(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
         """`incr`, and the window's end, in one round trip."""
         count, ttl = self.lua_counted([self.prefixed_key(key)], [expiry, amount])
+        self.last_hit.keep(key, int(count), max(int(ttl), 0))
         return int(count), max(int(ttl), 0) + time.time()
 
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.counted(key, expiry, amount)[0]
+
     def get(self, key: str) -> int:
-        client: Any = self.get_connection(True)  # a redis.Redis
-        pipe = client.pipeline(transaction=False)
-        pipe.get(self.prefixed_key(key))
-        pipe.ttl(self.prefixed_key(key))
-        count, ttl = pipe.execute()
-        self.last_read.value = (key, max(int(ttl), 0), time.monotonic())
-        return int(count or 0)
+        """The window's count: as this thread's hit on `key` just left it, else read (with
+        the time left, for `get_expiry`)."""
+        hit = self.last_hit.take(key)
+        if hit is None:
+            client: Any = self.get_connection(True)  # a redis.Redis
+            pipe = client.pipeline(transaction=False)
+            pipe.get(self.prefixed_key(key))
+            pipe.ttl(self.prefixed_key(key))
+            count, ttl = pipe.execute()
+            hit = (int(count or 0), max(int(ttl), 0))
+        self.last_read.keep(key, hit[1])
+        return int(hit[0])
 
     def get_expiry(self, key: str) -> float:
-        last, self.last_read.value = getattr(self.last_read, "value", None), None
-        if last is not None and last[0] == key and time.monotonic() - last[2] < self.READ_FOR:
-            return float(last[1] + time.time())
+        last = self.last_read.take(key)
+        if last is not None:
+            return float(last[0] + time.time())
         return float(super().get_expiry(key))
 
 

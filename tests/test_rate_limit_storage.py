@@ -1,6 +1,7 @@
 """The in-memory rate-limit storage: counts and expires like limits' own, with no timer thread;
-the database storage: the headers' two questions in one read, hits committed without a wait;
-the Redis storage: limits' own keys and counts, each question in one round trip."""
+the database storage: the headers' two questions in one read, none right after a hit, hits
+committed without a wait; the Redis storage: limits' own keys and counts, each question in
+one round trip, none for the headers right after a hit."""
 
 from __future__ import annotations
 
@@ -155,6 +156,7 @@ def test_the_window_stats_read_the_database_once(clean_db: Engine) -> None:
     limiter = FixedWindowRateLimiter(storage)
     limit = RateLimitItemPerMinute(5)
     assert [limiter.hit(limit, "client-a") for _ in range(2)] == [True, True]
+    assert limiter.hit(limit, "client-b")  # this thread's last hit is another key's
     seen = _reads(storage)
 
     reset, remaining = limiter.get_window_stats(limit, "client-a")
@@ -165,6 +167,37 @@ def test_the_window_stats_read_the_database_once(clean_db: Engine) -> None:
     seen.clear()
     assert storage.get_expiry(limit.key_for("client-a")) == reset  # used once: read again
     assert len(seen) == 1
+    storage.engine.dispose()
+
+
+def test_the_window_stats_right_after_a_hit_are_the_hits_own(clean_db: Engine) -> None:
+    """Flask-Limiter's headers ask the count and the window's end right after the request's
+    hit: the hit's own answer gives both (as the fast check's headers), no read. Once only,
+    in the thread that hit, and only within READ_FOR."""
+    storage = DatabaseStorage(storage_uri("database://", DATABASE_URL))
+    limiter = FixedWindowRateLimiter(storage)
+    limit = RateLimitItemPerMinute(5)
+    key = limit.key_for("client-a")
+    seen = _reads(storage)
+    assert limiter.hit(limit, "client-a")
+    assert limiter.hit(limit, "client-a")
+    reset, remaining = limiter.get_window_stats(limit, "client-a")
+    assert (remaining, seen) == (3, [])
+    assert time.time() < reset <= time.time() + 60
+    assert limiter.get_window_stats(limit, "client-a") == (reset, 3)  # used: read
+    assert len(seen) == 1
+
+    seen.clear()
+    assert limiter.hit(limit, "client-a")
+    elsewhere: list[int] = []
+    other = threading.Thread(target=lambda: elsewhere.append(storage.get(key)))
+    other.start()
+    other.join()
+    assert elsewhere == [3]
+    assert len(seen) == 1  # another thread reads
+    storage.last_hit.within = 0.0  # as if READ_FOR had passed
+    assert storage.get(key) == 3
+    assert len(seen) == 2
     storage.engine.dispose()
 
 
@@ -199,7 +232,10 @@ def test_redis_counts_as_limits_own_storage_in_one_round_trip_a_question() -> No
         limiter = FixedWindowRateLimiter(counting)
         limit = RateLimitItemPerMinute(5)
         assert limiter.hit(limit, "client-a")
+        assert len(sent) == 1  # the hit: one script call, its count and time left
         sent.clear()
+        assert limiter.get_window_stats(limit, "client-a")[1] == 4
+        assert sent == []  # right after the hit: the hit's own answer
         reset, remaining = limiter.get_window_stats(limit, "client-a")
         assert sent == ["PIPELINE"]  # the count and the time left, read together
         plain_reset, plain_remaining = FixedWindowRateLimiter(plain).get_window_stats(
