@@ -72,15 +72,19 @@ class Reader:
             connection: Connection | None = getattr(self._local, "connection", None)
             if connection is None or connection.closed or connection.invalidated:
                 connection = self._local.connection = self._connect()
-                self._local.direct = Direct(connection)
+                # Kept too: a read that only sent prepared statements left it untouched.
+                self._local.session = Session(bind=connection, info={DIRECT: Direct(connection)})
+            session: Session = self._local.session
             try:
-                with Session(bind=connection, info={DIRECT: self._local.direct}) as session:
-                    return use(session)
+                return use(session)
             except DBAPIError as error:
                 self._local.connection = None
                 connection.close()
                 if attempt == 2 or not error.connection_invalidated:
                     raise
+            finally:
+                if session.in_transaction() or session.identity_map:
+                    session.close()  # the ORM was used: begin the next read afresh
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _connect(self) -> Connection:
