@@ -128,7 +128,8 @@ class DatabaseStorage(Storage):
         "database+postgresql+psycopg",
     ]
     PURGE_EVERY = 1000
-    READ_FOR = 1.0  # seconds a hit answers `get`, and a `get` answers `get_expiry`, of its key
+    READ_FOR = 1.0  # seconds a window read by `get` answers `get_expiry` of its key
+    HIT_FOR = 0.25  # seconds a hit answers `get` of its key: the same request's headers
 
     def __init__(
         self, uri: str | None = None, wrap_exceptions: bool = False, **options: Any
@@ -158,7 +159,7 @@ class DatabaseStorage(Storage):
         self.hits = 0
         # The rate-limit headers ask `get` and `get_expiry` right after the request's hit:
         # the hit's count and window end answer `get`, and `get`'s window end `get_expiry`.
-        self.last_hit, self.last_read = _Remembered(self.READ_FOR), _Remembered(self.READ_FOR)
+        self.last_hit, self.last_read = _Remembered(self.HIT_FOR), _Remembered(self.READ_FOR)
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -289,7 +290,8 @@ class CountingRedisStorage(RedisStorage):
     the time left together, which the `get_expiry` limits asks for right after it answers."""
 
     STORAGE_SCHEME = ["counting+redis", "counting+rediss", "counting+redis+unix"]  # noqa: RUF012
-    READ_FOR = 1.0  # seconds a hit answers `get`, and a `get` answers `get_expiry`, of its key
+    READ_FOR = 1.0  # seconds a window read by `get` answers `get_expiry` of its key
+    HIT_FOR = 0.25  # seconds a hit answers `get` of its key: the same request's headers
     SCRIPT_COUNTED = b"""
 local current = redis.call("incrby", KEYS[1], ARGV[2])
 if tonumber(current) == tonumber(ARGV[2]) then
@@ -300,7 +302,7 @@ return {current, redis.call("ttl", KEYS[1])}
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri.removeprefix("counting+"), **options)
-        self.last_hit, self.last_read = _Remembered(self.READ_FOR), _Remembered(self.READ_FOR)
+        self.last_hit, self.last_read = _Remembered(self.HIT_FOR), _Remembered(self.READ_FOR)
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)

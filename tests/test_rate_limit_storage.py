@@ -173,7 +173,7 @@ def test_the_window_stats_read_the_database_once(clean_db: Engine) -> None:
 def test_the_window_stats_right_after_a_hit_are_the_hits_own(clean_db: Engine) -> None:
     """Flask-Limiter's headers ask the count and the window's end right after the request's
     hit: the hit's own answer gives both (as the fast check's headers), no read. Once only,
-    in the thread that hit, and only within READ_FOR."""
+    in the thread that hit, and only within HIT_FOR."""
     storage = DatabaseStorage(storage_uri("database://", DATABASE_URL))
     limiter = FixedWindowRateLimiter(storage)
     limit = RateLimitItemPerMinute(5)
@@ -195,7 +195,7 @@ def test_the_window_stats_right_after_a_hit_are_the_hits_own(clean_db: Engine) -
     other.join()
     assert elsewhere == [3]
     assert len(seen) == 1  # another thread reads
-    storage.last_hit.within = 0.0  # as if READ_FOR had passed
+    storage.last_hit.within = 0.0  # as if HIT_FOR had passed
     assert storage.get(key) == 3
     assert len(seen) == 2
     storage.engine.dispose()
