@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,11 +14,12 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from app import worker
+from app.database import Timeouts, make_engine
 from app.domain.rules import Rules
 from app.models import ConsentEvent, ImportChunk, Subject
 from app.services.imports import jobs
 from tests.api.identity_helpers import import_report, run_imports, upload
-from tests.conftest import ApiClient
+from tests.conftest import DATABASE_URL, ApiClient
 
 NEWSLETTER = "channel=email&category=newsletter"
 
@@ -371,6 +374,39 @@ def test_a_large_import_leaves_its_tables_analysed_a_dry_run_does_not(
         assert worker.import_once(clean_db, rules, max_chunks=10, ahead=ahead) == 1
     assert check(api, f"email=r29@example.org&{NEWSLETTER}")["reason"] == "granted"
     assert all(count > before[name] for name, count in _analysed(clean_db).items())
+
+
+def test_an_analyse_that_cannot_run_leaves_the_import_done_and_says_so(
+    api: ApiClient,
+    clean_db: Engine,
+    rules: Rules,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another session holds a lock ANALYZE needs: the import stays done, nothing is lost,
+    a warning names what to run, and a later analyse succeeds."""
+    monkeypatch.setattr(jobs, "ANALYZE_AFTER", 20)
+    import_id = upload(api, ndjson(*(row(email=f"p{n}@example.org") for n in range(30))))
+    impatient = make_engine(DATABASE_URL, timeouts=Timeouts(lock=timedelta(milliseconds=200)))
+    with Session(impatient) as session:
+        while jobs.apply_next_chunk(session, rules, import_id):
+            pass
+        with impatient.connect() as other:
+            is_postgresql = impatient.dialect.name == "postgresql"
+            if is_postgresql:
+                other.execute(text("LOCK TABLE consent_events IN SHARE UPDATE EXCLUSIVE MODE"))
+            else:  # the write lock, taken by hand
+                other = other.execution_options(isolation_level="AUTOCOMMIT")
+                other.exec_driver_sql("BEGIN IMMEDIATE")
+            with caplog.at_level(logging.WARNING, logger=jobs.__name__):
+                assert jobs.analyze_written(session, import_id) is False
+            other.rollback() if is_postgresql else other.exec_driver_sql("ROLLBACK")
+        assert jobs.analyze_written(session, import_id) is True
+    impatient.dispose()
+    report = import_report(api, import_id)
+    assert (report["state"], report["applied"]) == ("done", 30)
+    assert check(api, f"email=p29@example.org&{NEWSLETTER}")["reason"] == "granted"
+    assert any("ANALYZE" in record.getMessage() for record in caplog.records)
 
 
 def test_chunks_parsed_ahead_apply_as_chunks_parsed_in_turn(

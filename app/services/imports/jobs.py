@@ -7,6 +7,7 @@ and rolls it back, keeping only the counts.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -16,6 +17,7 @@ from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, defer
 
 from app.database import analyze, in_parts, insert_many, one_of
@@ -45,6 +47,8 @@ from app.services.identity import identifiers
 CHUNK_LINES = 2_000
 MAX_ERRORS_SHOWN = 1_000
 ANALYZE_AFTER = 10_000  # rows applied by an import, after which its tables are analysed
+
+log = logging.getLogger(__name__)
 
 
 class State(StrEnum):
@@ -200,7 +204,8 @@ def apply_next_chunk(
 def analyze_written(session: Session, import_id: str) -> bool:
     """After an import that wrote `ANALYZE_AFTER` rows or more, bring the planner's statistics
     of the tables it wrote up to date, so that the checks after it are planned from the
-    numbers of now (`database.analyze`); True if it did."""
+    numbers of now (`database.analyze`); True if it did. When the database refuses it for
+    now (a lock or time limit), the import stays done and a warning says what to run."""
     job = session.get(ImportJob, import_id)
     is_large = (
         job is not None
@@ -208,10 +213,22 @@ def analyze_written(session: Session, import_id: str) -> bool:
         and not job.is_dry_run
         and job.applied >= ANALYZE_AFTER
     )
-    if is_large:
+    if not is_large:
+        return False
+    try:
         analyze(session, _WRITTEN)
-    session.commit()
-    return is_large
+        session.commit()
+    except OperationalError as error:  # a lock or time limit: the import stands as it is
+        session.rollback()
+        log.warning(
+            "import %s is done, but its tables were not analysed (%s): run ANALYZE %s"
+            " when the database is quieter, or the checks may be planned from old numbers",
+            import_id,
+            error.orig,
+            ", ".join(table.name for table in _WRITTEN),
+        )
+        return False
+    return True
 
 
 def _apply_chunk(
