@@ -213,13 +213,19 @@ def analyze_written(session: Session, import_id: str) -> bool:
         and not job.is_dry_run
         and job.applied >= ANALYZE_AFTER
     )
-    if not is_large:
-        return False
+    analysed = is_large and _analysed(session, import_id)
+    session.commit()
+    return analysed
+
+
+def _analysed(session: Session, import_id: str) -> bool:
+    """`database.analyze` of what an import wrote, in a savepoint: when the database refuses
+    it for now (a lock or time limit), only the savepoint is undone and a warning says what
+    to run."""
     try:
-        analyze(session, _WRITTEN)
-        session.commit()
-    except OperationalError as error:  # a lock or time limit: the import stands as it is
-        session.rollback()
+        with session.begin_nested():
+            analyze(session, _WRITTEN)
+    except OperationalError as error:
         log.warning(
             "import %s is done, but its tables were not analysed (%s): run ANALYZE %s"
             " when the database is quieter, or the checks may be planned from old numbers",
