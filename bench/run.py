@@ -212,6 +212,7 @@ def wrk(
     raw = json.loads(line)
     return {
         "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+        "seconds": raw["duration_us"] / 1e6,
         "p50_ms": raw["p50_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,
         "requests": raw["requests"],
@@ -605,22 +606,24 @@ class Run:
                 service.port, threads, self.seconds, database.subjects, token, WRK_WRITES, env
             )
             wrk_got["events"] = head_seq() - first
-            wrk_got["events_per_s"] = wrk_got["events"] / self.seconds
+            wrk_got["events_per_s"] = wrk_got["events"] / wrk_got["seconds"]
         engine.dispose()
         verified = verify(database)
-        for measure, service_got, bare_got in (
-            (f"writes x{threads}", got, base),
-            (f"writes x{threads}, wrk", wrk_got, wrk_base),
+        for measure, sent_by, service_got, bare_got, lock in (
+            ("writes", "Python threads", got, base, lock_hold(database, 200)),
+            ("writes, wrk", "wrk", wrk_got, wrk_base, None),
         ):
             self.add(
                 {
                     "measure": measure,
                     "db": database.kind,
                     "subjects": database.subjects,
+                    "writers": threads,
+                    "sent_by": sent_by,
                     "service": service_got,
                     "bare": bare_got,
                     "ratio": service_got["rps"] / bare_got["rps"],
-                    "lock": lock_hold(database, 200) if service_got is got else None,
+                    "lock": lock,
                     "verify": verified,
                 }
             )
@@ -666,7 +669,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             base = f"p50 {b['p50_ms']:.0f} ms, max {b['max_ms']:.0f} ms"
             ratio = f"{row['ratio']:.0%} of speed"
         elif measure.startswith("writes"):
-            load = measure.split()[1].rstrip(",").replace("x", "") + " writers"
+            load = f"{row['writers']} writers"
             lock = row["lock"]
             held = f"lock held p50 {lock['hold_p50_ms']:.1f} ms; " if lock else ""
             got = (
@@ -676,7 +679,6 @@ def table(rows: list[dict[str, Any]]) -> str:
             )
             base = f"{b['rps']:,.0f} req/s, p99 {b['p99_ms']:.0f} ms"
             ratio = f"{row['ratio']:.0%} of req/s"
-            measure = "writes, wrk" if measure.endswith("wrk") else "writes"
         else:
             load = "1 stream"
             got = (
@@ -717,9 +719,8 @@ def targets(rows: list[dict[str, Any]]) -> str:
             )
         if row["measure"].startswith("writes"):
             eps = row["service"]["events_per_s"]
-            by = "wrk" if row["measure"].endswith("wrk") else "Python threads"
             out.append(
-                f"- writes from {by}: {eps:,.0f} events/s (target ≥ 600; bare "
+                f"- writes from {row['sent_by']}: {eps:,.0f} events/s (target ≥ 600; bare "
                 f"{row['bare']['rps']:,.0f} req/s in this run)"
             )
         if row["measure"] == "access log":
