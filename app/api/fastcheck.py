@@ -26,10 +26,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl
 
-from marshmallow import ValidationError
+from marshmallow import RAISE, Schema, ValidationError, missing
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -40,7 +40,7 @@ from app.database import DIRECT, Direct, make_unpooled_engine
 from app.domain.errors import DomainError
 from app.domain.vocabulary import Scope
 from app.limits import can_count_lean, count_api_hit
-from app.observability import REQUEST_ID, REQUEST_SECONDS, count_decisions, sane_request_id
+from app.observability import REQUEST_ID, count_decisions, request_seconds, sane_request_id
 from app.security import ALWAYS, HSTS
 from app.services.consent import checks
 
@@ -52,9 +52,9 @@ if TYPE_CHECKING:
 
 PATH = "/v1/consent/check"
 ROUTE = "/v1/consent/check"  # the route template the metric names, as Flask's url_rule does
-KNOWN = frozenset(CheckQuerySchema().fields)
 T = TypeVar("T")
 _schema = CheckQuerySchema()
+KNOWN = frozenset(_schema.fields)
 
 
 class Reader:
@@ -140,7 +140,7 @@ class FastCheck:
             return None
         rules = extensions["rules"]
         try:
-            args = _schema.load(given)
+            args = load(given)
             ident, subject_id = consent.subject_of(args)
             question = consent.question_of(args)
             checks.validate(rules, question)
@@ -175,10 +175,40 @@ class FastCheck:
         headers.append(("Cache-Control", "no-store"))
         headers.extend(limit_headers)
         headers.append((REQUEST_ID, sane_request_id(environ.get("HTTP_X_REQUEST_ID", ""))))
-        REQUEST_SECONDS.labels(route=ROUTE, method="GET", status="200").observe(
-            time.perf_counter() - started
-        )
+        request_seconds(ROUTE, "GET", "200").observe(time.perf_counter() - started)
         return "200 OK", headers, data
+
+
+def _is_plain(schema: Schema) -> bool:
+    """Whether `schema.load` of known fields is each given field's own `deserialize` and then
+    the schema's validators: no pre- or post-load hooks, no field validators, and no field
+    that is required, has a default or loads under another name."""
+    hooks = {tag for tag, found in schema._hooks.items() if found}
+    return hooks <= {"validates_schema"} and not any(
+        field.required
+        or field.load_default is not missing
+        or field.data_key is not None
+        or field.attribute is not None
+        for field in schema.fields.values()
+    )
+
+
+def load(given: dict[str, str]) -> dict[str, Any]:
+    """`CheckQuerySchema().load(given)` for known parameters: the schema's own fields and its
+    validators, without the load's machinery for the fields not given (a third of the cost
+    of the arguments). Raises ValidationError as the load does."""
+    if not _PLAIN:
+        return _schema.load(given)  # type: ignore[no-any-return]
+    fields = _schema.fields
+    data = {name: fields[name].deserialize(value, name, given) for name, value in given.items()}
+    for name, _many, options in _schema._hooks["validates_schema"]:
+        validate = getattr(_schema, name)  # called as marshmallow's Schema._run_validator does
+        original = (given,) if options.get("pass_original") else ()
+        validate(data, *original, partial=None, many=False, unknown=RAISE)
+    return data
+
+
+_PLAIN = _is_plain(_schema)
 
 
 def _arguments(query: str) -> dict[str, str] | None:

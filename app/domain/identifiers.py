@@ -11,7 +11,7 @@ import hmac
 import re
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -26,9 +26,15 @@ MAILBOX_KIND = "mailbox"
 class Identifier:
     kind: IdentifierKind | str  # a str for the kinds a catalog adds
     value: str  # normalised
+    # Its keys made so far, by secret: a check asks for the same HMAC three times (the
+    # lookup, the old keys' loop, suppression's keys). Not part of its value.
+    _keys: dict[bytes, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def key(self, secret: bytes) -> str:
-        return identifier_hmac(secret, self.kind, self.value)
+        made = self._keys.get(secret)
+        if made is None:
+            made = self._keys[secret] = identifier_hmac(secret, self.kind, self.value)
+        return made
 
     def keys(self, secrets: Sequence[bytes]) -> list[str]:
         """Its HMAC under each key of a ring (the current key first)."""
