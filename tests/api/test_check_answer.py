@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
@@ -114,3 +115,54 @@ def test_a_subject_id_loads_as_a_uuid_on_both() -> None:
             "purpose": "personalization",
         }
     )
+
+
+def _parsed_as_parse_qsl(query: str) -> dict[str, str] | None:
+    """The fast check's reading of a query, as it was first written: with `parse_qsl`."""
+    try:
+        text = query.encode("latin-1").decode()
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeError:
+        return None
+    args = dict(pairs)
+    if len(args) != len(pairs) or not fastcheck.KNOWN.issuperset(args):
+        return None
+    if any(not value or "\x00" in value for value in args.values()):
+        return None
+    return args
+
+
+PIECES = st.sampled_from(
+    [
+        *sorted(fastcheck.KNOWN),
+        "=",
+        "&",
+        "&&",
+        "+",
+        "%40",
+        "%00",
+        "%C3%A9",
+        "%E9",
+        "%",
+        "%4",
+        "a@b.example",
+        "x",
+        "é",
+        "other",
+    ]
+)
+
+
+@given(st.lists(PIECES, max_size=12).map("".join))
+def test_the_query_is_read_as_parse_qsl_reads_it(query: str) -> None:
+    assert fastcheck._arguments(query) == _parsed_as_parse_qsl(query)
+
+
+def test_a_common_query_is_read() -> None:
+    query = "email=ada%40example.org&channel=email&category=newsletter"
+    assert fastcheck._arguments(query) == {
+        "email": "ada@example.org",
+        "channel": "email",
+        "category": "newsletter",
+    }
+    assert fastcheck._arguments(query + "&email=b%40example.org") is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -421,7 +422,9 @@ def _aware(moment: datetime | str) -> datetime:
 Key = tuple[str, str, str]
 
 
+@functools.lru_cache(maxsize=1024)  # questions of the catalog's topics: `validate` came first
 def _params(question: Question) -> dict[str, Any]:
+    """The topic lists a read's IN filters take (shared between calls: read, never changed)."""
     topics = question.topics()
     return {
         "channels": sorted({t.channel for t in topics}),
