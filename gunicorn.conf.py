@@ -26,8 +26,13 @@ worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
-max_requests = 10_000  # recycle workers now and then; jitter keeps them from restarting together
-max_requests_jitter = 1_000
+# Recycle workers now and then (0: never); the jitter keeps them from restarting together.
+# A worker's start costs about 2.4 s of CPU (importing and building the app), so at 10,000 a
+# loaded worker restarted every 40 s and each restart stalled the requests around it
+# (`python -m bench.run --only recycling`). The check path's memory stays flat (107 MB a
+# worker over 90,000 requests), so restarts are rare: 100,000 requests.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
+max_requests_jitter = max_requests // 10
 # The app believes X-Forwarded-For through ProxyFix (TRUSTED_PROXY_HOPS); gunicorn only for
 # the scheme.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
@@ -42,6 +47,7 @@ errorlog = "-"
 # ...and even the path is redacted where it holds a token (/confirm/<token>, /p/<token>, …).
 # (GUNICORN_LOGGER_CLASS is for the benchmark's plain-log baseline only.)
 logger_class = os.environ.get("GUNICORN_LOGGER_CLASS", "app.logs.RedactingGunicornLogger")
+
 
 def on_starting(server: object) -> None:
     shutil.rmtree(_METRICS, ignore_errors=True)

@@ -43,6 +43,7 @@ PG_NAME = os.environ.get("BENCH_PG_DB", "cc_bench")  # the databases' name (crea
 QUESTION = "channel=email&category=newsletter"
 WRK_SCRIPT = Path(__file__).resolve().parent / "check.lua"
 WRK_WRITES = Path(__file__).resolve().parent / "writes.lua"
+RECYCLE_EVERY = 2_000  # requests a worker serves before gunicorn replaces it, in `recycling`
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class Server:
 
     def __init__(self, target: str, port: int, env: dict[str, str]) -> None:
         self.port = port
-        log = (RESULTS / "logs" / f"{target.split(':')[0]}-{port}.log").open("w")
+        self.log_path = RESULTS / "logs" / f"{target.split(':')[0]}-{port}.log"
+        log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", target],
             cwd=ROOT,
@@ -87,6 +89,10 @@ class Server:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"{target} did not start on port {port}")
+
+    def boots(self) -> int:
+        """How many workers gunicorn has started (recycled ones included)."""
+        return self.log_path.read_text().count("Booting worker")
 
     def workers(self) -> list[int]:
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -508,6 +514,33 @@ class Run:
             )
             self.batches(database, bare, service, token)
 
+    def recycling(self, database: Database) -> None:
+        """The check with workers recycled every RECYCLE_EVERY requests (what gunicorn's
+        `max_requests` of 10,000 did at production rates, every 40 s a worker) against the same
+        service with the project's setting, in one run: what a worker's start costs."""
+        often = {"GUNICORN_MAX_REQUESTS": str(RECYCLE_EVERY)}
+        with (
+            serving(database, self.next_port()) as kept,
+            serving(database, self.next_port(), often) as recycled,
+        ):
+            token = token_for(database, kept.port)
+            seconds = self.seconds * 3  # long enough for every worker to be recycled
+            started = recycled.boots()
+            base = wrk(kept.port, 32, seconds, database.subjects, token)
+            got = wrk(recycled.port, 32, seconds, database.subjects, token)
+            self.add(
+                {
+                    "measure": f"check, workers recycled every {RECYCLE_EVERY:,} requests",
+                    "db": database.kind,
+                    "subjects": database.subjects,
+                    "connections": 32,
+                    "service": got,
+                    "bare": base,
+                    "ratio": got["rps"] / base["rps"],
+                    "restarts": recycled.boots() - started,
+                }
+            )
+
     def batch(self, database: Database) -> None:
         """The batch check alone (`--only batch`)."""
         with (
@@ -658,7 +691,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         s, b = row["service"], row["bare"]
         measure = row["measure"]
-        if measure in ("check", "check, Flask path", "access log"):
+        if measure.startswith("check") or measure == "access log":
             load = f"{row['connections']} conn"
             got = f"{s['rps']:,.0f} req/s, p50 {s['p50_ms']:.1f} ms, p99 {s['p99_ms']:.1f} ms"
             base = f"{b['rps']:,.0f} req/s, p50 {b['p50_ms']:.1f} ms, p99 {b['p99_ms']:.1f} ms"
@@ -723,6 +756,12 @@ def targets(rows: list[dict[str, Any]]) -> str:
                 f"- writes from {row['sent_by']}: {eps:,.0f} events/s (target ≥ 600; bare "
                 f"{row['bare']['rps']:,.0f} req/s in this run)"
             )
+        if row["measure"].startswith("check, workers recycled"):
+            out.append(
+                f"- {row['restarts']} worker restarts in {row['service']['seconds']:.0f} s cost "
+                f"{1 - row['ratio']:.0%} of req/s ({row['db']}; the baseline is the service as "
+                "gunicorn.conf.py runs it)"
+            )
         if row["measure"] == "access log":
             out.append(
                 f"- access log: redacting {row['ratio']:.0%} of plain gunicorn's req/s "
@@ -743,13 +782,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="length of each load")
     parser.add_argument(
         "--only",
-        choices=["checks", "batch", "writes", "export", "logs"],
+        choices=["checks", "batch", "recycling", "writes", "export", "logs"],
         action="append",
         help="a part only",
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], action="append")
     args = parser.parse_args()
-    parts = set(args.only or ["logs", "checks", "writes", "export"])
+    parts = set(args.only or ["logs", "checks", "recycling", "writes", "export"])
     if parts & {"logs", "checks"} and shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk")
     (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
@@ -768,6 +807,8 @@ def main() -> None:
                 run.attempt(run.checks, database)
             elif "batch" in parts:
                 run.attempt(run.batch, database)
+            if "recycling" in parts and kind == "sqlite" and subjects == 10_000:
+                run.attempt(run.recycling, database)
     if "writes" in parts and "postgresql" in kinds:
         run.attempt(run.writes, Database("postgresql", 10_000))
     if "export" in parts and "postgresql" in kinds:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import functools
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -19,7 +23,7 @@ from app.models import ConsentEvent, OutboxMessage
 from app.services.audit import trail
 from tests.concurrency import at_once
 from tests.factories import make_subscriber
-from tests.faults.conftest import Answer, Gunicorn
+from tests.faults.conftest import ROOT, Answer, Gunicorn
 from tests.smtp import confirm_link
 
 TOKEN = "InFkYS0xMjM0NSI.ZxYwVg.k3mQ9a0xR2n7LzT5vW8yBc"
@@ -107,3 +111,34 @@ def test_the_same_confirmation_posted_twice_at_once_over_http_confirms_once(
         ).all()
         assert trail.verify(session).is_ok
     assert sorted(c or "" for c in confirmations) == ["", "newsletter", "offers"]
+
+
+def _settings_of_the_config(**env: str) -> dict[str, object]:
+    """gunicorn.conf.py's recycling settings, as gunicorn would read them under `env`."""
+    script = (
+        "import json, runpy; ns = runpy.run_path('gunicorn.conf.py');"
+        "print(json.dumps({k: ns[k] for k in ('max_requests', 'max_requests_jitter')}))"
+    )
+    environ = {k: v for k, v in os.environ.items() if k != "GUNICORN_MAX_REQUESTS"} | env
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=environ, capture_output=True, check=True
+    )
+    return dict(json.loads(done.stdout))
+
+
+def test_workers_are_recycled_rarely_and_the_setting_can_be_changed() -> None:
+    assert _settings_of_the_config() == {"max_requests": 100_000, "max_requests_jitter": 10_000}
+    never = _settings_of_the_config(GUNICORN_MAX_REQUESTS="0")
+    assert never == {"max_requests": 0, "max_requests_jitter": 0}
+
+
+def test_a_worker_is_replaced_after_its_max_requests(gunicorn: Callable[..., Gunicorn]) -> None:
+    server = gunicorn(workers=1, GUNICORN_MAX_REQUESTS="3")
+    seen = set()
+    for _ in range(12):
+        assert server.request("GET", "/healthz").status == 200
+        deadline = time.monotonic() + 30
+        while not server.worker_pids() and time.monotonic() < deadline:
+            time.sleep(0.05)  # between a worker's exit and the next one's start
+        seen.update(server.worker_pids())
+    assert len(seen) >= 3
