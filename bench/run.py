@@ -453,6 +453,21 @@ def verify(database: Database) -> dict[str, Any]:
 # --- the run ---------------------------------------------------------------------------------
 
 
+def _compared(
+    measure: str, database: Database, connections: int, got: dict[str, Any], base: dict[str, Any]
+) -> dict[str, Any]:
+    """A row of wrk's figures for the service and its baseline in the same run."""
+    return {
+        "measure": measure,
+        "db": database.kind,
+        "subjects": database.subjects,
+        "connections": connections,
+        "service": got,
+        "bare": base,
+        "ratio": got["rps"] / base["rps"],
+    }
+
+
 class Run:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
@@ -487,31 +502,11 @@ class Run:
             for connections in (1, 32):
                 base = wrk(bare.port, connections, self.seconds, database.subjects, token)
                 got = wrk(service.port, connections, self.seconds, database.subjects, token)
-                self.add(
-                    {
-                        "measure": "check",
-                        "db": database.kind,
-                        "subjects": database.subjects,
-                        "connections": connections,
-                        "service": got,
-                        "bare": base,
-                        "ratio": got["rps"] / base["rps"],
-                    }
-                )
+                self.add(_compared("check", database, connections, got, base))
             # The same service without the fast check (FAST_CHECK=false), in the same run.
             base = wrk(bare.port, 32, self.seconds, database.subjects, token)
             got = wrk(flask_path.port, 32, self.seconds, database.subjects, token)
-            self.add(
-                {
-                    "measure": "check, Flask path",
-                    "db": database.kind,
-                    "subjects": database.subjects,
-                    "connections": 32,
-                    "service": got,
-                    "bare": base,
-                    "ratio": got["rps"] / base["rps"],
-                }
-            )
+            self.add(_compared("check, Flask path", database, 32, got, base))
             self.batches(database, bare, service, token)
 
     def recycling(self, database: Database) -> None:
@@ -528,18 +523,9 @@ class Run:
             started = recycled.boots()
             base = wrk(kept.port, 32, seconds, database.subjects, token)
             got = wrk(recycled.port, 32, seconds, database.subjects, token)
-            self.add(
-                {
-                    "measure": f"check, workers recycled every {RECYCLE_EVERY:,} requests",
-                    "db": database.kind,
-                    "subjects": database.subjects,
-                    "connections": 32,
-                    "service": got,
-                    "bare": base,
-                    "ratio": got["rps"] / base["rps"],
-                    "restarts": recycled.boots() - started,
-                }
-            )
+            measure = f"check, workers recycled every {RECYCLE_EVERY:,} requests"
+            row = _compared(measure, database, 32, got, base)
+            self.add(row | {"restarts": recycled.boots() - started})
 
     def batch(self, database: Database) -> None:
         """The batch check alone (`--only batch`)."""
