@@ -69,13 +69,14 @@ def _label(subjects: int) -> str:
 class Server:
     """One gunicorn master on 127.0.0.1:port with the project's gunicorn.conf.py."""
 
-    def __init__(self, target: str, port: int, env: dict[str, str]) -> None:
+    def __init__(self, target: str, port: int, env: dict[str, str], root: Path = ROOT) -> None:
+        """`root`: the checkout whose code and gunicorn.conf.py it serves (this one)."""
         self.port = port
         self.log_path = RESULTS / "logs" / f"{target.split(':')[0]}-{port}.log"
         log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", target],
-            cwd=ROOT,
+            cwd=root,
             env=os.environ | env | {"GUNICORN_BIND": f"{HOST}:{port}"},
             stdout=log,
             stderr=subprocess.STDOUT,
