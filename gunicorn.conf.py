@@ -29,8 +29,8 @@ keepalive = 5
 # Recycle workers now and then (0: never); the jitter keeps them from restarting together.
 # A worker's start costs about 2.4 s of CPU (importing and building the app), so at 10,000 a
 # loaded worker restarted every 40 s and each restart stalled the requests around it (p99
-# 0.9-1.6 s against 31-71 ms, `python -m bench.run --only recycling`). The check path's memory stays flat (107 MB a
-# worker over 90,000 requests), so restarts are rare: 100,000 requests.
+# 0.9-1.6 s against 31-71 ms, `python -m bench.run --only recycling`). The check path's
+# memory stays flat (107 MB a worker over 90,000 requests), so restarts are rare: 100,000.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
 max_requests_jitter = max_requests // 10
 # The app believes X-Forwarded-For through ProxyFix (TRUSTED_PROXY_HOPS); gunicorn only for
