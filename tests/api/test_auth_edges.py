@@ -66,6 +66,7 @@ def test_a_token_minted_with_the_real_key_is_accepted(api: ApiClient, settings: 
         ("iss", "https://evil.example.org"),
         ("client_id", "cc_nobody"),
     ],
+    ids=["expired", "aud", "iss", "client_id"],  # not the time: xdist's workers collect alike
 )
 def test_an_expired_or_misdirected_token_is_refused(
     api: ApiClient, settings: Settings, claim: str, value: object
