@@ -2,9 +2,10 @@
 parameter (a JSON array read by `json_each` on SQLite, a `text[]` read by `unnest` on
 PostgreSQL), rows back as plain tuples.
 
-The statements run through `exec_driver_sql` on the session's own connection: no SQLAlchemy
-compilation or ORM rows per call, while SQLAlchemy still wraps driver errors (an outage is a
-503, app/errors) and sees the statement (logging, timeouts, pool invalidation on disconnect).
+The statements run on the session's own driver connection (`database.driver_rows`): no
+SQLAlchemy compilation or result rows per call, while SQLAlchemy still wraps driver errors (an
+outage is a 503, app/errors) and sees the statement (logging, timeouts, pool invalidation on
+disconnect).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy.orm import Session
+
+from app.database import driver_rows
 
 _EACH = re.compile(r"EACH\(:(\w+)\) AS (\w+)")
 _PARAM = re.compile(r"(?<!:):(\w+)")
@@ -50,7 +53,7 @@ def fetch(session: Session, statement: Statement, params: Mapping[str, Any]) -> 
             k: orjson.dumps(list(v)).decode() if k in statement.arrays else v
             for k, v in params.items()
         }
-    return connection.exec_driver_sql(sql, values).fetchall()
+    return driver_rows(connection, sql, values)
 
 
 def array_literal(values: Iterable[str]) -> str:
