@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from flask import Blueprint, Flask, Response, current_app, request
 from flask_limiter import Limiter
@@ -117,6 +117,63 @@ class _Remembered:
         return kept[2]  # type: ignore[no-any-return]
 
 
+class HitLeases:
+    """Hits of a shared fixed-window counter taken `size` at a time, for the limits every
+    /v1 request counts. One trip to the store adds `size` to the window's count and gives
+    this process the hits numbered `count - size + 1` … `count` in that window, which it
+    hands out one per request until they are spent or the window ends.
+
+    Every number is handed out once, whichever process holds it, so a limit of N still
+    admits at most N requests a window. What a process holds unused when the window ends
+    (at most `size - 1`) is counted as spent: a client may be refused that many hits early.
+    `lease_size` keeps that under 0.2 % of the limit a process, and at 1 (one trip a hit,
+    exact) for limits under 1,000 a window. RateLimit-Remaining is the limit less the
+    request's number: another process's unused hits count as spent there too.
+
+    On SQLite each hit's upsert of a counter every worker writes cost a worker 200 µs of
+    CPU (a third of a check); on PostgreSQL 200 µs and 120 µs of the server's."""
+
+    KEEP = 1024  # keys held at most before the lapsed ones are dropped
+
+    def __init__(self, store: _Counting) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._held: dict[str, list[Any]] = {}  # key: [next number, last number, window end]
+        self._pid = os.getpid()
+
+    def hit(self, key: str, expiry: int, size: int) -> tuple[int, float]:
+        """This hit's number in the window of `key` (what a count of each hit alone would
+        have answered, or more) and the window's end."""
+        now = time.time()
+        with self._lock:
+            if self._pid != os.getpid():  # a fork's copy: the parent's hits are not ours
+                self._held, self._pid = {}, os.getpid()
+            held = self._held.get(key)
+            if held is not None and held[0] <= held[1] and now < held[2]:
+                held[0] += 1
+                return held[0] - 1, held[2]
+        count, ends = self.store.counted(key, expiry, size)  # outside the lock: a round trip
+        with self._lock:
+            if len(self._held) >= self.KEEP:
+                self._held = {k: v for k, v in self._held.items() if v[2] > now}
+            self._held[key] = [count - size + 2, count, ends]
+        return count - size + 1, ends
+
+
+class _Counting(Protocol):
+    def counted(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+        """Add `amount` to the window's count of `key`: the count and the window's end."""
+
+
+LEASE_MAX, LEASE_SHARE = 16, 500
+
+
+def lease_size(amount: int) -> int:
+    """Hits a process takes at once for a limit of `amount` a window: 1/500 of it, at most
+    16 and at least 1."""
+    return max(1, min(LEASE_MAX, amount // LEASE_SHARE))
+
+
 class DatabaseStorage(Storage):
     """Fixed-window counters in this service's own database (table rate_limit_counters): one
     atomic upsert per hit, so every worker and instance counts together with no Redis."""
@@ -160,6 +217,7 @@ class DatabaseStorage(Storage):
         # The rate-limit headers ask `get` and `get_expiry` right after the request's hit:
         # the hit's count and window end answer `get`, and `get`'s window end `get_expiry`.
         self.last_hit, self.last_read = _Remembered(self.HIT_FOR), _Remembered(self.READ_FOR)
+        self.leases = HitLeases(self)
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -303,6 +361,7 @@ return {current, redis.call("ttl", KEYS[1])}
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri.removeprefix("counting+"), **options)
         self.last_hit, self.last_read = _Remembered(self.HIT_FOR), _Remembered(self.READ_FOR)
+        self.leases = HitLeases(self)
 
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
@@ -540,7 +599,8 @@ def can_count_lean() -> bool:
 def count_api_hit(rate: str, client_id: str) -> list[tuple[str, str]] | None:
     """Count one /v1 request of `client_id` against `rate` as the per-client shared limit
     (`api_limit`) does, in the same storage under the same keys, and give the headers Flask's
-    path would add (`RateLimit-Limit`, `-Remaining`, `-Reset` in seconds).
+    path would add (`RateLimit-Limit`, `-Remaining`, `-Reset` in seconds). In the database
+    and Redis the hits are taken a lease at a time (`HitLeases`, `lease_size`).
 
     None when it cannot answer that way: a limit is exceeded (Flask then answers the 429, and
     counts that request once more: with fixed windows an exceeded count stays exceeded) or the
@@ -557,8 +617,12 @@ def count_api_hit(rate: str, client_id: str) -> list[tuple[str, str]] | None:
         if isinstance(strategy, FixedWindowRateLimiter) and isinstance(
             storage, (DatabaseStorage, CountingRedisStorage)
         ):
-            # The same count as its incr, which also returns the window's end.
-            counts = [storage.counted(i.key_for(*args), i.get_expiry()) for i in items]
+            # Each hit's number in its window, the hits taken from the shared count a lease
+            # at a time (HitLeases), and the window's end.
+            counts = [
+                storage.leases.hit(i.key_for(*args), i.get_expiry(), lease_size(i.amount))
+                for i in items
+            ]
             if any(count > item.amount for (count, _), item in zip(counts, items, strict=True)):
                 return None
             reset, remaining = counts[0][1], max(0, items[0].amount - counts[0][0])

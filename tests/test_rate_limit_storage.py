@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
@@ -19,7 +20,9 @@ from app.limits import (
     COUNTERS_FILE_SUFFIX,
     CountingRedisStorage,
     DatabaseStorage,
+    HitLeases,
     SweptMemoryStorage,
+    lease_size,
     storage_uri,
 )
 from tests.conftest import DATABASE_URL
@@ -246,3 +249,53 @@ def test_redis_counts_as_limits_own_storage_in_one_round_trip_a_question() -> No
         sent.clear()
         counting.get_expiry(limit.key_for("client-a"))  # used once: asked again
         assert len(sent) == 1
+
+
+def test_a_lease_is_sized_by_the_limit_and_exact_below_a_thousand() -> None:
+    assert [lease_size(n) for n in (1, 5, 999, 1000, 6000, 8000, 10_000_000)] == [
+        1,
+        1,
+        1,
+        2,
+        12,
+        16,
+        16,
+    ]
+
+
+@pytest.mark.parametrize("store", ["database", pytest.param("redis", marks=needs_redis)])
+def test_leased_hits_are_numbered_once_across_processes_and_admit_at_most_the_limit(
+    clean_db: Engine, store: str
+) -> None:
+    """Two processes (two HitLeases on one store) taking a limit of 50 eight hits a trip:
+    no number is handed out twice, no more than 50 are within the limit, and what a process
+    held unused is all that is refused early. A new window starts a new lease at 1."""
+    with key_prefix() if store == "redis" else nullcontext("") as prefix:
+        storage: Any = (
+            DatabaseStorage(storage_uri("database://", DATABASE_URL))
+            if store == "database"
+            else CountingRedisStorage(storage_uri(REDIS_URL), key_prefix=prefix)
+        )
+        trips: list[int] = []
+        counted = storage.counted
+
+        def noted(key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+            trips.append(amount)
+            return counted(key, expiry, amount)  # type: ignore[no-any-return]
+
+        storage.counted = noted
+        first, second = HitLeases(storage), HitLeases(storage)
+        numbers = [(first if n % 3 else second).hit("client-a", 60, 8)[0] for n in range(60)]
+        assert numbers[:4] == [1, 9, 10, 2]  # `second` holds 1-8, `first` 9-16
+        assert len(set(numbers)) == len(numbers)
+        admitted = [n for n in numbers if n <= 50]
+        assert 50 - 2 * 7 <= len(admitted) <= 50
+        # 40 hits by `first` and 20 by `second`: 5 and 3 leases, each one trip of 8.
+        assert trips == [8] * 8
+        assert storage.get("client-a") == 64
+        # A lease never outlives its window.
+        assert first.hit("short", 1, 8)[0] == 1
+        time.sleep(2.1)
+        assert first.hit("short", 1, 8)[0] == 1
+        if store == "database":
+            storage.engine.dispose()
