@@ -472,17 +472,36 @@ def _standing(state: Sequence[Any]) -> Standing:
     return Standing(_STATUS[state[3]], state[4], state[6], state[5])
 
 
-def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
-    """For each wanted HMAC (the one column of `wanted`): its subject and its standings on
-    the asked topics (one row each, or one row of NULLs).
+def _person_of(wanted: Any) -> Any:
+    """The subject of the wanted HMAC (the one column of `wanted`), and suppression's columns
+    for it: one row, a subquery the database may not merge into the read around it (OFFSET
+    0), so the suppression subqueries run once, not once per standing read with it."""
+    key = wanted.c[0]
+    identifiers = SubjectIdentifier.__table__
+    return (
+        select(
+            key.label("hmac"),
+            identifiers.c.subject_id,
+            identifiers.c.confirmed_at.is_not(None).label("is_confirmed"),
+            *suppression.columns(identifiers.c.subject_id),
+        )
+        .select_from(wanted)
+        .outerjoin(identifiers, identifiers.c.hmac == key)
+        .offset(0)
+        .subquery("person")
+    )
+
+
+def _joined(person: Any, *, lateral: bool) -> Select[Any]:
+    """For the `person` (`_person_of`): its standings on the asked topics (one row each, or
+    one row of NULLs).
 
     On PostgreSQL the standings are a LATERAL subquery, so they are always read through the
     primary key per subject, whatever the planner guesses about the topic filters.
     """
-    key = wanted.c[0]
-    identifiers, states = SubjectIdentifier.__table__, ConsentState.__table__
+    states = ConsentState.__table__
     topic_filter = and_(
-        states.c.subject_id == identifiers.c.subject_id,
+        states.c.subject_id == person.c.subject_id,
         states.c.channel.in_(bindparam("channels", expanding=True)),
         states.c.category.in_(bindparam("categories", expanding=True)),
         states.c.purpose.in_(bindparam("purposes", expanding=True)),
@@ -500,14 +519,14 @@ def _joined(wanted: Any, *, lateral: bool) -> Select[Any]:
         found, on = states, topic_filter
     return (
         select(
-            key.label("hmac"),
-            identifiers.c.subject_id,
-            identifiers.c.confirmed_at.is_not(None).label("is_confirmed"),
+            person.c.hmac,
+            person.c.subject_id,
+            person.c.is_confirmed,
             *(found.c[name] for name in columns),
-            *suppression.columns(identifiers.c.subject_id),
+            person.c.held,
+            person.c.unkeyed,
         )
-        .select_from(wanted)
-        .outerjoin(identifiers, identifiers.c.hmac == key)
+        .select_from(person)
         .outerjoin(found, on)
     )
 
@@ -542,11 +561,11 @@ def _person_by_key(
 
 
 def _person(wanted: Any, *, lateral: bool) -> Select[Any]:
-    identifiers = SubjectIdentifier.__table__
+    person = _person_of(wanted)
     contact = SubjectIdentifier.__table__.alias("contact")
     subjects = Subject.__table__
     return (
-        _joined(wanted, lateral=lateral)
+        _joined(person, lateral=lateral)
         .add_columns(
             contact.c.hmac.label("c_hmac"),
             contact.c.value.label("c_value"),
@@ -557,11 +576,11 @@ def _person(wanted: Any, *, lateral: bool) -> Select[Any]:
         .outerjoin(
             contact,
             and_(
-                contact.c.subject_id == identifiers.c.subject_id,
+                contact.c.subject_id == person.c.subject_id,
                 contact.c.kind == bindparam("contact_kind"),
             ),
         )
-        .outerjoin(subjects, subjects.c.id == identifiers.c.subject_id)
+        .outerjoin(subjects, subjects.c.id == person.c.subject_id)
     )
 
 
@@ -571,8 +590,8 @@ def _one_key() -> Any:
 
 # Built and compiled once, not per request; the driver then prepares them on the server.
 _CHECK_BY_KEY = {
-    "postgresql": PreparedSelect(_joined(_one_key(), lateral=True)),
-    "sqlite": PreparedSelect(_joined(_one_key(), lateral=False)),
+    "postgresql": PreparedSelect(_joined(_person_of(_one_key()), lateral=True)),
+    "sqlite": PreparedSelect(_joined(_person_of(_one_key()), lateral=False)),
 }
 _PERSON_BY_KEY = {
     "postgresql": PreparedSelect(_person(_one_key(), lateral=True)),
