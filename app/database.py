@@ -245,7 +245,7 @@ class PreparedSelect:
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
         self.row: Any = namedtuple("Row", statement.selected_columns.keys())  # type: ignore[misc]
-        self._processors: dict[str, list[Any]] = {}
+        self._processors: dict[str, list[tuple[int, Any]]] = {}  # by dialect: (column, processor)
         self._forms: dict[tuple[Any, ...], _Form] = {}
 
     def rows(self, session: Session, params: Mapping[str, Any]) -> list[Any]:
@@ -272,18 +272,27 @@ class PreparedSelect:
         return form.sql, tuple(values)
 
     def typed(self, dialect: Dialect, raw_rows: Sequence[Sequence[Any]]) -> list[Any]:
-        """The driver's rows as the statement's typed rows."""
-        processors, make = self._processors[dialect.name], self.row
-        return [
-            make(*(v if p is None else p(v) for p, v in zip(processors, raw, strict=True)))
-            for raw in raw_rows
-        ]
+        """The driver's rows as the statement's typed rows: each column through its result
+        processor, where its type has one (on SQLite times and booleans; on PostgreSQL none)."""
+        processors, make = self._processors[dialect.name], self.row._make
+        if not processors:
+            return [make(raw) for raw in raw_rows]
+        rows = []
+        for raw in raw_rows:
+            values = list(raw)
+            for index, process in processors:
+                values[index] = process(values[index])
+            rows.append(make(values))
+        return rows
 
     def _form(self, shape: tuple[Any, ...], dialect: Dialect, params: Mapping[str, Any]) -> _Form:
         if dialect.name not in self._processors:
-            self._processors[dialect.name] = [
+            processors = (
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in self.statement.selected_columns
+            )
+            self._processors[dialect.name] = [
+                (index, process) for index, process in enumerate(processors) if process is not None
             ]
         compiled = self.statement.compile(dialect=dialect)
         expanded = compiled.construct_expanded_state(dict(params))

@@ -579,6 +579,16 @@ def _parsed(rate: str) -> tuple[RateLimitItem, ...]:
     return tuple(sorted(parse_many(rate)))
 
 
+@functools.lru_cache(maxsize=1024)
+def _leased_keys(rate: str, args: tuple[str, ...]) -> tuple[tuple[str, int, int, int], ...]:
+    """For each item of `rate`: the storage key of `args`, the window's length, the amount
+    and the lease's size (the same keys as `RateLimitItem.key_for`, made once per client)."""
+    return tuple(
+        (item.key_for(*args), item.get_expiry(), item.amount, lease_size(item.amount))
+        for item in _parsed(rate)
+    )
+
+
 def can_count_lean() -> bool:
     """Whether `count_api_hit` counts exactly as Flask-Limiter would: the limiter is on and
     initialised, its storage is not in the in-memory fallback, and nothing but the per-client
@@ -619,12 +629,12 @@ def count_api_hit(rate: str, client_id: str) -> list[tuple[str, str]] | None:
         ):
             # Each hit's number in its window, the hits taken from the shared count a lease
             # at a time (HitLeases), and the window's end.
-            counts = [
-                storage.leases.hit(i.key_for(*args), i.get_expiry(), lease_size(i.amount))
-                for i in items
-            ]
-            if any(count > item.amount for (count, _), item in zip(counts, items, strict=True)):
-                return None
+            counts = []
+            for key, expiry, amount, size in _leased_keys(rate, tuple(args)):
+                count, ends = storage.leases.hit(key, expiry, size)
+                if count > amount:
+                    return None
+                counts.append((count, ends))
             reset, remaining = counts[0][1], max(0, items[0].amount - counts[0][0])
         else:
             for item in items:
