@@ -207,3 +207,27 @@ def test_an_unreachable_limit_store_does_not_stop_the_api(
     headers = {"Authorization": f"Bearer {_token(http, clean_db)}"}
     # In-memory fallback: still answered, still limited.
     assert [http.get(CHECK, headers=headers).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_an_app_made_after_a_store_failed_counts_in_its_own_store(
+    make_app: Callable[..., Flask], clean_db: Engine
+) -> None:
+    """The limiter is one object every app shares: a store that failed under the last app must
+    not leave the next app counting in memory until Flask-Limiter's back-off retries (a test
+    that followed the one above flaked so)."""
+    from app.extensions import limiter
+    from app.limits import DatabaseStorage
+
+    failing = _limited_app(
+        make_app, ratelimit_storage_url="redis://127.0.0.1:9/0?socket_connect_timeout=0.2"
+    ).test_client()
+    failing.get(CHECK, headers={"Authorization": f"Bearer {_token(failing, clean_db)}"})
+    assert limiter._storage_dead
+    http = _limited_app(
+        make_app, ratelimit_storage_url="database://", api_rate_limit="5/minute"
+    ).test_client()
+    headers = {"Authorization": f"Bearer {_token(http, clean_db)}"}
+    answers = [http.get(CHECK, headers=headers) for _ in range(2)]
+    assert not limiter._storage_dead
+    assert isinstance(limiter.limiter.storage, DatabaseStorage)
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["4", "3"]
