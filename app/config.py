@@ -347,7 +347,12 @@ class Settings:
         "RATELIMIT_KEY_PREFIX", TEXT, "Prefix of the limit keys in Redis.", "consent-center"
     )
     api_rate_limit: str = setting(
-        "API_RATE_LIMIT", TEXT, "Per API client on /v1 (Flask-Limiter notation).", "6000/minute"
+        "API_RATE_LIMIT",
+        TEXT,
+        "Per API client on /v1 (Flask-Limiter notation). The consent check takes its hits from"
+        " the shared count a lease at a time (1/500 of the limit, at most 16; exact below 1,000"
+        " a window): docs/hardening.md.",
+        "6000/minute",
     )
     token_rate_limit: str = setting(
         "TOKEN_RATE_LIMIT", TEXT, "Per IP on /oauth/token.", "60/minute"

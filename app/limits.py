@@ -118,17 +118,19 @@ class _Remembered:
 
 
 class HitLeases:
-    """Hits of a shared fixed-window counter taken `size` at a time, for the limits every
-    /v1 request counts. One trip to the store adds `size` to the window's count and gives
-    this process the hits numbered `count - size + 1` … `count` in that window, which it
-    hands out one per request until they are spent or the window ends.
+    """Hits of a shared fixed-window counter taken `size` at a time: the per-client /v1
+    limit as the consent check's fast path counts it (`count_api_hit`). One trip to the store
+    adds `size` to the window's count and gives this process the hits numbered
+    `count - size + 1` … `count` in that window, which it hands out one per request until
+    they are spent or the window ends.
 
     Every number is handed out once, whichever process holds it, so a limit of N still
     admits at most N requests a window. What a process holds unused when the window ends
-    (at most `size - 1`) is counted as spent: a client may be refused that many hits early.
-    `lease_size` keeps that under 0.2 % of the limit a process, and at 1 (one trip a hit,
-    exact) for limits under 1,000 a window. RateLimit-Remaining is the limit less the
-    request's number: another process's unused hits count as spent there too.
+    (at most `size - 1`; and a thread's, when another thread of the process leased at the
+    same moment and replaced it) is counted as spent: a client may be refused that many hits
+    early. `lease_size` keeps that near 0.2 % of the limit a process, and at 1 (one trip a
+    hit, exact) for limits under 1,000 a window. RateLimit-Remaining is the limit less the
+    request's number: other processes' unused hits count as spent there too.
 
     On SQLite each hit's upsert of a counter every worker writes cost a worker 200 µs of
     CPU (a third of a check); on PostgreSQL 200 µs and 120 µs of the server's."""
