@@ -572,7 +572,8 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
     # The limiter is one object every app shares, and init_app gives it this app's store but
     # keeps the last store's failure: without this, an app made after one whose store failed
     # counted in memory until Flask-Limiter's back-off tried the store again.
-    limiter._storage_dead = False
+    flask_limiter: Limiter = limiter  # Flask-Limiter's own state (the version is pinned)
+    flask_limiter._storage_dead = False
     for blueprint in _blueprints_under(app, "/v1/"):
         api_limit(blueprint)  # the same Limit each time: Flask-Limiter keeps one per blueprint
     for blueprint in _blueprints_under(app, "/oauth/"):
