@@ -349,9 +349,8 @@ class Settings:
     api_rate_limit: str = setting(
         "API_RATE_LIMIT",
         TEXT,
-        "Per API client on /v1 (Flask-Limiter notation). The consent check takes its hits from"
-        " the shared count a lease at a time (1/500 of the limit, at most 16; exact below 1,000"
-        " a window): docs/hardening.md.",
+        "Per API client on /v1 (Flask-Limiter notation). A limit of 1,000 or more a window is"
+        " counted a lease of hits at a time (1/500 of it, at most 16): docs/hardening.md.",
         "6000/minute",
     )
     token_rate_limit: str = setting(

@@ -118,9 +118,10 @@ class _Remembered:
 
 
 class HitLeases:
-    """Hits of a shared fixed-window counter taken `size` at a time: the per-client /v1
-    limit as the consent check's fast path counts it (`count_api_hit`). One trip to the store
-    adds `size` to the window's count and gives this process the hits numbered
+    """Hits of a shared fixed-window counter taken `size` at a time, for the limits of 1,000
+    or more a window (the per-client /v1 budget by default), on Flask's path
+    (`LeasedFixedWindowRateLimiter`) and the fast check's (`count_api_hit`) alike. One trip
+    to the store adds `size` to the window's count and gives this process the hits numbered
     `count - size + 1` … `count` in that window, which it hands out one per request until
     they are spent or the window ends.
 
@@ -174,6 +175,27 @@ def lease_size(amount: int) -> int:
     """Hits a process takes at once for a limit of `amount` a window: 1/500 of it, at most
     16 and at least 1."""
     return max(1, min(LEASE_MAX, amount // LEASE_SHARE))
+
+
+class LeasedFixedWindowRateLimiter(FixedWindowRateLimiter):
+    """limits' fixed window, whose hits on a limit of 1,000 or more a window are taken from
+    the database or Redis a lease at a time (`HitLeases`, `lease_size`): Flask-Limiter's
+    strategy on every route, as `count_api_hit` counts on the fast check's. The hit's own
+    number answers the headers' question right after it (`get`, as a counted hit does)."""
+
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        storage = self.storage
+        size = lease_size(item.amount)
+        if (
+            cost != 1
+            or size == 1
+            or not isinstance(storage, (DatabaseStorage, CountingRedisStorage))
+        ):
+            return super().hit(item, *identifiers, cost=cost)
+        key = item.key_for(*identifiers)
+        number, ends = storage.leases.hit(key, item.get_expiry(), size)
+        storage.remember_hit(key, number, ends)
+        return number <= item.amount
 
 
 class DatabaseStorage(Storage):
@@ -245,6 +267,10 @@ class DatabaseStorage(Storage):
             with self.engine.begin() as connection:
                 connection.execute(delete(_COUNTERS).where(_COUNTERS.c.expires_at < now - 60))
         return int(count), float(expires_at)
+
+    def remember_hit(self, key: str, count: int, ends: float) -> None:
+        """What `get` answers of `key` right after this thread's hit (a leased hit's number)."""
+        self.last_hit.keep(key, count, ends)
 
     def get(self, key: str) -> int:
         """The window's count: as this thread's hit on `key` just left it (the headers of
@@ -377,6 +403,10 @@ return {current, redis.call("ttl", KEYS[1])}
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         return self.counted(key, expiry, amount)[0]
+
+    def remember_hit(self, key: str, count: int, ends: float) -> None:
+        """What `get` answers of `key` right after this thread's hit (a leased hit's number)."""
+        self.last_hit.keep(key, count, max(int(ends - time.time()), 0))
 
     def get(self, key: str) -> int:
         """The window's count: as this thread's hit on `key` just left it, else read (with
@@ -574,6 +604,9 @@ def init_rate_limits(app: Flask, settings: Settings) -> None:
     # counted in memory until Flask-Limiter's back-off tried the store again.
     flask_limiter: Limiter = limiter  # Flask-Limiter's own state (the version is pinned)
     flask_limiter._storage_dead = False
+    strategy, storage = flask_limiter._limiter, flask_limiter._storage
+    if type(strategy) is FixedWindowRateLimiter and storage is not None:  # the default one
+        flask_limiter._limiter = LeasedFixedWindowRateLimiter(storage)
     for blueprint in _blueprints_under(app, "/v1/"):
         api_limit(blueprint)  # the same Limit each time: Flask-Limiter keeps one per blueprint
     for blueprint in _blueprints_under(app, "/oauth/"):
@@ -616,8 +649,8 @@ def can_count_lean() -> bool:
 def count_api_hit(rate: str, client_id: str) -> list[tuple[str, str]] | None:
     """Count one /v1 request of `client_id` against `rate` as the per-client shared limit
     (`api_limit`) does, in the same storage under the same keys, and give the headers Flask's
-    path would add (`RateLimit-Limit`, `-Remaining`, `-Reset` in seconds). In the database
-    and Redis the hits are taken a lease at a time (`HitLeases`, `lease_size`).
+    path would add (`RateLimit-Limit`, `-Remaining`, `-Reset` in seconds), the hits taken a
+    lease at a time as on Flask's path (`HitLeases`).
 
     None when it cannot answer that way: a limit is exceeded (Flask then answers the 429, and
     counts that request once more: with fixed windows an exceeded count stays exceeded) or the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import pytest
 import redis
@@ -231,3 +232,38 @@ def test_an_app_made_after_a_store_failed_counts_in_its_own_store(
     assert not limiter._storage_dead
     assert isinstance(limiter.limiter.storage, DatabaseStorage)
     assert [a.headers["RateLimit-Remaining"] for a in answers] == ["4", "3"]
+
+
+@pytest.mark.parametrize("store", ["database", pytest.param("redis", marks=needs_redis)])
+def test_every_route_takes_a_large_limit_a_lease_at_a_time(
+    make_app: Callable[..., Flask], clean_db: Engine, store: str
+) -> None:
+    """Flask's path too (here GET /v1/catalog): 8,000 a minute is counted 16 hits a trip,
+    numbered from the shared count, and the headers are each request's own number; a small
+    limit (the token endpoint's 60 a minute) is still counted a trip a hit."""
+    from typing import Any
+
+    from app.extensions import limiter
+
+    with key_prefix() if store == "redis" else nullcontext("") as prefix:
+        http = _limited_app(
+            make_app,
+            api_rate_limit="8000/minute",
+            ratelimit_storage_url=REDIS_URL if store == "redis" else "database://",
+            ratelimit_key_prefix=prefix or "consent-center",
+        ).test_client()
+        storage: Any = limiter.limiter.storage
+        counted, trips = storage.counted, []
+
+        def noted(key: str, expiry: int, amount: int = 1) -> Any:
+            trips.append(("/client:" in key, amount))
+            return counted(key, expiry, amount)
+
+        storage.counted = noted
+        headers = {"Authorization": f"Bearer {_token(http, clean_db)}"}
+        answers = [http.get("/v1/catalog", headers=headers) for _ in range(20)]
+    assert [a.status_code for a in answers] == [200] * 20
+    assert [int(a.headers["RateLimit-Remaining"]) for a in answers] == list(range(7999, 7979, -1))
+    assert all(0 < int(a.headers["RateLimit-Reset"]) <= 61 for a in answers)
+    assert [amount for per_client, amount in trips if per_client] == [16, 16]
+    assert [amount for per_client, amount in trips if not per_client] == [1]
