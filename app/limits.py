@@ -200,7 +200,8 @@ class LeasedFixedWindowRateLimiter(FixedWindowRateLimiter):
 
 class DatabaseStorage(Storage):
     """Fixed-window counters in this service's own database (table rate_limit_counters): one
-    atomic upsert per hit, so every worker and instance counts together with no Redis."""
+    atomic upsert per hit (per lease of hits for a large limit, `HitLeases`), so every worker
+    and instance counts together with no Redis."""
 
     # limits registers storages by scheme: database+<the SQLAlchemy URL of this service's database>
     STORAGE_SCHEME = [  # noqa: RUF012
