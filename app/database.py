@@ -8,6 +8,7 @@ an OperationalError, which app/errors answers as 503 with Retry-After instead of
 
 from __future__ import annotations
 
+import time
 from collections import namedtuple
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.pool import NullPool
 
@@ -71,11 +72,37 @@ def engine_options(url: str, timeouts: Timeouts = Timeouts()) -> dict[str, Any]:
         )
     )
     return {
-        "pool_pre_ping": True,
         "pool_size": 5,
         "max_overflow": 10,
         "connect_args": {"options": options},
     }
+
+
+PING_AFTER_IDLE = 1.0  # seconds a pooled PostgreSQL connection rests before it is pinged
+
+
+def _rests(_dbapi_connection: Any, record: Any) -> None:
+    """Connected or checked in: resting from now."""
+    record.info["rested_from"] = time.monotonic()
+
+
+def _pinging_if_rested(dialect: Dialect) -> Any:
+    """The pool's pre-ping (the dialect's own `do_ping`), only for a connection that rested
+    PING_AFTER_IDLE or longer: a restarted server, or a firewall's idle timeout, ends
+    connections that rest, and one used a moment ago answers anyway. One that does not answer
+    is discarded and the pool takes another (SQLAlchemy's DisconnectionError). Under load
+    every checkout is of a connection just checked in, so the request is spared the round
+    trip `pool_pre_ping` made before each one (docs/hardening.md says what this gives up)."""
+
+    def ping_if_rested(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("rested_from", 0.0) < PING_AFTER_IDLE:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise DisconnectionError(str(error)) from error
+
+    return ping_if_rested
 
 
 SQLITE_MMAP_BYTES = 2 * 1024**3  # address space, not memory (the pages are the OS cache)
@@ -100,6 +127,10 @@ def configure_engine(engine: Engine, timeouts: Timeouts = Timeouts()) -> Engine:
 
         event.listen(engine, "connect", on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
+    elif not isinstance(engine.pool, NullPool):
+        event.listen(engine, "connect", _rests)
+        event.listen(engine, "checkin", _rests)
+        event.listen(engine, "checkout", _pinging_if_rested(engine.dialect))
     return engine
 
 
@@ -114,7 +145,7 @@ def make_engine(url: str, *, timeouts: Timeouts = Timeouts(), **options: Any) ->
 def make_unpooled_engine(url: str, *, timeouts: Timeouts = Timeouts()) -> Engine:
     """An engine for connections a caller keeps itself (one per thread): no pool, no pre-ping."""
     options = engine_options(url, timeouts)
-    for pooling in ("pool_pre_ping", "pool_size", "max_overflow"):
+    for pooling in ("pool_size", "max_overflow"):
         options.pop(pooling, None)
     return configure_engine(create_engine(url, poolclass=NullPool, **options), timeouts)
 
