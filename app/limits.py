@@ -146,7 +146,9 @@ class HitLeases:
 
     def hit(self, key: str, expiry: int, size: int) -> tuple[int, float]:
         """This hit's number in the window of `key` (what a count of each hit alone would
-        have answered, or more) and the window's end."""
+        have answered, or more) and the window's end. A lease of 1 is the hit counted alone."""
+        if size == 1:
+            return self.store.counted(key, expiry, 1)
         now = time.time()
         with self._lock:
             if self._pid != os.getpid():  # a fork's copy: the parent's hits are not ours
@@ -185,15 +187,10 @@ class LeasedFixedWindowRateLimiter(FixedWindowRateLimiter):
 
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         storage = self.storage
-        size = lease_size(item.amount)
-        if (
-            cost != 1
-            or size == 1
-            or not isinstance(storage, (DatabaseStorage, CountingRedisStorage))
-        ):
+        if cost != 1 or not isinstance(storage, (DatabaseStorage, CountingRedisStorage)):
             return super().hit(item, *identifiers, cost=cost)
         key = item.key_for(*identifiers)
-        number, ends = storage.leases.hit(key, item.get_expiry(), size)
+        number, ends = storage.leases.hit(key, item.get_expiry(), lease_size(item.amount))
         storage.remember_hit(key, number, ends)
         return number <= item.amount
 
